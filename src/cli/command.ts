@@ -1,0 +1,96 @@
+// What every subcommand module exports, and the argument parsing they share.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from './errors';
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+export interface Command {
+  name: string;
+  /** One line for `p2pshare --help`. */
+  summary: string;
+  /** Full text for `p2pshare NAME --help`. */
+  help: string;
+  options: OptionSpec;
+  /** Allowed positional arguments: [min, max]. */
+  positionals?: [number, number];
+  /** Resolves to the exit code. Long-running commands resolve after SIGINT/SIGTERM. */
+  run(args: ParsedArgs): Promise<number>;
+}
+
+export interface ParsedArgs {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+  debug: boolean;
+}
+
+/** Options every command takes. */
+export const commonOptions: OptionSpec = {
+  help: { type: 'boolean', short: 'h' },
+  debug: { type: 'boolean' },
+};
+
+export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs & { help: boolean } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...commonOptions, ...cmd.options },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw new UsageError(`${cmd.name}: ${(err as Error).message}`);
+  }
+  const values = parsed.values as ParsedArgs['values'];
+  const help = values.help === true;
+  const [min, max] = cmd.positionals ?? [0, 0];
+  if (!help && (parsed.positionals.length < min || parsed.positionals.length > max)) {
+    throw new UsageError(
+      parsed.positionals.length < min
+        ? `${cmd.name}: missing argument (see p2pshare ${cmd.name} --help)`
+        : `${cmd.name}: unexpected argument '${parsed.positionals[max]}'`,
+    );
+  }
+  return { values, positionals: parsed.positionals, debug: values.debug === true, help };
+}
+
+/** Helpers that turn option strings into checked values, throwing UsageError otherwise. */
+export function stringOpt(args: ParsedArgs, name: string): string | undefined {
+  const v = args.values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function listOpt(args: ParsedArgs, name: string): string[] {
+  const v = args.values[name];
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+}
+
+export function boolOpt(args: ParsedArgs, name: string): boolean {
+  return args.values[name] === true;
+}
+
+export function intOpt(args: ParsedArgs, name: string, fallback: number, min: number, max: number): number {
+  const raw = stringOpt(args, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new UsageError(`--${name} must be a whole number, got '${raw}'`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+/** `--registry`, else $P2PSHARE_REGISTRY, else the local default; checked to be an http(s) URL. */
+export function registryUrl(args: ParsedArgs): string {
+  const raw = stringOpt(args, 'registry') ?? process.env.P2PSHARE_REGISTRY ?? 'http://127.0.0.1:8000';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--registry: not a URL: '${raw}'`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--registry: must be an http:// or https:// URL, got '${raw}'`);
+  }
+  return url.origin;
+}
+
+export const registryOption: OptionSpec = { registry: { type: 'string' } };

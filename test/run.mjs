@@ -1,0 +1,23 @@
+// Runs every test/**/*.test.ts with node:test through tsx.
+// TEST_ONLY=substring narrows the files (for local work; CI runs them all).
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+function find(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? find(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [],
+  );
+}
+const only = process.env.TEST_ONLY;
+const files = find('test').filter((f) => !only || f.includes(only)).sort();
+if (files.length === 0) {
+  console.error(`no test files match ${only ?? 'test/**/*.test.ts'}`);
+  process.exit(1);
+}
+const res = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', ...files],
+  { stdio: 'inherit' },
+);
+process.exit(res.status ?? 1);
