@@ -1,0 +1,129 @@
+// Runs the built CLI (dist/p2pshare.cjs, made by `npm test` before the tests) as a real process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const CLI = resolve(__dirname, '../../dist/p2pshare.cjs');
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  timeoutMs?: number;
+}
+
+function cliEnv(extra?: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  // No colour and no progress in tests unless a test asks for them.
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', P2PSHARE_REGISTRY: undefined, P2PSHARE_REDIS_URL: undefined };
+  for (const [k, v] of Object.entries(extra ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+  return env;
+}
+
+/** Runs `p2pshare ...args` to completion; kills it (and fails loudly) after timeoutMs. */
+export function runCli(args: string[], opts: CliOptions = {}): Promise<RunResult> {
+  const proc = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: cliEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+  proc.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`p2pshare ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    proc.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export interface RunningCli {
+  proc: ChildProcess;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Resolves with the first stdout line matching `re` (and its match), rejects after timeoutMs. */
+  waitForLine(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Sends `signal` and resolves with the exit code (SIGKILL after 10 s). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts a long-running `p2pshare ...args` (serve-registry, peer). */
+export function startCli(args: string[], opts: CliOptions = {}): RunningCli {
+  const proc = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: cliEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const waiters: Array<() => void> = [];
+  proc.stdout!.setEncoding('utf8').on('data', (d) => {
+    stdout += d;
+    waiters.forEach((w) => w());
+  });
+  proc.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    proc.on('close', (code, signal) => {
+      res({ code, signal });
+      waiters.forEach((w) => w());
+    }),
+  );
+  return {
+    proc,
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    exited,
+    waitForLine(re, timeoutMs = 15_000) {
+      return new Promise((resolvePromise, reject) => {
+        const check = () => {
+          for (const line of stdout.split('\n')) {
+            const m = line.match(re);
+            if (m) {
+              clearTimeout(timer);
+              waiters.splice(waiters.indexOf(check) >>> 0, 1);
+              resolvePromise(m);
+              return;
+            }
+          }
+          if (proc.exitCode !== null || proc.signalCode !== null) {
+            clearTimeout(timer);
+            reject(new Error(`p2pshare ${args.join(' ')} exited (${proc.exitCode ?? proc.signalCode}) before printing ${re}\nstdout: ${stdout}\nstderr: ${stderr}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          reject(new Error(`p2pshare ${args.join(' ')} did not print ${re} within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+        }, timeoutMs);
+        waiters.push(check);
+        check();
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      const { code } = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** A fresh temporary folder, removed by the returned cleanup. */
+export async function tempDir(prefix = 'p2pshare-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
