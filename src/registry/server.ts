@@ -1,0 +1,272 @@
+// The registry's HTTP API (SPEC section 3) on node:http, over any PeerStore.
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { RegistryMetrics } from './metrics';
+import { isValidName, nameKey, normalizeIp } from './names';
+import type { PeerRecord, PeerStore } from './store';
+import { bearerToken, checkListParams, checkRegistration, encodeCursor } from './validate';
+
+export const MAX_BODY_BYTES = 16 * 1024;
+
+export interface RegistryServerOptions {
+  store: PeerStore;
+  /** Seconds a registration lives after its last heartbeat. */
+  ttl: number;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+function newToken(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+interface Route {
+  label: string;
+  allow: string[];
+  params: { name?: string };
+}
+
+/** Maps a path to its route (or null for 404). Pure. */
+export function matchRoute(path: string): Route | null {
+  if (path === '/v1/peers') return { label: '/v1/peers', allow: ['GET', 'POST'], params: {} };
+  if (path === '/healthz') return { label: '/healthz', allow: ['GET', 'HEAD'], params: {} };
+  if (path === '/metrics') return { label: '/metrics', allow: ['GET'], params: {} };
+  const m = /^\/v1\/peers\/([^/]+)(\/heartbeat)?$/.exec(path);
+  if (!m) return null;
+  let name: string;
+  try {
+    name = decodeURIComponent(m[1]!);
+  } catch {
+    return null;
+  }
+  return m[2]
+    ? { label: '/v1/peers/{name}/heartbeat', allow: ['POST'], params: { name } }
+    : { label: '/v1/peers/{name}', allow: ['GET', 'DELETE'], params: { name } };
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) {
+    return Promise.reject(new HttpError(413, 'body_too_large', `request body over ${MAX_BODY_BYTES} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.removeAllListeners('data');
+        req.pause();
+        reject(new HttpError(413, 'body_too_large', `request body over ${MAX_BODY_BYTES} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    ...(text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {}),
+    'Cache-Control': 'no-store',
+  });
+  res.end(text);
+}
+
+function publicRecord(r: PeerRecord) {
+  return {
+    name: r.name,
+    ip: r.ip,
+    port: r.port,
+    addresses: r.addresses,
+    observedAddress: r.observedAddress,
+    lastSeen: new Date(r.lastSeen).toISOString(),
+  };
+}
+
+export function createRegistryServer(opts: RegistryServerOptions): { server: Server; metrics: RegistryMetrics } {
+  const { store } = opts;
+  const ttlMs = opts.ttl * 1000;
+  const metrics = new RegistryMetrics();
+
+  /** Store calls go through here so a failing backend becomes 503 and is counted. */
+  async function storeCall<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      metrics.storeErrors++;
+      throw new HttpError(503, 'store_unavailable', `the ${store.kind} store is unavailable: ${(err as Error).message}`);
+    }
+  }
+
+  function requireToken(req: IncomingMessage): string {
+    const token = bearerToken(req.headers.authorization);
+    if (!token) {
+      throw new HttpError(401, 'token_required', 'send the registration token as "Authorization: Bearer <token>"', {
+        'WWW-Authenticate': 'Bearer',
+      });
+    }
+    return token;
+  }
+
+  function ownerOutcome(outcome: 'ok' | 'not_found' | 'forbidden', name: string): void {
+    if (outcome === 'not_found') throw new HttpError(404, 'peer_not_found', `no peer named '${name}' is registered`);
+    if (outcome === 'forbidden') throw new HttpError(403, 'wrong_token', `the token does not own '${name}'`);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): Promise<number> {
+    const method = req.method ?? 'GET';
+    const observed = normalizeIp(req.socket.remoteAddress ?? '0.0.0.0');
+    const name = route.params.name;
+    switch (`${method} ${route.label}`) {
+      case 'POST /v1/peers': {
+        const raw = await readBody(req);
+        let body: unknown;
+        try {
+          body = JSON.parse(raw.toString('utf8'));
+        } catch {
+          throw new HttpError(400, 'malformed_json', 'the body is not valid JSON');
+        }
+        const checked = checkRegistration(body, observed);
+        if (!checked.ok) throw new HttpError(400, 'invalid_registration', checked.message);
+        const reg = checked.value;
+        const presented = bearerToken(req.headers.authorization);
+        const token = newToken();
+        const now = Date.now();
+        const result = await storeCall(() =>
+          store.register({
+            record: { name: reg.name, ip: reg.ip, port: reg.port, addresses: reg.addresses, observedAddress: observed, lastSeen: now },
+            newTokenHash: hashToken(token),
+            presentedTokenHash: presented ? hashToken(presented) : null,
+            ttlMs,
+          }),
+        );
+        if (result.outcome === 'taken') throw new HttpError(409, 'name_taken', `the name '${reg.name}' is taken`);
+        if (result.outcome === 'created') metrics.registrations++;
+        else metrics.renewals++;
+        const body201 = { name: result.name, token: result.outcome === 'renewed' ? presented! : token, ttl: opts.ttl, observedAddress: observed };
+        sendJson(res, 201, body201, { Location: `/v1/peers/${encodeURIComponent(result.name)}` });
+        return 201;
+      }
+      case 'POST /v1/peers/{name}/heartbeat': {
+        const token = requireToken(req);
+        if (!isValidName(name)) ownerOutcome('not_found', String(name));
+        ownerOutcome(await storeCall(() => store.heartbeat(nameKey(name!), hashToken(token), ttlMs, Date.now())), name!);
+        sendJson(res, 200, { ttl: opts.ttl });
+        return 200;
+      }
+      case 'DELETE /v1/peers/{name}': {
+        const token = requireToken(req);
+        if (!isValidName(name)) ownerOutcome('not_found', String(name));
+        ownerOutcome(await storeCall(() => store.remove(nameKey(name!), hashToken(token))), name!);
+        sendJson(res, 204, undefined);
+        return 204;
+      }
+      case 'GET /v1/peers/{name}': {
+        const rec = isValidName(name) ? await storeCall(() => store.get(nameKey(name))) : null;
+        if (!rec) ownerOutcome('not_found', String(name));
+        sendJson(res, 200, publicRecord(rec!));
+        return 200;
+      }
+      case 'GET /v1/peers': {
+        const checked = checkListParams(url.searchParams);
+        if (!checked.ok) throw new HttpError(400, 'invalid_parameters', checked.message);
+        const page = await storeCall(() => store.list(checked.value));
+        sendJson(res, 200, {
+          peers: page.peers.map((p) => ({ name: p.name, lastSeen: new Date(p.lastSeen).toISOString() })),
+          next: page.after === null ? null : encodeCursor(page.after),
+        });
+        return 200;
+      }
+      case 'GET /healthz':
+      case 'HEAD /healthz': {
+        await storeCall(() => store.ping());
+        sendJson(res, 200, { status: 'ok', store: store.kind });
+        return 200;
+      }
+      case 'GET /metrics': {
+        let live: number | null = null;
+        try {
+          live = await store.count();
+        } catch {
+          metrics.storeErrors++;
+        }
+        const text = metrics.render(live, store.kind);
+        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+        res.end(text);
+        return 200;
+      }
+      default:
+        throw new HttpError(405, 'method_not_allowed', `${method} is not allowed on ${route.label}`, { Allow: route.allow.join(', ') });
+    }
+  }
+
+  const server = createServer(async (req, res) => {
+    const method = req.method ?? 'GET';
+    let label = 'unknown';
+    let status = 500;
+    try {
+      const url = new URL(req.url ?? '/', 'http://registry.invalid');
+      const route = matchRoute(url.pathname);
+      if (!route) throw new HttpError(404, 'not_found', `no such path: ${url.pathname.slice(0, 100)}`);
+      label = route.label;
+      status = await handle(req, res, route, url);
+    } catch (err) {
+      const e = err instanceof HttpError ? err : new HttpError(500, 'internal_error', 'internal error');
+      if (!(err instanceof HttpError)) console.error('registry: unexpected error:', err);
+      status = e.status;
+      // After a refused body the rest of it is unread: close the connection rather than drain it.
+      const headers = e.status === 413 ? { ...e.headers, Connection: 'close' } : e.headers;
+      if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message } }, headers);
+      else res.destroy();
+    } finally {
+      metrics.countRequest(method.slice(0, 10), label, status);
+    }
+  });
+  // Bound slow or silent clients.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 100;
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  return { server, metrics };
+}
+
+/** Listens and resolves with the bound port. */
+export function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

@@ -1,0 +1,95 @@
+// Pure checks of what clients send: registration bodies, list parameters, cursors, tokens.
+import { isLoopback, isUnspecified, isValidIp, isValidName, isValidPrefix, nameKey, normalizeIp } from './names';
+
+export const MAX_ADDRESSES = 8;
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 1000;
+
+export interface Registration {
+  name: string;
+  port: number;
+  ip: string;
+  addresses: string[];
+}
+
+export type Checked<T> = { ok: true; value: T } | { ok: false; message: string };
+
+/**
+ * Validates a POST /v1/peers body (already JSON-parsed) against the address the request came
+ * from. A loopback or unspecified address claimed by a non-loopback client is replaced by the
+ * observed one: it would only ever point other peers at themselves.
+ */
+export function checkRegistration(body: unknown, observed: string): Checked<Registration> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad('body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  if (!isValidName(b.name)) return bad('name must be 1-32 characters of letters, digits, ".", "_", "-"');
+  if (typeof b.port !== 'number' || !Number.isInteger(b.port) || b.port < 1 || b.port > 65535) {
+    return bad('port must be an integer from 1 to 65535');
+  }
+  let ip = observed;
+  if (b.ip !== undefined && b.ip !== null) {
+    if (!isValidIp(b.ip)) return bad('ip must be an IPv4 or IPv6 address');
+    ip = normalizeIp(b.ip);
+  }
+  let addresses: string[] = [];
+  if (b.addresses !== undefined && b.addresses !== null) {
+    if (!Array.isArray(b.addresses)) return bad('addresses must be an array of IP addresses');
+    if (b.addresses.length > MAX_ADDRESSES) return bad(`addresses may hold at most ${MAX_ADDRESSES} entries`);
+    for (const a of b.addresses) if (!isValidIp(a)) return bad('addresses must be an array of IP addresses');
+    addresses = (b.addresses as string[]).map(normalizeIp);
+  }
+  const replace = (a: string) => isUnspecified(a) || (isLoopback(a) && !isLoopback(observed)) ? observed : a;
+  ip = replace(ip);
+  addresses = [...new Set(addresses.map(replace))];
+  return { ok: true, value: { name: b.name, port: b.port, ip, addresses } };
+}
+
+export interface ListParams {
+  limit: number;
+  prefix: string;
+  after: string | null;
+}
+
+export function checkListParams(q: URLSearchParams): Checked<ListParams> {
+  const rawLimit = q.get('limit');
+  let limit = DEFAULT_LIMIT;
+  if (rawLimit !== null) {
+    if (!/^\d{1,5}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_LIMIT) {
+      return bad(`limit must be an integer from 1 to ${MAX_LIMIT}`);
+    }
+    limit = Number(rawLimit);
+  }
+  const prefix = q.get('prefix') ?? '';
+  if (!isValidPrefix(prefix)) return bad('prefix must be up to 32 characters of letters, digits, ".", "_", "-"');
+  const rawCursor = q.get('cursor');
+  let after: string | null = null;
+  if (rawCursor !== null && rawCursor !== '') {
+    after = decodeCursor(rawCursor);
+    if (after === null) return bad('cursor is not one this registry handed out');
+  }
+  return { ok: true, value: { limit, prefix: nameKey(prefix), after } };
+}
+
+/** Cursors are opaque to clients: a versioned, base64url-wrapped key of the last peer listed. */
+export function encodeCursor(afterKey: string): string {
+  return Buffer.from(`c1:${afterKey}`, 'utf8').toString('base64url');
+}
+
+export function decodeCursor(cursor: string): string | null {
+  if (cursor.length > 64 || !/^[A-Za-z0-9_-]+$/.test(cursor)) return null;
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!text.startsWith('c1:')) return null;
+  const key = text.slice(3);
+  return isValidName(key) && key === nameKey(key) ? key : null;
+}
+
+/** The token of `Authorization: Bearer <token>`, or null when absent or not a bearer token. */
+export function bearerToken(header: string | undefined): string | null {
+  if (!header) return null;
+  const m = /^Bearer[ \t]+([A-Za-z0-9_-]{1,128})[ \t]*$/i.exec(header);
+  return m ? m[1]! : null;
+}
+
+function bad<T>(message: string): Checked<T> {
+  return { ok: false, message };
+}
