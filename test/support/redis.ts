@@ -53,9 +53,10 @@ export interface TestRedis {
   close(): Promise<void>;
 }
 
-export async function startRedis(): Promise<TestRedis> {
+/** Starts redis-server on `port` (default: a free one). */
+export async function startRedis(opts: { port?: number } = {}): Promise<TestRedis> {
   const { dir, cleanup } = await tempDir('p2pshare-redis-');
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   let proc: ChildProcess | null = null;
   let log = '';
 
