@@ -1,0 +1,55 @@
+// `p2pshare serve-registry` as a real process (dist/p2pshare.cjs, built by `npm test` first).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startCli, runCli } from '../support/cli';
+import { freePort } from '../support/redis';
+import { call } from './http';
+
+const READY = /registry listening on (http:\/\/[^\s]+) \(store: (memory|redis), stun: (?:udp port (\d+)|off)\)/;
+
+test('serve-registry --port 0 --stun-port 0 prints one ready line, serves, exits 0 within 5 s on SIGTERM', async () => {
+  const cli = startCli(['serve-registry', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0']);
+  try {
+    const m = await cli.waitForLine(READY);
+    const url = m[1]!;
+    assert.equal(m[2], 'memory');
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.notEqual(url, 'http://127.0.0.1:0');
+    if (m[3] !== undefined) assert.ok(Number(m[3]) > 0, 'the STUN port it really got');
+    assert.equal(cli.stdout.trim().split('\n').length, 1, 'exactly one line on stdout');
+    const h = await call(url, 'GET', '/healthz');
+    assert.deepEqual(h.json, { status: 'ok', store: 'memory' });
+    assert.equal((await call(url, 'POST', '/v1/peers', { name: 'cli-peer', port: 1 })).status, 201);
+    const t0 = Date.now();
+    const code = await cli.stop('SIGTERM');
+    assert.equal(code, 0, cli.stderr);
+    assert.ok(Date.now() - t0 < 5000, 'shut down within 5 s');
+  } finally {
+    await cli.stop('SIGKILL');
+  }
+});
+
+test('serve-registry with an unreachable Redis starts anyway, healthz 503, exits 0 on SIGINT', async () => {
+  const port = await freePort();
+  const cli = startCli(['serve-registry', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0', '--redis', `redis://127.0.0.1:${port}`]);
+  try {
+    const m = await cli.waitForLine(READY);
+    assert.equal(m[2], 'redis');
+    const h = await call(m[1]!, 'GET', '/healthz');
+    assert.equal(h.status, 503);
+    assert.equal(h.json.error.code, 'store_unavailable');
+    const t0 = Date.now();
+    assert.equal(await cli.stop('SIGINT'), 0, cli.stderr);
+    assert.ok(Date.now() - t0 < 5000);
+  } finally {
+    await cli.stop('SIGKILL');
+  }
+});
+
+test('serve-registry rejects bad options with exit 2', async () => {
+  for (const args of [['--port', 'x'], ['--port', '70000'], ['--ttl', '0'], ['--redis', 'http://nope'], ['extra']]) {
+    const r = await runCli(['serve-registry', ...args], { timeoutMs: 10_000 });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  }
+});
