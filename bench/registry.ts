@@ -1,0 +1,108 @@
+// Requests per second for GET /v1/peers/{name}: the registry on its memory store, on its Redis
+// store, and a bare node:http server answering the same JSON, side by side in one run.
+// Each server runs in its own process; autocannon drives it from this one.
+//   node build.mjs && node --import tsx bench/registry.ts   (BENCH_SECONDS=5 BENCH_CONNECTIONS=50)
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { startCli, type RunningCli } from '../test/support/cli';
+import { redisServerAvailable, startRedis, type TestRedis } from '../test/support/redis';
+
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; average: number };
+  non2xx: number;
+  errors: number;
+}
+const autocannon = createRequire(__filename)('autocannon') as (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+
+const BARE_SERVER = `
+const http = require('node:http');
+const body = JSON.stringify(${'${BODY}'});
+const server = http.createServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/v1/peers/bench') {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+    res.end(body);
+  } else { res.writeHead(404); res.end(); }
+});
+server.listen(0, '127.0.0.1', () => console.log('bare listening on http://127.0.0.1:' + server.address().port));
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+`;
+
+async function startBare(body: unknown): Promise<{ url: string; proc: ChildProcess }> {
+  const proc = spawn(process.execPath, ['-e', BARE_SERVER.replace('${BODY}', JSON.stringify(body))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('bare server did not start')), 10_000);
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      const m = /(http:\/\/\S+)/.exec(d);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+  });
+  return { url, proc };
+}
+
+async function startRegistryProcess(extra: string[]): Promise<{ url: string; cli: RunningCli }> {
+  const cli = startCli(['serve-registry', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0', ...extra]);
+  const m = await cli.waitForLine(/registry listening on (http:\/\/\S+)/);
+  return { url: m[1]!, cli };
+}
+
+async function register(url: string): Promise<unknown> {
+  const res = await fetch(`${url}/v1/peers`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'bench', port: 4000, addresses: ['10.0.0.7'] }) });
+  if (res.status !== 201) throw new Error(`registering at ${url}: ${res.status}`);
+  return (await fetch(`${url}/v1/peers/bench`)).json();
+}
+
+async function measure(url: string): Promise<AutocannonResult> {
+  return autocannon({ url: `${url}/v1/peers/bench`, connections: CONNECTIONS, duration: SECONDS, pipelining: 1 });
+}
+
+async function main(): Promise<void> {
+  const rows: Array<{ label: string; r: AutocannonResult }> = [];
+  const cleanups: Array<() => Promise<unknown>> = [];
+  try {
+    const memory = await startRegistryProcess([]);
+    cleanups.push(() => memory.cli.stop());
+    const sample = await register(memory.url);
+
+    let redisRow: { url: string } | undefined;
+    if (redisServerAvailable()) {
+      const redis: TestRedis = await startRedis();
+      cleanups.push(() => redis.close());
+      const viaRedis = await startRegistryProcess(['--redis', redis.url]);
+      cleanups.push(() => viaRedis.cli.stop());
+      await register(viaRedis.url);
+      redisRow = viaRedis;
+    }
+    const bare = await startBare(sample);
+    cleanups.push(async () => bare.proc.kill('SIGTERM'));
+
+    // Short warm-up of each, then the measured runs one after another.
+    for (const url of [bare.url, memory.url, ...(redisRow ? [redisRow.url] : [])]) {
+      await autocannon({ url: `${url}/v1/peers/bench`, connections: 10, duration: 1 });
+    }
+    rows.push({ label: 'bare node:http (same JSON)', r: await measure(bare.url) });
+    rows.push({ label: 'registry, memory store', r: await measure(memory.url) });
+    if (redisRow) rows.push({ label: 'registry, redis store', r: await measure(redisRow.url) });
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  }
+
+  const base = rows[0]!.r.requests.average;
+  console.log(`\nGET /v1/peers/{name}: ${CONNECTIONS} connections, ${SECONDS} s per row, node ${process.version}\n`);
+  console.log('| server | req/s | p50 ms | p99 ms | vs bare | non-2xx | errors |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const { label, r } of rows) {
+    console.log(`| ${label} | ${Math.round(r.requests.average)} | ${r.latency.p50} | ${r.latency.p99} | ${(r.requests.average / base).toFixed(2)} | ${r.non2xx} | ${r.errors} |`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
