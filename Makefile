@@ -19,5 +19,10 @@ test: node_modules
 bench: node_modules
 	npm run bench
 
+# Standalone executables for five platforms (Node SEA); see scripts/sea.mjs.
+dist: build
+	node scripts/sea.mjs
+	node scripts/check-dist.mjs
+
 clean:
 	rm -rf dist
