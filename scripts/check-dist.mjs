@@ -70,6 +70,38 @@ export function detectFormat(head) {
   return 'unknown';
 }
 
+/**
+ * Signature state where it matters for the injected executable: a PE must carry no Authenticode
+ * certificate (it would be invalid after injection); a Mach-O must have the NODE_SEA segment and
+ * no stale LC_CODE_SIGNATURE (so that `codesign --sign -` on the Mac is enough).
+ */
+export function signatureProblems(head, format) {
+  const problems = [];
+  if (format.startsWith('pe32plus')) {
+    const opt = head.readUInt32LE(0x3c) + 24;
+    const securitySize = head.readUInt32LE(opt + 112 + 4 * 8 + 4);
+    if (securitySize !== 0) problems.push('still carries an Authenticode signature (run osslsigncode remove-signature before injecting)');
+  }
+  if (format.startsWith('macho')) {
+    const ncmds = head.readUInt32LE(16);
+    const segments = [];
+    let signed = false;
+    for (let i = 0, off = 32; i < ncmds; i++) {
+      if (off + 8 > head.length) {
+        problems.push('load commands run past the bytes read');
+        break;
+      }
+      const cmd = head.readUInt32LE(off);
+      if (cmd === 0x19) segments.push(head.toString('latin1', off + 8, off + 24).replace(/\0+$/, ''));
+      if (cmd === 0x1d) signed = true;
+      off += head.readUInt32LE(off + 4);
+    }
+    if (!segments.includes('NODE_SEA')) problems.push('has no NODE_SEA segment');
+    if (signed) problems.push('has a stale LC_CODE_SIGNATURE');
+  }
+  return problems;
+}
+
 /** SHA-256 of the file and whether the SEA fuse reads ":1" (set by postject), in one pass. */
 async function scan(file, fuse) {
   const hash = createHash('sha256');
@@ -111,8 +143,11 @@ async function main() {
     const pin = pins.targets[key];
     const file = join(opts.dir, pin.output);
     if (!existsSync(file)) fail(`${file} (${key}) is missing; build it with node scripts/sea.mjs --targets ${key}`);
-    const format = detectFormat(readHead(file, 4096));
+    const head = readHead(file, 65536);
+    const format = detectFormat(head);
     if (format !== pin.format) fail(`${pin.output}: expected ${pin.format}, found ${format}`);
+    const problems = signatureProblems(head, format);
+    if (problems.length) fail(`${pin.output}: ${problems.join('; ')}`);
     const { sha256, fuseState } = await scan(file, pins.sentinelFuse);
     if (fuseState !== 'armed') fail(`${pin.output}: SEA fuse ${fuseState}; the blob was not injected`);
     console.log(`${pin.output}  ${format}  SEA blob injected  sha256 ${sha256.slice(0, 16)}…`);
