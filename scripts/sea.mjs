@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -63,8 +63,8 @@ function parseArgs(argv) {
   return opts;
 }
 
-function run(cmd, args, what) {
-  const res = spawnSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+function run(cmd, args, what, cwd = undefined) {
+  const res = spawnSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
   if (res.error) fail(`${what}: cannot run ${cmd}: ${res.error.message}`);
   if (res.status !== 0) {
     fail(`${what}: ${cmd} exited ${res.status ?? res.signal}: ${(res.stderr || res.stdout).trim()}`);
@@ -164,14 +164,16 @@ function generateBlob(bundle, cache, work) {
   if (version !== `v${pins.nodeVersion}`) fail(`blob generator ${node} is ${version}, expected v${pins.nodeVersion}`);
   const blob = join(work, 'p2pshare.blob');
   const config = join(work, 'sea-config.json');
+  // `main` relative to the bundle's folder: the name is embedded in the executable (stack traces),
+  // so no build-machine path leaks into it and the output does not depend on where it was built.
   writeFileSync(config, JSON.stringify({
-    main: bundle,
+    main: basename(bundle),
     output: blob,
     disableExperimentalSEAWarning: true,
     useSnapshot: false,
     useCodeCache: false,
   }, null, 2));
-  run(node, ['--experimental-sea-config', config], 'generating the SEA blob');
+  run(node, ['--experimental-sea-config', config], 'generating the SEA blob', dirname(bundle));
   return readFileSync(blob);
 }
 
