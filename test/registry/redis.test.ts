@@ -114,6 +114,25 @@ describe('registry on a real redis-server', { skip: haveRedis ? false : 'redis-s
     assert.equal((await call(b.url, 'GET', '/v1/peers/survivor')).json.port, 2);
   });
 
+  test('Redis frozen (connected but silent): 503 within 2 s, then answers again once it thaws', async () => {
+    assert.equal((await call(a.url, 'POST', '/v1/peers', { name: 'frost', port: 1 })).status, 201);
+    redis.freeze();
+    try {
+      assert.equal(await pingRedis(redis.port, 500), false, 'redis really is silent');
+      const t0 = Date.now();
+      const r = await call(a.url, 'GET', '/v1/peers/frost');
+      const ms = Date.now() - t0;
+      assert.equal(r.status, 503, r.text);
+      assert.ok(ms < 2000, `took ${ms} ms`);
+    } finally {
+      redis.thaw();
+    }
+    const deadline = Date.now() + 10_000;
+    let status = 0;
+    while (Date.now() < deadline && (status = (await call(a.url, 'GET', '/v1/peers/frost')).status) !== 200) await sleep(100);
+    assert.equal(status, 200);
+  });
+
   test('Redis unreachable at start is not fatal: 503 until it comes up', async () => {
     const port = await freePort();
     const reg = await startRegistry({ host: '127.0.0.1', port: 0, stunPort: null, redisUrl: `redis://127.0.0.1:${port}` });

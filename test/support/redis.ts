@@ -47,6 +47,9 @@ export interface TestRedis {
   url: string;
   /** SIGKILLs the server and waits until it is really gone (PING fails). */
   kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a Redis that still holds its connections but answers nothing. */
+  freeze(): void;
+  thaw(): void;
   /** Starts it again on the same port. */
   restart(): Promise<void>;
   /** Stops it and removes its folder. */
@@ -91,6 +94,8 @@ export async function startRedis(opts: { port?: number } = {}): Promise<TestRedi
     url: `redis://127.0.0.1:${port}`,
     kill,
     restart: launch,
+    freeze: () => void proc?.kill('SIGSTOP'),
+    thaw: () => void proc?.kill('SIGCONT'),
     async close() {
       await kill();
       await cleanup();
