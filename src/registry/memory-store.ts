@@ -80,13 +80,23 @@ export class MemoryStore implements PeerStore {
 
   async list(opts: { after: string | null; prefix: string; limit: number }): Promise<ListPage> {
     const now = Date.now();
+    // Keep only the smallest limit+1 keys (sorted) instead of sorting every peer on each page.
+    const want = opts.limit + 1;
     const keys: string[] = [];
     for (const [k, e] of this.entries) {
       if (e.expiresAt <= now || !k.startsWith(opts.prefix)) continue;
       if (opts.after !== null && k <= opts.after) continue;
-      keys.push(k);
+      if (keys.length === want && k >= keys[want - 1]!) continue;
+      let lo = 0;
+      let hi = keys.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (keys[mid]! < k) lo = mid + 1;
+        else hi = mid;
+      }
+      keys.splice(lo, 0, k);
+      if (keys.length > want) keys.pop();
     }
-    keys.sort();
     const page = keys.slice(0, opts.limit);
     return {
       peers: page.map((k) => {
