@@ -1,14 +1,40 @@
 import type { Command } from '../cli/command';
-import { registryOption } from '../cli/command';
-import { CliError, ExitCode } from '../cli/errors';
+import { boolOpt, registryOption, registryUrl, stringOpt } from '../cli/command';
+import { ExitCode, UsageError } from '../cli/errors';
+import { fetchFile, type Via } from '../peer/fetch';
+import { RegistryClient } from '../registry/client';
 
 export const getCommand: Command = {
   name: 'get',
   summary: 'fetch a file from a peer, verified',
-  help: `Usage: p2pshare get PEER FILE [--via auto|tcp|udp] [--downloads DIR] [--registry URL] [--json]`,
-  options: { ...registryOption },
-  positionals: [0, 2],
-  async run() {
-    throw new CliError(ExitCode.failed, 'get: not built yet');
+  help: `Usage: p2pshare get PEER FILE [--via auto|tcp|udp] [--downloads DIR] [--registry URL] [--json]
+
+Fetches FILE from PEER, verifies its SHA-256 against the owner's, and saves it in DIR
+(default ./downloads) under its own name, or 'name (1).ext' if that exists. Prints the path.
+An interrupted download keeps its .part file; running the same command again resumes it.
+
+Options:
+  --via auto|tcp|udp  transport (default auto: images over UDP, everything else over TCP)
+  --downloads DIR     where to save (default ./downloads)
+  --json              print {"name","size","sha256","via","path","seconds"} instead`,
+  options: { ...registryOption, via: { type: 'string' }, downloads: { type: 'string' }, json: { type: 'boolean' } },
+  positionals: [2, 2],
+  async run(args) {
+    const [peer, file] = args.positionals as [string, string];
+    const via = stringOpt(args, 'via') ?? 'auto';
+    if (via !== 'auto' && via !== 'tcp' && via !== 'udp') throw new UsageError(`--via must be auto, tcp or udp, got '${via}'`);
+    const res = await fetchFile({
+      registry: new RegistryClient(registryUrl(args)),
+      peer,
+      file,
+      via: via as Via,
+      downloads: stringOpt(args, 'downloads') ?? 'downloads',
+    });
+    if (boolOpt(args, 'json')) {
+      process.stdout.write(`${JSON.stringify(res)}\n`);
+    } else {
+      process.stdout.write(`${res.path}\n`);
+    }
+    return ExitCode.ok;
   },
 };

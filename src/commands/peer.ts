@@ -1,14 +1,78 @@
 import type { Command } from '../cli/command';
-import { registryOption } from '../cli/command';
-import { CliError, ExitCode } from '../cli/errors';
+import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt } from '../cli/command';
+import { CliError, ExitCode, UsageError } from '../cli/errors';
+import { Peer } from '../peer/peer';
+import { ShareIndex } from '../peer/share';
+import { isValidName } from '../registry/names';
 
 export const peerCommand: Command = {
   name: 'peer',
   summary: 'register a name, share files, fetch from others',
-  help: `Usage: p2pshare peer --name NAME [--registry URL] [--share PATH]... [--downloads DIR] [--port N] [--advertise HOST] [--no-interactive]`,
-  options: { ...registryOption },
-  positionals: [0, 2],
-  async run() {
-    throw new CliError(ExitCode.failed, 'peer: not built yet');
+  help: `Usage: p2pshare peer --name NAME [--registry URL] [--share PATH]... [--downloads DIR]
+                     [--port N] [--advertise HOST] [--no-interactive]
+
+Registers NAME at the registry and serves the shared files to other peers until Ctrl+C
+(which unregisters and exits 0).
+
+Options:
+  --name NAME        unique name: 1-32 letters, digits, '.', '_', '-'
+  --registry URL     registry (default $P2PSHARE_REGISTRY, else http://127.0.0.1:8000)
+  --share PATH       a file or folder to share (repeatable; folders recursively, no dotfiles);
+                     default: the visible files directly in the current folder
+  --downloads DIR    where fetched files go (default ./downloads)
+  --port N           UDP and TCP port to serve on (default 0 = any free port)
+  --advertise HOST   address other peers should use to reach this one
+  --no-interactive   only serve (also the case without a terminal)`,
+  options: {
+    ...registryOption,
+    name: { type: 'string' },
+    share: { type: 'string', multiple: true },
+    downloads: { type: 'string' },
+    port: { type: 'string' },
+    advertise: { type: 'string' },
+    'no-interactive': { type: 'boolean' },
+  },
+  positionals: [0, 0],
+  async run(args) {
+    const name = stringOpt(args, 'name');
+    if (name === undefined) throw new UsageError('peer: --name NAME is required');
+    if (!isValidName(name)) throw new UsageError(`peer: invalid name '${name}' (1-32 letters, digits, '.', '_', '-')`);
+    const port = intOpt(args, 'port', 0, 0, 65535);
+    const registry = registryUrl(args);
+    const advertise = stringOpt(args, 'advertise');
+    void boolOpt(args, 'no-interactive'); // the interactive loop is not built yet: always serve only
+    let share: ShareIndex;
+    try {
+      share = await ShareIndex.build(listOpt(args, 'share'));
+    } catch (err) {
+      throw new CliError(ExitCode.usage, (err as Error).message);
+    }
+    const peer = await Peer.start({
+      name,
+      registryUrl: registry,
+      share,
+      port,
+      ...(advertise ? { advertise } : {}),
+      onFetch: (e) =>
+        process.stdout.write(
+          e.ok
+            ? `${name} -> ${e.from.address}:${e.from.port} sent ${e.name} (${e.size - e.offset} bytes, ${e.via})\n`
+            : `${name} -> ${e.from.address}:${e.from.port} failed to send ${e.name}: ${e.error}\n`,
+        ),
+      onNotice: (line) => process.stderr.write(`${line}\n`),
+    });
+    const files = share.list();
+    process.stdout.write(`peer ${name} ready on udp/tcp port ${peer.port}, sharing ${files.length} file${files.length === 1 ? '' : 's'} (${share.totalBytes} bytes)${files.length ? `: ${files.slice(0, 5).map((f) => f.name).join(', ')}${files.length > 5 ? ', ...' : ''}` : ''}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
+    return ExitCode.ok;
   },
 };

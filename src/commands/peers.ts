@@ -1,14 +1,25 @@
 import type { Command } from '../cli/command';
-import { registryOption } from '../cli/command';
-import { CliError, ExitCode } from '../cli/errors';
+import { boolOpt, registryOption, registryUrl } from '../cli/command';
+import { ExitCode } from '../cli/errors';
+import { RegistryClient } from '../registry/client';
 
 export const peersCommand: Command = {
   name: 'peers',
   summary: 'list the peers online',
-  help: `Usage: p2pshare peers [--registry URL] [--json]`,
-  options: { ...registryOption },
-  positionals: [0, 2],
-  async run() {
-    throw new CliError(ExitCode.failed, 'peers: not built yet');
+  help: `Usage: p2pshare peers [--registry URL] [--json]
+
+Lists the peers registered at the registry, one name a line
+(--json: {"peers":[{"name":...,"lastSeen":...}]}).`,
+  options: { ...registryOption, json: { type: 'boolean' } },
+  positionals: [0, 0],
+  async run(args) {
+    const peers = await new RegistryClient(registryUrl(args)).list();
+    if (boolOpt(args, 'json')) {
+      process.stdout.write(`${JSON.stringify({ peers: peers.map((p) => ({ name: p.name, lastSeen: p.lastSeen })) })}\n`);
+    } else {
+      for (const p of peers) process.stdout.write(`${p.name}\n`);
+      if (peers.length === 0) process.stderr.write('no peers online\n');
+    }
+    return ExitCode.ok;
   },
 };

@@ -1,0 +1,158 @@
+// Owner side of the control protocol: answers LIST and GET from the peer's one UDP port, hands
+// out one-shot TCP tickets, starts UDP sends, and says "busy" past its transfer limit.
+import type { Endpoint, Remote } from '../transfer/endpoint';
+import { FrameType, type Frame } from '../transfer/frame';
+import {
+  decodeGetRequest,
+  decodeListRequest,
+  encodeGetResponse,
+  encodeListResponse,
+  GetStatus,
+  type GetRequest,
+  type ListEntry,
+} from './control';
+import type { ShareIndex, SharedFile } from './share';
+
+/** What the owner needs of the UDP transport (src/transfer/udp). */
+export interface UdpSender {
+  send(o: { to: Remote; sessionId: number; path: string; offset: number; size: number; maxPayload: number }): Promise<unknown>;
+}
+
+export interface FetchEvent {
+  from: Remote;
+  name: string;
+  size: number;
+  offset: number;
+  via: 'tcp' | 'udp';
+  ok: boolean;
+  error?: string;
+}
+
+export interface TcpTicket {
+  file: SharedFile;
+  offset: number;
+  from: Remote;
+}
+
+const TICKET_TTL_MS = 30_000;
+/** How long an answered GET is remembered, so that a retry gets the same answer. */
+const ANSWER_MEMORY_MS = 60_000;
+const MAX_REMEMBERED = 4096;
+
+export class ControlServer {
+  active = 0;
+  private readonly tickets = new Map<number, TcpTicket & { expires: number }>();
+  private readonly answers = new Map<string, { body: Buffer; expires: number }>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly endpoint: Endpoint,
+    private readonly share: ShareIndex,
+    private readonly opts: {
+      maxTransfers: number;
+      udp?: UdpSender;
+      onFetch?: (e: FetchEvent) => void;
+      sizes?: (f: SharedFile) => { width: number; height: number };
+    },
+  ) {
+    endpoint.on(FrameType.listRequest, (f, from) => this.onList(f, from));
+    endpoint.on(FrameType.getRequest, (f, from) => void this.onGet(f, from));
+    this.sweeper = setInterval(() => this.sweep(), 5_000).unref();
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    this.endpoint.off(FrameType.listRequest);
+    this.endpoint.off(FrameType.getRequest);
+  }
+
+  /** The TCP server redeems a ticket: once, within 30 s, only from the IP that asked. */
+  takeTicket(sessionId: number, fromAddress: string): TcpTicket | undefined {
+    const t = this.tickets.get(sessionId);
+    if (!t || t.expires < Date.now() || t.from.address !== fromAddress) return undefined;
+    this.tickets.delete(sessionId);
+    return t;
+  }
+
+  /** Counts a transfer as running until `done` settles; reports it to onFetch. */
+  track(e: Omit<FetchEvent, 'ok'>, done: Promise<unknown>): void {
+    this.active++;
+    done.then(
+      () => this.opts.onFetch?.({ ...e, ok: true }),
+      (err: unknown) => this.opts.onFetch?.({ ...e, ok: false, error: err instanceof Error ? err.message : String(err) }),
+    ).finally(() => this.active--);
+  }
+
+  private entries(): ListEntry[] {
+    return this.share.list().map((f) => ({
+      name: f.name,
+      size: f.size,
+      sha256: f.sha256,
+      kind: f.kind,
+      ...(this.opts.sizes?.(f) ?? { width: 0, height: 0 }),
+    }));
+  }
+
+  private onList(frame: Frame, from: Remote): void {
+    const start = decodeListRequest(frame.body);
+    if (start === null) return this.endpoint.reject();
+    this.endpoint.send(FrameType.listResponse, frame.id, encodeListResponse(this.entries(), start), from);
+  }
+
+  private async onGet(frame: Frame, from: Remote): Promise<void> {
+    const req = decodeGetRequest(frame.body);
+    if (!req) {
+      this.endpoint.reject();
+      this.endpoint.send(FrameType.getResponse, frame.id, encodeGetResponse({ status: GetStatus.badRequest, size: 0, sha256: '' }), from);
+      return;
+    }
+    const key = `${from.address}|${from.port}|${req.sessionId}`;
+    const remembered = this.answers.get(key);
+    if (remembered) {
+      this.endpoint.send(FrameType.getResponse, frame.id, remembered.body, from);
+      return;
+    }
+    // Reserve the key before the async lookup so a retry arriving meanwhile is not served twice.
+    const pending: { body: Buffer; expires: number } = { body: Buffer.alloc(0), expires: Date.now() + ANSWER_MEMORY_MS };
+    this.answers.set(key, pending);
+    const verdict = await this.admit(req, from);
+    const file = 'file' in verdict ? verdict.file : undefined;
+    pending.body = encodeGetResponse(file ? { status: GetStatus.ok, size: file.size, sha256: file.sha256 } : { status: verdict.status, size: 0, sha256: '' });
+    if (!file) this.answers.delete(key); // nothing started: a retry may be judged afresh
+    if (this.answers.size > MAX_REMEMBERED) this.sweep();
+    this.endpoint.send(FrameType.getResponse, frame.id, pending.body, from);
+    if (file && req.transport === 'udp') {
+      const done = this.opts.udp!.send({ to: from, sessionId: req.sessionId, path: file.path, offset: req.offset, size: file.size, maxPayload: req.maxPayload });
+      this.track({ from, name: file.name, size: file.size, offset: req.offset, via: 'udp' }, done);
+    }
+  }
+
+  private async admit(req: GetRequest, from: Remote): Promise<{ status: typeof GetStatus.ok; file: SharedFile } | { status: GetStatus }> {
+    if (req.transport === 'udp' && !this.opts.udp) return { status: GetStatus.badRequest };
+    let file: SharedFile | undefined;
+    try {
+      file = await this.share.lookup(req.name);
+    } catch {
+      return { status: GetStatus.internal };
+    }
+    if (!file) return { status: GetStatus.notFound };
+    if (req.expectedSha256 && req.expectedSha256 !== file.sha256) return { status: GetStatus.changed };
+    if (req.offset > file.size) return { status: GetStatus.badOffset };
+    if (this.active + this.tickets.size >= this.opts.maxTransfers) return { status: GetStatus.busy };
+    if (req.transport === 'tcp') {
+      this.tickets.set(req.sessionId, { file, offset: req.offset, from, expires: Date.now() + TICKET_TTL_MS });
+    }
+    return { status: GetStatus.ok, file };
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [k, t] of this.tickets) if (t.expires < now) this.tickets.delete(k);
+    for (const [k, a] of this.answers) if (a.expires < now) this.answers.delete(k);
+    // Still over the cap (a flood of distinct requests): forget the oldest.
+    for (const k of this.answers.keys()) {
+      if (this.answers.size <= MAX_REMEMBERED) break;
+      this.answers.delete(k);
+    }
+  }
+}

@@ -1,0 +1,226 @@
+// Control messages (PROTOCOL.md section 4): pure encoders and decoders of frame bodies.
+// Decoders never throw: hostile input yields `null`.
+import { MAX_DATAGRAM_BYTES, FRAME_OVERHEAD } from '../transfer/frame';
+import type { FileKind } from './share';
+
+export const Transport = { tcp: 1, udp: 2 } as const;
+export type TransportName = 'tcp' | 'udp';
+
+export const GetStatus = {
+  ok: 0,
+  notFound: 1,
+  busy: 2,
+  badRequest: 3,
+  changed: 4,
+  badOffset: 5,
+  internal: 6,
+} as const;
+export type GetStatus = (typeof GetStatus)[keyof typeof GetStatus];
+
+export const LIST_END = 0xffffffff;
+const KINDS: FileKind[] = ['other', 'text', 'image'];
+const ZERO_DIGEST = Buffer.alloc(32);
+const MAX_NAME_BYTES = 1024;
+/** Room for list entries in one LIST_RESPONSE datagram. */
+const LIST_BODY_BUDGET = MAX_DATAGRAM_BYTES - FRAME_OVERHEAD - 11;
+
+export interface ListEntry {
+  name: string;
+  size: number;
+  sha256: string;
+  kind: FileKind;
+  width: number;
+  height: number;
+}
+
+export interface ListResponse {
+  status: number;
+  total: number;
+  nextIndex: number; // LIST_END when this is the last page
+  entries: ListEntry[];
+}
+
+export interface GetRequest {
+  transport: TransportName;
+  sessionId: number;
+  offset: number;
+  expectedSha256: string | null;
+  maxPayload: number;
+  name: string;
+}
+
+export interface GetResponse {
+  status: GetStatus;
+  size: number;
+  sha256: string;
+}
+
+// --- LIST ---
+
+export function encodeListRequest(startIndex: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(startIndex >>> 0);
+  return b;
+}
+
+export function decodeListRequest(body: Buffer): number | null {
+  return body.length === 4 ? body.readUInt32BE(0) : null;
+}
+
+function entryBytes(e: ListEntry): number {
+  return 1 + 8 + 32 + 2 + 2 + 2 + Buffer.byteLength(e.name);
+}
+
+/** Packs as many entries from `start` as fit one datagram. */
+export function encodeListResponse(all: ListEntry[], start: number): Buffer {
+  const parts: Buffer[] = [];
+  let used = 0;
+  let i = start;
+  for (; i < all.length; i++) {
+    const e = all[i]!;
+    const n = entryBytes(e);
+    if (used + n > LIST_BODY_BUDGET) break;
+    const b = Buffer.alloc(n);
+    b.writeUInt8(Math.max(0, KINDS.indexOf(e.kind)), 0);
+    b.writeBigUInt64BE(BigInt(e.size), 1);
+    Buffer.from(e.sha256, 'hex').copy(b, 9);
+    b.writeUInt16BE(Math.min(e.width, 0xffff), 41);
+    b.writeUInt16BE(Math.min(e.height, 0xffff), 43);
+    const nameLen = n - 47;
+    b.writeUInt16BE(nameLen, 45);
+    b.write(e.name, 47, 'utf8');
+    parts.push(b);
+    used += n;
+  }
+  const head = Buffer.alloc(11);
+  head.writeUInt8(0, 0);
+  head.writeUInt32BE(all.length, 1);
+  head.writeUInt32BE(i >= all.length ? LIST_END : i, 5);
+  head.writeUInt16BE(parts.length, 9);
+  return Buffer.concat([head, ...parts]);
+}
+
+export function decodeListResponse(body: Buffer): ListResponse | null {
+  if (body.length < 11) return null;
+  const status = body.readUInt8(0);
+  const total = body.readUInt32BE(1);
+  const nextIndex = body.readUInt32BE(5);
+  const count = body.readUInt16BE(9);
+  const entries: ListEntry[] = [];
+  let off = 11;
+  for (let k = 0; k < count; k++) {
+    if (off + 47 > body.length) return null;
+    const kind = KINDS[body.readUInt8(off)];
+    if (!kind) return null;
+    const size = body.readBigUInt64BE(off + 1);
+    if (size > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+    const sha256 = body.subarray(off + 9, off + 41).toString('hex');
+    const width = body.readUInt16BE(off + 41);
+    const height = body.readUInt16BE(off + 43);
+    const nameLen = body.readUInt16BE(off + 45);
+    if (nameLen === 0 || nameLen > MAX_NAME_BYTES || off + 47 + nameLen > body.length) return null;
+    const name = body.toString('utf8', off + 47, off + 47 + nameLen);
+    entries.push({ name, size: Number(size), sha256, kind, width, height });
+    off += 47 + nameLen;
+  }
+  if (off !== body.length) return null;
+  return { status, total, nextIndex, entries };
+}
+
+// --- GET ---
+
+export function encodeGetRequest(r: GetRequest): Buffer {
+  const name = Buffer.from(r.name, 'utf8');
+  const b = Buffer.alloc(1 + 4 + 8 + 32 + 2 + 2 + name.length);
+  b.writeUInt8(Transport[r.transport], 0);
+  b.writeUInt32BE(r.sessionId >>> 0, 1);
+  b.writeBigUInt64BE(BigInt(r.offset), 5);
+  (r.expectedSha256 ? Buffer.from(r.expectedSha256, 'hex') : ZERO_DIGEST).copy(b, 13);
+  b.writeUInt16BE(r.maxPayload, 45);
+  b.writeUInt16BE(name.length, 47);
+  name.copy(b, 49);
+  return b;
+}
+
+export function decodeGetRequest(body: Buffer): GetRequest | null {
+  if (body.length < 49) return null;
+  const t = body.readUInt8(0);
+  const transport: TransportName | null = t === Transport.tcp ? 'tcp' : t === Transport.udp ? 'udp' : null;
+  if (!transport) return null;
+  const sessionId = body.readUInt32BE(1);
+  if (sessionId === 0) return null;
+  const offset = body.readBigUInt64BE(5);
+  if (offset > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  const digest = body.subarray(13, 45);
+  const maxPayload = body.readUInt16BE(45);
+  const nameLen = body.readUInt16BE(47);
+  if (nameLen === 0 || nameLen > MAX_NAME_BYTES || 49 + nameLen !== body.length) return null;
+  const nameBytes = body.subarray(49);
+  const name = nameBytes.toString('utf8');
+  // Refuse names that are not valid UTF-8 rather than guess what was meant.
+  if (!Buffer.from(name, 'utf8').equals(nameBytes)) return null;
+  return {
+    transport,
+    sessionId,
+    offset: Number(offset),
+    expectedSha256: digest.equals(ZERO_DIGEST) ? null : digest.toString('hex'),
+    maxPayload,
+    name,
+  };
+}
+
+export function encodeGetResponse(r: GetResponse): Buffer {
+  if (r.status !== GetStatus.ok) return Buffer.from([r.status]);
+  const b = Buffer.alloc(41);
+  b.writeUInt8(r.status, 0);
+  b.writeBigUInt64BE(BigInt(r.size), 1);
+  Buffer.from(r.sha256, 'hex').copy(b, 9);
+  return b;
+}
+
+export function decodeGetResponse(body: Buffer): GetResponse | null {
+  if (body.length < 1) return null;
+  const status = body.readUInt8(0) as GetStatus;
+  if (status > GetStatus.internal) return null;
+  if (status !== GetStatus.ok) return body.length === 1 ? { status, size: 0, sha256: '' } : null;
+  if (body.length !== 41) return null;
+  const size = body.readBigUInt64BE(1);
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  return { status, size: Number(size), sha256: body.subarray(9, 41).toString('hex') };
+}
+
+// --- TCP hello: "PST" + u8 version + u32 sessionId ---
+
+export const TCP_HELLO_BYTES = 8;
+export const TCP_MAGIC = Buffer.from('PST', 'ascii');
+
+export function encodeTcpHello(sessionId: number, version = 1): Buffer {
+  const b = Buffer.alloc(TCP_HELLO_BYTES);
+  TCP_MAGIC.copy(b, 0);
+  b.writeUInt8(version, 3);
+  b.writeUInt32BE(sessionId >>> 0, 4);
+  return b;
+}
+
+export function decodeTcpHello(b: Buffer): { version: number; sessionId: number } | null {
+  if (b.length !== TCP_HELLO_BYTES || !b.subarray(0, 3).equals(TCP_MAGIC)) return null;
+  return { version: b.readUInt8(3), sessionId: b.readUInt32BE(4) };
+}
+
+/** Owner's answer on TCP: u8 status + u64 byte count, then the bytes. */
+export const TCP_REPLY_BYTES = 9;
+export const TcpStatus = { ok: 0, badTicket: 1, badVersion: 2, internal: 3 } as const;
+
+export function encodeTcpReply(status: number, count: number): Buffer {
+  const b = Buffer.alloc(TCP_REPLY_BYTES);
+  b.writeUInt8(status, 0);
+  b.writeBigUInt64BE(BigInt(count), 1);
+  return b;
+}
+
+export function decodeTcpReply(b: Buffer): { status: number; count: number } | null {
+  if (b.length !== TCP_REPLY_BYTES) return null;
+  const count = b.readBigUInt64BE(1);
+  if (count > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  return { status: b.readUInt8(0), count: Number(count) };
+}

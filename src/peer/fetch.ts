@@ -1,0 +1,140 @@
+// Fetching one file from a named peer: look it up, ask for its list, request the file over TCP
+// or UDP, write the .part, verify, link into place. Used by `get` and the interactive loop.
+import { randomInt } from 'node:crypto';
+import { CliError, ExitCode } from '../cli/errors';
+import type { RegistryClient } from '../registry/client';
+import { Endpoint, type Remote } from '../transfer/endpoint';
+import { finish, openPart, verifyPart } from '../transfer/download';
+import { fetchOverTcp } from '../transfer/tcp-client';
+import { GetStatus, type ListEntry, type TransportName } from './control';
+import { ControlClient } from './control-client';
+import { isValidSharedName } from './share';
+import { DEFAULT_MAX_PAYLOAD, udpTransport } from './udp';
+
+export type Via = 'auto' | TransportName;
+
+export interface FetchResult {
+  name: string;
+  size: number;
+  sha256: string;
+  via: TransportName;
+  path: string;
+  seconds: number;
+  /** Bytes that crossed the wire (less than size when a .part was resumed). */
+  bytesTransferred: number;
+  resumedFrom: number;
+}
+
+export interface FetchOptions {
+  registry: RegistryClient;
+  peer: string;
+  file: string;
+  via: Via;
+  downloads: string;
+  onStart?: (info: { entry: ListEntry; via: TransportName; offset: number }) => void;
+  onProgress?: (bytesDone: number) => void;
+}
+
+/** How a file travels when the user does not say: images over UDP (SPEC section 1). */
+export function defaultVia(entry: Pick<ListEntry, 'kind'>): TransportName {
+  return entry.kind === 'image' ? 'udp' : 'tcp';
+}
+
+/** Where to reach a peer: the registry's record. */
+export async function locate(registry: RegistryClient, peer: string): Promise<Remote> {
+  const rec = await registry.lookup(peer);
+  return { address: rec.ip, port: rec.port };
+}
+
+/** A peer's shared files (one UDP exchange on a fresh socket). */
+export async function listFiles(registry: RegistryClient, peer: string): Promise<ListEntry[]> {
+  const to = await locate(registry, peer);
+  const endpoint = await Endpoint.bind(0);
+  try {
+    return await new ControlClient(endpoint).list(to, peer);
+  } finally {
+    await endpoint.close();
+  }
+}
+
+export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
+  if (!isValidSharedName(o.file)) throw new CliError(ExitCode.noSuchFile, `no such file on ${o.peer}: '${o.file}'`);
+  const to = await locate(o.registry, o.peer);
+  // One UDP socket for the whole exchange (SPEC section 5: NAT-ready).
+  const endpoint = await Endpoint.bind(0);
+  try {
+    const control = new ControlClient(endpoint);
+    const entry = (await control.list(to, o.peer)).find((e) => e.name === o.file);
+    if (!entry) throw new CliError(ExitCode.noSuchFile, `no such file on ${o.peer}: '${o.file}'`);
+    const via = o.via === 'auto' ? defaultVia(entry) : o.via;
+    const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
+    if (via === 'udp' && !udp) throw new CliError(ExitCode.failed, 'UDP transfer is not available in this build; use --via tcp');
+    const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
+    const started = Date.now();
+    try {
+      o.onStart?.({ entry, via, offset: part.offset });
+      const progress = o.onProgress ? (n: number) => o.onProgress!(part.offset + n) : undefined;
+      const sessionId = randomInt(1, 0xffffffff);
+      const count = entry.size - part.offset;
+      // UDP data may arrive before the GET answer: the receiver is listening first.
+      const udpDone = udp?.receive({ from: to, sessionId, partPath: part.path, offset: part.offset, size: entry.size, ...(progress ? { onProgress: progress } : {}) });
+      udpDone?.catch(() => {}); // judged below; never an unhandled rejection
+      const answer = await control.get(to, o.peer, {
+        transport: via,
+        sessionId,
+        offset: part.offset,
+        expectedSha256: entry.sha256,
+        maxPayload: via === 'udp' ? DEFAULT_MAX_PAYLOAD : 0,
+        name: entry.name,
+      }).catch((err) => {
+        udp?.cancel(sessionId);
+        throw err;
+      });
+      if (answer.status !== GetStatus.ok) {
+        udp?.cancel(sessionId);
+        throw refusal(answer.status, o.peer, entry.name);
+      }
+      if (via === 'tcp') {
+        await fetchOverTcp({ host: to.address, port: to.port, sessionId, partPath: part.path, offset: part.offset, count, ...(progress ? { onProgress: progress } : {}) });
+      } else {
+        await udpDone;
+      }
+      if (!(await verifyPart(part.path, entry.sha256))) {
+        throw new CliError(ExitCode.failed, `integrity check failed for ${entry.name}: SHA-256 differs from the owner's; the partial file was removed`);
+      }
+      const path = await finish(part.path, o.downloads, entry.name);
+      return {
+        name: entry.name,
+        size: entry.size,
+        sha256: entry.sha256,
+        via,
+        path,
+        seconds: (Date.now() - started) / 1000,
+        bytesTransferred: count,
+        resumedFrom: part.offset,
+      };
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      throw new CliError(ExitCode.failed, `transfer of ${entry.name} from ${o.peer} failed: ${(err as Error).message} (partial file kept; run again to resume)`, { cause: err });
+    } finally {
+      await part.release();
+    }
+  } finally {
+    await endpoint.close();
+  }
+}
+
+function refusal(status: GetStatus, peer: string, name: string): CliError {
+  switch (status) {
+    case GetStatus.notFound:
+      return new CliError(ExitCode.noSuchFile, `no such file on ${peer}: '${name}'`);
+    case GetStatus.busy:
+      return new CliError(ExitCode.failed, `peer '${peer}' is busy; try again in a moment`);
+    case GetStatus.changed:
+      return new CliError(ExitCode.failed, `${name} changed on ${peer} while being fetched; run again`);
+    case GetStatus.badRequest:
+      return new CliError(ExitCode.failed, `peer '${peer}' refused the request as malformed (incompatible version?)`);
+    default:
+      return new CliError(ExitCode.failed, `peer '${peer}' could not serve ${name} (status ${status})`);
+  }
+}

@@ -1,0 +1,150 @@
+// A running peer: its one UDP endpoint and TCP server on the same port number, its share list,
+// and its registration kept alive (heartbeat well inside the TTL, re-registration when the
+// registry forgot it, serving on while the registry is unreachable).
+import type net from 'node:net';
+import { CliError, ExitCode } from '../cli/errors';
+import { RegistryClient, RegistryHttpError } from '../registry/client';
+import { Endpoint } from '../transfer/endpoint';
+import { createTcpServer } from '../transfer/tcp-server';
+import { ControlServer, type FetchEvent } from './control-server';
+import type { ShareIndex } from './share';
+import { udpTransport } from './udp';
+
+export interface PeerOptions {
+  name: string;
+  registryUrl: string;
+  share: ShareIndex;
+  /** 0 = any free port (the same number is taken on UDP and TCP). */
+  port: number;
+  /** Address to be reached at, sent to the registry as `ip`. */
+  advertise?: string;
+  maxTransfers?: number;
+  onFetch?: (e: FetchEvent) => void;
+  /** Notices about the registration (lost, restored); one line each. */
+  onNotice?: (line: string) => void;
+}
+
+export const DEFAULT_MAX_TRANSFERS = 32;
+
+export class Peer {
+  private token = '';
+  private timer: NodeJS.Timeout | undefined;
+  private registryDown = false;
+  private stopped = false;
+
+  private constructor(
+    readonly name: string,
+    readonly registry: RegistryClient,
+    readonly endpoint: Endpoint,
+    private readonly tcp: net.Server,
+    readonly control: ControlServer,
+    private readonly opts: PeerOptions,
+  ) {}
+
+  get port(): number {
+    return this.endpoint.port;
+  }
+
+  static async start(o: PeerOptions): Promise<Peer> {
+    const registry = new RegistryClient(o.registryUrl);
+    const { endpoint, tcp, control } = await bindBoth(o);
+    const peer = new Peer(o.name, registry, endpoint, tcp, control, o);
+    try {
+      await peer.register();
+    } catch (err) {
+      await peer.close();
+      if (err instanceof RegistryHttpError && err.status === 409) {
+        throw new CliError(ExitCode.peerUnavailable, `the name '${o.name}' is taken; choose another with --name`);
+      }
+      throw err;
+    }
+    return peer;
+  }
+
+  /** Registers (or renews with our token); schedules the next heartbeat from the TTL. */
+  private async register(): Promise<void> {
+    const reg = await this.registry.register(
+      { name: this.name, port: this.port, ...(this.opts.advertise ? { ip: this.opts.advertise } : {}) },
+      this.token || undefined,
+    );
+    this.token = reg.token;
+    this.schedule(reg.ttl);
+  }
+
+  private schedule(ttlSeconds: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    const every = Math.max(250, (ttlSeconds * 1000) / 3);
+    this.timer = setTimeout(() => void this.beat(ttlSeconds), every);
+    this.timer.unref();
+  }
+
+  private async beat(ttl: number): Promise<void> {
+    try {
+      if (!(await this.registry.heartbeat(this.name, this.token))) {
+        await this.register(); // the registry forgot us (expired, or restarted): register again
+        this.opts.onNotice?.(`registration of '${this.name}' restored`);
+      } else {
+        this.schedule(ttl);
+      }
+      if (this.registryDown) this.opts.onNotice?.('registry reachable again');
+      this.registryDown = false;
+    } catch (err) {
+      if (!this.registryDown) this.opts.onNotice?.(`registry problem, still serving: ${(err as Error).message}`);
+      this.registryDown = true;
+      this.schedule(ttl);
+    }
+  }
+
+  /** Unregisters (bounded wait) and closes the sockets. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.token) await this.registry.unregister(this.name, this.token).catch(() => {});
+    await this.close();
+  }
+
+  private async close(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.control.close();
+    await this.endpoint.close();
+    await new Promise<void>((r) => this.tcp.close(() => r()));
+  }
+}
+
+/** UDP first, then TCP on the same number; with port 0, retries when TCP finds it taken. */
+async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.Server; control: ControlServer }> {
+  for (let attempt = 0; ; attempt++) {
+    let endpoint: Endpoint;
+    try {
+      endpoint = await Endpoint.bind(o.port, '0.0.0.0');
+    } catch (err) {
+      throw new CliError(ExitCode.failed, `cannot use UDP port ${o.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    const udp = udpTransport(endpoint);
+    const control = new ControlServer(endpoint, o.share, {
+      maxTransfers: o.maxTransfers ?? DEFAULT_MAX_TRANSFERS,
+      ...(udp ? { udp } : {}),
+      ...(o.onFetch ? { onFetch: o.onFetch } : {}),
+    });
+    const tcp = createTcpServer(control);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen(endpoint.port, '0.0.0.0', () => {
+          tcp.off('error', reject);
+          resolve();
+        });
+      });
+      return { endpoint, tcp, control };
+    } catch (err) {
+      control.close();
+      await endpoint.close();
+      if (o.port !== 0 || attempt >= 20) {
+        throw new CliError(ExitCode.failed, `cannot use TCP port ${endpoint.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    }
+  }
+}

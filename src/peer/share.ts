@@ -1,0 +1,168 @@
+// The share list: which files this peer serves, under which names, with size, SHA-256 and kind.
+// Only names in this index are ever served; a file changed on disk is re-hashed before serving.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { basename, extname, join, relative, sep } from 'node:path';
+
+export type FileKind = 'text' | 'image' | 'other';
+
+export interface SharedFile {
+  /** The name it is shared and requested under: '/'-separated, relative, no dot segments. */
+  name: string;
+  path: string;
+  size: number;
+  mtimeMs: number;
+  sha256: string; // hex
+  kind: FileKind;
+}
+
+/** Names longer than this (UTF-8 bytes) are not shared: one list entry must fit a datagram. */
+export const MAX_SHARED_NAME_BYTES = 1024;
+/** A share list larger than this is refused at start (bounded memory and list traffic). */
+export const MAX_SHARED_FILES = 100_000;
+
+const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.gif', '.webp', '.bmp']);
+const TEXT_EXTENSIONS = new Set(['.txt', '.md', '.csv', '.json', '.log', '.xml', '.yaml', '.yml', '.toml', '.ini', '.html', '.css', '.js', '.ts', '.py', '.sh', '.c', '.h', '.rs', '.go', '.java', '.tsv']);
+
+export function kindOf(name: string): FileKind {
+  const ext = extname(name).toLowerCase();
+  if (IMAGE_EXTENSIONS.has(ext)) return 'image';
+  if (TEXT_EXTENSIONS.has(ext)) return 'text';
+  return 'other';
+}
+
+/** A name a requester may ask for: relative, '/'-separated, no '.'/'..' segments, NUL or backslash. */
+export function isValidSharedName(name: string): boolean {
+  if (name.length === 0 || Buffer.byteLength(name) > MAX_SHARED_NAME_BYTES) return false;
+  if (name.includes('\0') || name.includes('\\') || name.startsWith('/')) return false;
+  return name.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+interface Candidate {
+  name: string;
+  path: string;
+}
+
+export class ShareIndex {
+  private readonly files = new Map<string, SharedFile>();
+  readonly skipped: string[] = [];
+
+  /** Builds the index from --share arguments (files or folders), or the visible files of `cwd`. */
+  static async build(paths: string[], cwd = process.cwd()): Promise<ShareIndex> {
+    const index = new ShareIndex();
+    const candidates: Candidate[] = [];
+    if (paths.length === 0) {
+      await collectFolder(cwd, '', candidates, index.skipped, false);
+    } else {
+      for (const p of paths) {
+        const abs = join(cwd, p);
+        let st;
+        try {
+          st = await stat(abs);
+        } catch {
+          throw new Error(`--share ${p}: no such file or folder`);
+        }
+        if (st.isDirectory()) {
+          const root = await realpath(abs);
+          await collectFolder(root, basename(root), candidates, index.skipped, true);
+        } else if (st.isFile()) {
+          candidates.push({ name: basename(abs), path: abs });
+        } else {
+          throw new Error(`--share ${p}: not a regular file or folder`);
+        }
+      }
+    }
+    if (candidates.length > MAX_SHARED_FILES) throw new Error(`too many files to share (${candidates.length} > ${MAX_SHARED_FILES})`);
+    for (const c of candidates) {
+      if (!isValidSharedName(c.name)) {
+        index.skipped.push(c.path);
+        continue;
+      }
+      if (index.files.has(c.name)) {
+        index.skipped.push(c.path); // first one wins; two --share of same-named files
+        continue;
+      }
+      index.files.set(c.name, await describe(c));
+    }
+    return index;
+  }
+
+  list(): SharedFile[] {
+    return [...this.files.values()];
+  }
+
+  get totalBytes(): number {
+    let n = 0;
+    for (const f of this.files.values()) n += f.size;
+    return n;
+  }
+
+  /**
+   * The entry for `name`, re-hashed first if the file changed on disk since it was indexed;
+   * undefined when not shared or gone.
+   */
+  async lookup(name: string): Promise<SharedFile | undefined> {
+    if (!isValidSharedName(name)) return undefined;
+    const entry = this.files.get(name);
+    if (!entry) return undefined;
+    let st;
+    try {
+      st = await stat(entry.path);
+    } catch {
+      return undefined;
+    }
+    if (!st.isFile()) return undefined;
+    if (st.size !== entry.size || st.mtimeMs !== entry.mtimeMs) {
+      const fresh = await describe({ name, path: entry.path });
+      this.files.set(name, fresh);
+      return fresh;
+    }
+    return entry;
+  }
+}
+
+async function describe(c: Candidate): Promise<SharedFile> {
+  const before = await stat(c.path);
+  const sha256 = await sha256File(c.path);
+  return { name: c.name, path: c.path, size: before.size, mtimeMs: before.mtimeMs, sha256, kind: kindOf(c.name) };
+}
+
+/**
+ * Collects visible regular files of `dir` (recursively when asked), never following a link that
+ * leads outside `dir`'s tree; `prefix` is the shared-name prefix.
+ */
+async function collectFolder(dir: string, prefix: string, out: Candidate[], skipped: string[], recursive: boolean, root = dir): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const path = join(dir, e.name);
+    const name = prefix ? `${prefix}/${e.name}` : e.name;
+    let target = path;
+    if (e.isSymbolicLink()) {
+      try {
+        target = await realpath(path);
+      } catch {
+        skipped.push(path);
+        continue;
+      }
+      const rel = relative(root, target);
+      if (rel.startsWith('..') || rel.startsWith(sep) || rel === '') {
+        skipped.push(path); // a link out of the shared folder is never followed
+        continue;
+      }
+    }
+    const st = await lstat(target).catch(() => undefined);
+    if (!st) continue;
+    if (st.isFile()) out.push({ name, path: target });
+    else if (st.isDirectory() && recursive && !e.isSymbolicLink()) await collectFolder(path, name, out, skipped, true, root);
+    if (out.length > MAX_SHARED_FILES) return;
+  }
+}

@@ -1,0 +1,106 @@
+// Where a download lands: a .part file (resumed when it is already there), verified by SHA-256,
+// then linked into place under a free name. Never overwrites, never leaves a half file under
+// the final name.
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, open, readFile, stat, truncate, unlink } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { sha256File } from '../peer/share';
+
+export interface PartFile {
+  path: string;
+  /** Bytes already there: the transfer resumes from this offset. */
+  offset: number;
+  release(): Promise<void>;
+}
+
+/**
+ * Opens (or creates) the .part file for `name`/`sha256` in `dir`. The .part name carries the
+ * digest so a resumed download can only ever continue the same content. A lock file keeps two
+ * concurrent downloads of one file apart: the second gets a private .part and starts at 0.
+ */
+export async function openPart(dir: string, name: string, size: number, sha256: string): Promise<PartFile> {
+  await mkdir(dir, { recursive: true });
+  const base = safeBaseName(name);
+  const shared = join(dir, `${base}.${sha256.slice(0, 12)}.part`);
+  const lock = `${shared}.lock`;
+  let path = shared;
+  let lockHeld = false;
+  if (await takeLock(lock)) lockHeld = true;
+  else path = join(dir, `${base}.${sha256.slice(0, 12)}.${randomBytes(4).toString('hex')}.part`);
+  const fh = await open(path, 'a');
+  await fh.close();
+  let offset = (await stat(path)).size;
+  if (offset > size) {
+    await truncate(path, 0);
+    offset = 0;
+  }
+  return {
+    path,
+    offset,
+    release: async () => {
+      if (lockHeld) await unlink(lock).catch(() => {});
+      if (path !== shared) await unlink(path).catch(() => {}); // a private .part is never resumed
+    },
+  };
+}
+
+/** Creates `lock` holding our PID; a lock left by a process that is gone is taken over. */
+async function takeLock(lock: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(lock, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const raw = await readFile(lock, 'utf8').catch(() => '');
+      const pid = Number(raw);
+      // Empty: its owner is between creating and writing it. Otherwise: held while the PID lives.
+      if (raw === '' || !Number.isInteger(pid) || pid <= 0 || isAlive(pid)) return false;
+      await unlink(lock).catch(() => {});
+    }
+  }
+  return false;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The last path segment of a shared name, made safe as a local file name. */
+export function safeBaseName(name: string): string {
+  const b = basename(name.replaceAll('\\', '/')).replace(/[\0/]/g, '_');
+  return b === '' || b === '.' || b === '..' ? 'download' : b;
+}
+
+/** Checks the .part against the owner's digest; on a mismatch the .part is deleted. */
+export async function verifyPart(partPath: string, sha256: string): Promise<boolean> {
+  const actual = await sha256File(partPath);
+  if (actual === sha256) return true;
+  await unlink(partPath).catch(() => {});
+  return false;
+}
+
+/** Links the verified .part to `name`, `name (1).ext`, ... whichever is free; removes the .part. */
+export async function finish(partPath: string, dir: string, name: string): Promise<string> {
+  const base = safeBaseName(name);
+  const ext = extname(base);
+  const stem = base.slice(0, base.length - ext.length);
+  for (let i = 0; i < 10_000; i++) {
+    const candidate = join(dir, i === 0 ? base : `${stem} (${i})${ext}`);
+    try {
+      await link(partPath, candidate); // fails with EEXIST instead of overwriting
+      await unlink(partPath);
+      return candidate;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  throw new Error(`no free file name for ${base} in ${dir}`);
+}

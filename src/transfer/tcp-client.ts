@@ -1,0 +1,72 @@
+// TCP transfer, requester side: presents the ticket, then appends the stream to the .part file.
+import { createWriteStream } from 'node:fs';
+import net from 'node:net';
+import { decodeTcpReply, encodeTcpHello, TCP_REPLY_BYTES, TcpStatus } from '../peer/control';
+
+export interface TcpFetchOptions {
+  host: string;
+  port: number;
+  sessionId: number;
+  partPath: string;
+  /** Bytes already in the .part file; new bytes are written from here. */
+  offset: number;
+  /** Bytes expected after `offset`. */
+  count: number;
+  idleTimeoutMs?: number;
+  onProgress?: (bytesDone: number) => void;
+}
+
+export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
+  const idle = o.idleTimeoutMs ?? 15_000;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: o.host, port: o.port, noDelay: true });
+    const out = createWriteStream(o.partPath, { flags: 'r+', start: o.offset, highWaterMark: 1024 * 1024 });
+    let received = 0;
+    let header = Buffer.alloc(0);
+    let settled = false;
+    const fail = (msg: string) => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      out.end(() => reject(new Error(msg)));
+    };
+    socket.setTimeout(idle, () => fail(`no data from peer for ${Math.round(idle / 1000)} s (idle timeout)`));
+    socket.on('error', (err) => fail(`connection to peer failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+    out.on('error', (err) => fail(`cannot write ${o.partPath}: ${err.message}`));
+    socket.on('connect', () => socket.write(encodeTcpHello(o.sessionId)));
+    const onBody = (chunk: Buffer) => {
+      if (chunk.length === 0) return;
+      if (received + chunk.length > o.count) return fail('peer sent more bytes than announced');
+      received += chunk.length;
+      o.onProgress?.(received);
+      if (!out.write(chunk)) {
+        socket.pause();
+        out.once('drain', () => socket.resume());
+      }
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (header.length < TCP_REPLY_BYTES) {
+        header = Buffer.concat([header, chunk]);
+        if (header.length < TCP_REPLY_BYTES) return;
+        const reply = decodeTcpReply(header.subarray(0, TCP_REPLY_BYTES));
+        if (!reply) return fail('peer sent a malformed TCP reply');
+        if (reply.status !== TcpStatus.ok) return fail(reply.status === TcpStatus.badTicket ? 'peer refused the transfer ticket' : `peer refused the transfer (status ${reply.status})`);
+        if (reply.count !== o.count) return fail(`peer announced ${reply.count} bytes, expected ${o.count}`);
+        onBody(header.subarray(TCP_REPLY_BYTES));
+        return;
+      }
+      onBody(chunk);
+    });
+    socket.on('end', () => {
+      if (settled) return;
+      if (header.length < TCP_REPLY_BYTES || received !== o.count) {
+        return fail(`connection closed after ${received} of ${o.count} bytes`);
+      }
+      settled = true;
+      out.end(() => resolve({ bytes: received }));
+    });
+    socket.on('close', () => {
+      if (!settled) fail(`connection closed after ${received} of ${o.count} bytes`);
+    });
+  });
+}

@@ -1,0 +1,69 @@
+// TCP transfer, owner side (PROTOCOL.md section 5): a requester presents the ticket it got in
+// a GET_RESPONSE; the owner answers status + byte count and streams the file from the offset.
+import { createReadStream } from 'node:fs';
+import net from 'node:net';
+import { decodeTcpHello, encodeTcpReply, TCP_HELLO_BYTES, TcpStatus } from '../peer/control';
+import type { TcpTicket } from '../peer/control-server';
+import type { Remote } from './endpoint';
+
+export interface TcpServerHooks {
+  takeTicket(sessionId: number, fromAddress: string): TcpTicket | undefined;
+  track(e: { from: Remote; name: string; size: number; offset: number; via: 'tcp' }, done: Promise<unknown>): void;
+}
+
+const HELLO_TIMEOUT_MS = 10_000;
+const IDLE_TIMEOUT_MS = 30_000;
+const MAX_CONNECTIONS = 256;
+
+export function createTcpServer(hooks: TcpServerHooks): net.Server {
+  const server = net.createServer({ noDelay: true }, (socket) => serve(socket, hooks));
+  server.maxConnections = MAX_CONNECTIONS;
+  return server;
+}
+
+function serve(socket: net.Socket, hooks: TcpServerHooks): void {
+  socket.on('error', () => {}); // a vanished requester is not our error
+  socket.setTimeout(HELLO_TIMEOUT_MS, () => socket.destroy());
+  let buffered = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    if (buffered.length < TCP_HELLO_BYTES) return;
+    socket.off('data', onData);
+    socket.pause();
+    const hello = decodeTcpHello(buffered.subarray(0, TCP_HELLO_BYTES));
+    if (!hello) return void socket.destroy();
+    if (hello.version !== 1) return void socket.end(encodeTcpReply(TcpStatus.badVersion, 0));
+    const ticket = hooks.takeTicket(hello.sessionId, normalize(socket.remoteAddress ?? ''));
+    if (!ticket) return void socket.end(encodeTcpReply(TcpStatus.badTicket, 0));
+    stream(socket, ticket, hooks);
+  };
+  socket.on('data', onData);
+}
+
+function stream(socket: net.Socket, t: TcpTicket, hooks: TcpServerHooks): void {
+  const count = t.file.size - t.offset;
+  socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy(new Error('requester idle for 30 s')));
+  const done = new Promise<void>((resolve, reject) => {
+    socket.write(encodeTcpReply(TcpStatus.ok, count));
+    if (count === 0) {
+      socket.end();
+      socket.on('close', () => resolve());
+      return;
+    }
+    // Exactly the size announced in GET_RESPONSE; a file that grew is cut there, one that shrank
+    // ends short and the requester reports it.
+    const file = createReadStream(t.file.path, { start: t.offset, end: t.file.size - 1, highWaterMark: 256 * 1024 });
+    file.on('error', (err) => {
+      socket.destroy();
+      reject(err);
+    });
+    socket.on('close', () => (file.readableEnded && socket.writableFinished ? resolve() : reject(new Error('connection closed before the end'))));
+    file.pipe(socket);
+  });
+  hooks.track({ from: { address: normalize(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 }, name: t.file.name, size: t.file.size, offset: t.offset, via: 'tcp' }, done);
+}
+
+/** '::ffff:1.2.3.4' -> '1.2.3.4', so TCP and UDP (udp4) addresses compare equal. */
+export function normalize(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
