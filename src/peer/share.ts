@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
-import { basename, extname, join, relative, sep } from 'node:path';
+import { basename, extname, join, relative, resolve, sep } from 'node:path';
 
 export type FileKind = 'text' | 'image' | 'other';
 
@@ -62,7 +62,7 @@ export class ShareIndex {
       await collectFolder(cwd, '', candidates, index.skipped, false);
     } else {
       for (const p of paths) {
-        const abs = join(cwd, p);
+        const abs = resolve(cwd, p);
         let st;
         try {
           st = await stat(abs);
