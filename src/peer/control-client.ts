@@ -3,7 +3,7 @@
 import { randomInt } from 'node:crypto';
 import { CliError, ExitCode } from '../cli/errors';
 import type { Endpoint, Remote } from '../transfer/endpoint';
-import { FrameType, type Frame } from '../transfer/frame';
+import { FrameType, PROTOCOL_VERSION, type Frame } from '../transfer/frame';
 import {
   decodeGetResponse,
   decodeListResponse,
@@ -37,6 +37,7 @@ export class ControlClient {
     };
     endpoint.on(FrameType.listResponse, onAnswer);
     endpoint.on(FrameType.getResponse, onAnswer);
+    endpoint.on(FrameType.versionNotSupported, onAnswer);
   }
 
   async request(type: number, body: Buffer, to: Remote, peerName: string): Promise<Frame> {
@@ -49,6 +50,7 @@ export class ControlClient {
         const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), delay)));
         const frame = await Promise.race([answered, timeout]);
         clearTimeout(timer);
+        if (frame?.type === FrameType.versionNotSupported) throw versionError(frame, peerName);
         if (frame) return frame;
       }
     } finally {
@@ -81,5 +83,11 @@ export class ControlClient {
   close(): void {
     this.endpoint.off(FrameType.listResponse);
     this.endpoint.off(FrameType.getResponse);
+    this.endpoint.off(FrameType.versionNotSupported);
   }
+}
+
+function versionError(f: Frame, peerName: string): CliError {
+  const range = f.body.length >= 2 ? `${f.body[0]}-${f.body[1]}` : 'unknown';
+  return new CliError(ExitCode.failed, `peer '${peerName}' speaks protocol versions ${range}; this p2pshare speaks ${PROTOCOL_VERSION}`);
 }

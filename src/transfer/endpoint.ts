@@ -100,7 +100,8 @@ export class Endpoint {
       this.drops[frame]++;
       return;
     }
-    if (frame.version !== PROTOCOL_VERSION) {
+    // VERSION_NOT_SUPPORTED is understood whatever version its sender speaks (PROTOCOL.md 3.1).
+    if (frame.version !== PROTOCOL_VERSION && frame.type !== FrameType.versionNotSupported) {
       this.drops.bad_version++;
       this.answerVersion(frame, from);
       return;
