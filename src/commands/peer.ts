@@ -1,6 +1,7 @@
 import type { Command } from '../cli/command';
 import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt } from '../cli/command';
 import { CliError, ExitCode, UsageError } from '../cli/errors';
+import { readyLine, runInteractive } from '../peer/interactive';
 import { Peer } from '../peer/peer';
 import { ShareIndex } from '../peer/share';
 import { isValidName } from '../registry/names';
@@ -8,11 +9,13 @@ import { isValidName } from '../registry/names';
 export const peerCommand: Command = {
   name: 'peer',
   summary: 'register a name, share files, fetch from others',
-  help: `Usage: p2pshare peer --name NAME [--registry URL] [--share PATH]... [--downloads DIR]
+  help: `Usage: p2pshare peer [--name NAME] [--registry URL] [--share PATH]... [--downloads DIR]
                      [--port N] [--advertise HOST] [--no-interactive]
 
 Registers NAME at the registry and serves the shared files to other peers until Ctrl+C
-(which unregisters and exits 0).
+(which unregisters and exits 0). On a terminal (without --no-interactive) it also lets you
+pick a peer and one of its files to fetch, again and again, and asks for a name when --name
+is missing or taken.
 
 Options:
   --name NAME        unique name: 1-32 letters, digits, '.', '_', '-'
@@ -35,44 +38,49 @@ Options:
   positionals: [0, 0],
   async run(args) {
     const name = stringOpt(args, 'name');
-    if (name === undefined) throw new UsageError('peer: --name NAME is required');
-    if (!isValidName(name)) throw new UsageError(`peer: invalid name '${name}' (1-32 letters, digits, '.', '_', '-')`);
+    const interactive = !boolOpt(args, 'no-interactive') && process.stdin.isTTY === true && process.stdout.isTTY === true;
+    if (name === undefined && !interactive) throw new UsageError('peer: --name NAME is required (without a terminal, or with --no-interactive)');
+    if (name !== undefined && !isValidName(name)) throw new UsageError(`peer: invalid name '${name}' (1-32 letters, digits, '.', '_', '-')`);
     const port = intOpt(args, 'port', 0, 0, 65535);
     const registry = registryUrl(args);
     const advertise = stringOpt(args, 'advertise');
-    void boolOpt(args, 'no-interactive'); // the interactive loop is not built yet: always serve only
+    const downloads = stringOpt(args, 'downloads') ?? 'downloads';
     let share: ShareIndex;
     try {
       share = await ShareIndex.build(listOpt(args, 'share'));
     } catch (err) {
       throw new CliError(ExitCode.usage, (err as Error).message);
     }
-    const peer = await Peer.start({
-      name,
-      registryUrl: registry,
-      share,
-      port,
-      ...(advertise ? { advertise } : {}),
-      onFetch: (e) =>
-        process.stdout.write(
-          e.ok
-            ? `${name} -> ${e.from.address}:${e.from.port} sent ${e.name} (${e.size - e.offset} bytes, ${e.via})\n`
-            : `${name} -> ${e.from.address}:${e.from.port} failed to send ${e.name}: ${e.error}\n`,
-        ),
-      onNotice: (line) => process.stderr.write(`${line}\n`),
-    });
-    const files = share.list();
-    process.stdout.write(`peer ${name} ready on udp/tcp port ${peer.port}, sharing ${files.length} file${files.length === 1 ? '' : 's'} (${share.totalBytes} bytes)${files.length ? `: ${files.slice(0, 5).map((f) => f.name).join(', ')}${files.length > 5 ? ', ...' : ''}` : ''}\n`);
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
-    await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
-    return ExitCode.ok;
+    if (interactive) {
+      return runInteractive({ name, registryUrl: registry, share, port, downloads, ...(advertise ? { advertise } : {}) });
+    }
+    return serveOnly({ name: name!, registryUrl: registry, share, port, ...(advertise ? { advertise } : {}) });
   },
 };
+
+/** Non-interactive mode: register, print the ready line, log fetches, serve until signalled. */
+async function serveOnly(o: { name: string; registryUrl: string; share: ShareIndex; port: number; advertise?: string }): Promise<number> {
+  const { name } = o;
+  const peer = await Peer.start({
+    ...o,
+    onFetch: (e) =>
+      process.stdout.write(
+        e.ok
+          ? `${name} -> ${e.from.address}:${e.from.port} sent ${e.name} (${e.size - e.offset} bytes, ${e.via})\n`
+          : `${name} -> ${e.from.address}:${e.from.port} failed to send ${e.name}: ${e.error}\n`,
+      ),
+    onNotice: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stdout.write(`${readyLine(peer, o.share)}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
+  return ExitCode.ok;
+}

@@ -1,0 +1,310 @@
+// The interactive `peer` (SPEC section 2, issue 5): register (asking for a name when needed),
+// then loop — pick a peer, pick one of its files, fetch it with a progress bar, show the result —
+// while serving others the whole time. Ctrl+C at any point unregisters and resolves 0.
+import { basename } from 'node:path';
+import prompts from 'prompts';
+import { CliError, ExitCode } from '../cli/errors';
+import { RegistryClient } from '../registry/client';
+import { isValidName, nameKey } from '../registry/names';
+import { Endpoint } from '../transfer/endpoint';
+import { colors } from '../ui/output';
+import type { ListEntry, TransportName } from './control';
+import type { FetchEvent } from './control-server';
+import { defaultVia, fetchFile, listFiles } from './fetch';
+import { Peer, type PeerOptions } from './peer';
+import type { ShareIndex } from './share';
+import { createProgress, formatBytes, formatRate, imageSizeOfFile, showPreview } from './ui-standin';
+import { udpTransport } from './udp';
+
+export interface InteractiveOptions {
+  /** Asked for when missing. */
+  name: string | undefined;
+  registryUrl: string;
+  share: ShareIndex;
+  port: number;
+  advertise?: string;
+  downloads: string;
+}
+
+/** The line `peer` prints on stdout once registered (tests and scripts wait for it). */
+export function readyLine(peer: Peer, share: ShareIndex): string {
+  const files = share.list();
+  const names = files.length ? `: ${files.slice(0, 5).map((f) => f.name).join(', ')}${files.length > 5 ? ', ...' : ''}` : '';
+  return `peer ${peer.name} ready on udp/tcp port ${peer.port}, sharing ${files.length} file${files.length === 1 ? '' : 's'} (${share.totalBytes} bytes)${names}`;
+}
+
+/** One line about a fetch another peer made from us. */
+export function describeFetch(e: FetchEvent): string {
+  const who = `${e.from.address}:${e.from.port}`;
+  return e.ok
+    ? `${who} fetched ${e.name} (${formatBytes(e.size - e.offset)} over ${e.via.toUpperCase()})`
+    : `${who} failed to fetch ${e.name}: ${e.error ?? 'unknown error'}`;
+}
+
+/** Whether this build has the UDP transport (checked on a throwaway socket). */
+export async function udpAvailable(): Promise<boolean> {
+  const endpoint = await Endpoint.bind(0, '127.0.0.1');
+  try {
+    return udpTransport(endpoint) !== undefined;
+  } finally {
+    await endpoint.close();
+  }
+}
+
+const REFRESH = '\0refresh';
+const QUIT = '\0quit';
+const BACK = '\0back';
+const SHOW_CURSOR = '\x1b[?25h';
+
+/** A prompt instance as prompts' onRender exposes it (`this`); only what the announcer needs. */
+interface LivePrompt {
+  closed?: boolean;
+  firstRender: boolean;
+  outputText?: string;
+  render(): void;
+  out: NodeJS.WriteStream;
+}
+
+/**
+ * Writes whole lines on the terminal while a prompt may be on screen: erases the prompt, writes
+ * the line where it was, and lets the prompt draw itself again below.
+ */
+class Announcer {
+  active: LivePrompt | undefined;
+
+  constructor(private readonly out: NodeJS.WriteStream) {}
+
+  line(text: string): void {
+    const p = this.active;
+    if (p && !p.closed && typeof p.outputText === 'string') {
+      this.out.write(eraseRows(p.outputText, this.out.columns) + text + '\n');
+      p.firstRender = true; // draw afresh instead of erasing what is no longer there
+      p.render();
+    } else {
+      this.out.write(`\r\x1b[2K${text}\n`);
+    }
+  }
+}
+
+/** Erases the rows `text` occupies, the cursor being on its last row; ends at column 0. */
+function eraseRows(text: string, columns: number | undefined): string {
+  // eslint-disable-next-line no-control-regex
+  const width = (s: string) => [...s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')].length;
+  let rows = 0;
+  for (const l of text.split(/\r?\n/)) rows += columns ? 1 + Math.floor(Math.max(width(l) - 1, 0) / columns) : 1;
+  return '\x1b[2K' + '\x1b[1A\x1b[2K'.repeat(rows - 1) + '\r';
+}
+
+export async function runInteractive(o: InteractiveOptions): Promise<number> {
+  const out = process.stdout;
+  const c = colors(out);
+  const announcer = new Announcer(out);
+  const stop = new AbortController();
+  const onSignal = () => {
+    if (stop.signal.aborted) return;
+    stop.abort();
+    // A prompt waiting for keys: abort it the way Ctrl+C typed into it would.
+    if (announcer.active && !announcer.active.closed) process.stdin.emit('keypress', '\x03', { name: 'c', ctrl: true, sequence: '\x03' });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let peer: Peer | undefined;
+  try {
+    const ask = <T extends string>(question: prompts.PromptObject<T>) => askOne(question, announcer, stop.signal);
+    let onFetch: (e: FetchEvent) => void = () => {};
+    peer = await register(o, ask, (e) => onFetch(e), (line) => announcer.line(c.yellow(line)), stop.signal);
+    if (!peer) return ExitCode.ok;
+    onFetch = (e) => announcer.line(c.dim(describeFetch(e)));
+    out.write(`${readyLine(peer, o.share)}\n`);
+    const registry = new RegistryClient(o.registryUrl);
+    const haveUdp = await udpAvailable();
+    if (!haveUdp) out.write(c.dim('(UDP transport not in this build: images travel over TCP)\n'));
+    while (!stop.signal.aborted) {
+      const owner = await choosePeer(registry, peer.name, ask, out);
+      if (owner === undefined || owner === QUIT) break;
+      if (owner === REFRESH) continue;
+      if (nameKey(owner) === nameKey(peer.name)) {
+        out.write(`${c.yellow('!')} that is you; choose another peer\n`);
+        continue;
+      }
+      let entries: ListEntry[];
+      try {
+        entries = await withAbort(listFiles(registry, owner), stop.signal);
+      } catch (err) {
+        if (stop.signal.aborted) break;
+        out.write(`${c.red('✖')} ${oneLine(err)}\n`);
+        continue;
+      }
+      if (entries.length === 0) {
+        out.write(`${owner} shares no files\n`);
+        continue;
+      }
+      const file = await chooseFile(owner, entries, haveUdp, ask);
+      if (file === undefined || file === QUIT) break;
+      if (file === BACK) continue;
+      const entry = entries.find((e) => e.name === file)!;
+      try {
+        await fetchAndShow(registry, owner, entry, effectiveVia(entry, haveUdp), o.downloads, stop.signal);
+      } catch (err) {
+        if (stop.signal.aborted) break;
+        out.write(`${c.red('✖')} ${oneLine(err)}\n`);
+      }
+    }
+    return ExitCode.ok;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    out.write(SHOW_CURSOR);
+    if (peer) await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
+    if (peer) out.write(c.dim(`${peer.name} unregistered; bye\n`));
+    // A fetch abandoned by Ctrl+C may still hold a socket for a while: never let it keep us.
+    setTimeout(() => process.exit(), 1500).unref();
+  }
+}
+
+type Ask = <T extends string>(question: prompts.PromptObject<T>) => Promise<string | undefined>;
+
+/** One prompt; undefined when cancelled (Ctrl+C, Esc) or when stop was asked for. */
+async function askOne<T extends string>(question: prompts.PromptObject<T>, announcer: Announcer, signal: AbortSignal): Promise<string | undefined> {
+  if (signal.aborted) return undefined;
+  let cancelled = false;
+  const answers = await prompts(
+    {
+      ...question,
+      onRender(this: unknown) {
+        announcer.active = this as LivePrompt;
+      },
+    },
+    { onCancel: () => ((cancelled = true), false) },
+  );
+  announcer.active = undefined;
+  if (cancelled || signal.aborted) return undefined;
+  const v = (answers as Record<string, unknown>)[question.name as string];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Registers; asks for a name when missing, invalid or taken. Undefined when the user gave up. */
+async function register(
+  o: InteractiveOptions,
+  ask: Ask,
+  onFetch: (e: FetchEvent) => void,
+  onNotice: (line: string) => void,
+  signal: AbortSignal,
+): Promise<Peer | undefined> {
+  let name = o.name;
+  for (;;) {
+    if (name === undefined || !isValidName(name)) {
+      name = await ask({
+        type: 'text',
+        name: 'name',
+        message: 'Your peer name',
+        validate: (v: string) => isValidName(v) || '1-32 letters, digits, ".", "_" or "-"',
+      });
+      if (name === undefined) return undefined;
+    }
+    const opts: PeerOptions = { name, registryUrl: o.registryUrl, share: o.share, port: o.port, onFetch, onNotice, ...(o.advertise ? { advertise: o.advertise } : {}) };
+    try {
+      const peer = await Peer.start(opts);
+      if (signal.aborted) {
+        await peer.stop();
+        return undefined;
+      }
+      return peer;
+    } catch (err) {
+      if (err instanceof CliError && err.exitCode === ExitCode.peerUnavailable) {
+        process.stdout.write(`The name '${name}' is taken; choose another.\n`);
+        name = undefined;
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+async function choosePeer(registry: RegistryClient, self: string, ask: Ask, out: NodeJS.WriteStream): Promise<string | undefined> {
+  let others: string[];
+  try {
+    others = (await registry.list()).map((p) => p.name).filter((n) => nameKey(n) !== nameKey(self));
+  } catch (err) {
+    out.write(`${colors(out).red('✖')} ${oneLine(err)}\n`);
+    others = [];
+  }
+  others.sort((a, b) => a.localeCompare(b));
+  const specials = [
+    { title: '↻ refresh the list', value: REFRESH },
+    { title: '✕ quit', value: QUIT },
+  ];
+  return ask({
+    type: 'autocomplete',
+    name: 'peer',
+    message: others.length ? `Fetch from which peer? (${others.length} online; you are ${self})` : `No other peer online yet (you are ${self})`,
+    choices: [...others.map((n) => ({ title: n, value: n })), ...specials],
+    limit: 12,
+    suggest: (input: string, choices: prompts.Choice[]) =>
+      Promise.resolve(choices.filter((ch) => String(ch.value).startsWith('\0') || ch.title.toLowerCase().includes(input.toLowerCase()))),
+  });
+}
+
+/** How a file will travel: images over UDP when this build has it, else TCP. */
+function effectiveVia(entry: ListEntry, haveUdp: boolean): TransportName {
+  const via = defaultVia(entry);
+  return via === 'udp' && !haveUdp ? 'tcp' : via;
+}
+
+async function chooseFile(owner: string, entries: ListEntry[], haveUdp: boolean, ask: Ask): Promise<string | undefined> {
+  const nameWidth = Math.min(40, Math.max(...entries.map((e) => e.name.length)));
+  const choices = entries.map((e) => {
+    const dims = e.kind === 'image' && e.width > 0 && e.height > 0 ? ` ${e.width}x${e.height}` : '';
+    return {
+      title: `${e.name.padEnd(nameWidth)}  ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(16)} via ${effectiveVia(e, haveUdp).toUpperCase()}`,
+      value: e.name,
+    };
+  });
+  return ask({
+    type: 'autocomplete',
+    name: 'file',
+    message: `Which file from ${owner}? (${entries.length})`,
+    choices: [...choices, { title: '← back to the peers', value: BACK }, { title: '✕ quit', value: QUIT }],
+    limit: 12,
+    suggest: (input: string, all: prompts.Choice[]) =>
+      Promise.resolve(all.filter((ch) => String(ch.value).startsWith('\0') || String(ch.value).toLowerCase().includes(input.toLowerCase()))),
+  });
+}
+
+async function fetchAndShow(registry: RegistryClient, owner: string, entry: ListEntry, via: TransportName, downloads: string, signal: AbortSignal): Promise<void> {
+  const out = process.stdout;
+  const c = colors(out);
+  const progress = createProgress({ stream: process.stderr, label: `${entry.name} via ${via.toUpperCase()}`, total: entry.size });
+  let res;
+  try {
+    res = await withAbort(
+      fetchFile({ registry, peer: owner, file: entry.name, via, downloads, onProgress: (n) => progress.update(n) }),
+      signal,
+    );
+  } finally {
+    progress.finish();
+  }
+  const rate = res.bytesTransferred / Math.max(res.seconds, 0.001);
+  const resumed = res.resumedFrom > 0 ? `, resumed at ${formatBytes(res.resumedFrom)}` : '';
+  out.write(`${c.green('✔')} saved ${res.path} (${formatBytes(res.size)} in ${res.seconds.toFixed(2)} s, ${formatRate(rate)} over ${res.via.toUpperCase()}${resumed}), SHA-256 verified\n`);
+  if (/\.jpe?g$/i.test(res.name)) {
+    await showPreview(res.path, out);
+  } else if (entry.kind === 'image') {
+    const size = await imageSizeOfFile(res.path).catch(() => null);
+    if (size) out.write(`${basename(res.path)}: ${size.width} x ${size.height}\n`);
+  }
+}
+
+/** Resolves like `p`, or rejects as soon as `signal` aborts (p then finishes unobserved). */
+function withAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('stopped'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('stopped'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function oneLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+}
