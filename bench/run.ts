@@ -1,0 +1,234 @@
+// `npm run bench`: our transfers beside what the platform can do, every row measured in this run.
+//   node build.mjs && node --import tsx bench/run.ts
+//   BENCH_ROUNDS=3 BENCH_MIB=256 BENCH_LINK_MIB=64 BENCH_JPEG_RUNS=7 (defaults)
+// Our gets are real processes (`p2pshare get ... --json`, timed from spawn to exit) against a
+// real owner peer process, except the JPEG row, which calls fetchFile() in this process so that
+// milliseconds are not swamped by Node's start-up. Pairs run alternately (A, B, A, B, ...) and
+// each cell is the median of its runs, so a burst of outside load does not land on one side only.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { tempDir } from '../test/support/cli';
+import { randomFile } from '../test/peer/support';
+import { UdpRelay, type Impairment } from '../test/support/relay';
+import { TcpProxy } from '../test/support/tcp-proxy';
+import { dgramBlast, startBareTcpServer } from './baseline';
+import { cliGet, inProcessGet, registerAlias, startSetup, writeJpeg, type GetOutcome, type Transport } from './peers';
+import { fmtRate, machineLine, markdownTable, MiB, median, mibPerSecond } from './util';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const BIG = Number(process.env.BENCH_MIB ?? 256) * MiB;
+const LINK_FILE = Number(process.env.BENCH_LINK_MIB ?? 64) * MiB;
+const JPEG_RUNS = Number(process.env.BENCH_JPEG_RUNS ?? 7);
+const PAYLOAD = 1200; // DEFAULT_MAX_PAYLOAD of the UDP transport
+const LINK_MBIT = 100;
+const ONE_WAY_MS = 20;
+const LINK_MIBPS = (LINK_MBIT * 1e6) / 8 / MiB;
+
+interface Row {
+  label: string;
+  ours: string;
+  baseline: string;
+  ratio: string;
+  notes: string;
+}
+
+/** Repeated runs of one side of a row; stops repeating after the first failure. */
+class Series {
+  readonly seconds: number[] = [];
+  failure: string | undefined;
+  notBuilt = false;
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+  add(o: GetOutcome): void {
+    if (o.ok) this.seconds.push(o.seconds);
+    else {
+      this.failure = o.failure ?? 'failed';
+      this.notBuilt = o.notBuilt;
+    }
+  }
+  rate(bytes: number): number {
+    return this.seconds.length ? mibPerSecond(bytes, median(this.seconds)) : NaN;
+  }
+  cell(bytes: number): string {
+    if (this.notBuilt) return 'n/a (UDP transport not built)';
+    if (this.failed && !this.seconds.length) return `failed: ${this.failure}`;
+    return fmtRate(this.rate(bytes));
+  }
+  runs(): string {
+    if (this.notBuilt) return 'not measured';
+    return `${this.seconds.length} run${this.seconds.length === 1 ? '' : 's'}${this.failed && !this.notBuilt ? `, then failed: ${this.failure}` : ''}`;
+  }
+}
+
+function ratio(ours: number, base: number): string {
+  return Number.isFinite(ours) && Number.isFinite(base) && base > 0 ? (ours / base).toFixed(2) : '—';
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const { dir, cleanup } = await tempDir('p2pshare-bench-');
+  const closers: Array<() => Promise<unknown> | void> = [];
+  const rows: Row[] = [];
+  const footnotes: string[] = [];
+  try {
+    const share = join(dir, 'share');
+    await mkdir(share, { recursive: true });
+    await randomFile(join(share, 'big.bin'), BIG);
+    await randomFile(join(share, 'link.bin'), LINK_FILE);
+    const jpegBytes = await writeJpeg(join(share, 'photo.jpg'), 1920, 1080, 90);
+    const setup = await startSetup(share);
+    closers.push(() => setup.close());
+    let n = 0;
+    const downloads = () => join(dir, `dl-${n++}`);
+    const get = (peer: string, file: string, via: Transport, timeoutMs: number) =>
+      cliGet({ registryUrl: setup.registryUrl, peer, file, via, downloads: downloads(), timeoutMs });
+
+    // Row 5 first: it also tells whether this build has the UDP transport at all.
+    const jpegUdp = new Series();
+    const jpegTcp = new Series();
+    for (let i = 0; i < JPEG_RUNS; i++) {
+      for (const [s, via] of [[jpegUdp, 'udp'], [jpegTcp, 'tcp']] as const) {
+        if (!s.failed) s.add(await inProcessGet({ registryUrl: setup.registryUrl, peer: 'owner', file: 'photo.jpg', via, downloads: downloads(), timeoutMs: 30_000 }));
+      }
+    }
+    const udpBuilt = !jpegUdp.notBuilt;
+    log(`UDP transport ${udpBuilt ? 'present' : 'not built (UDP rows: n/a)'}`);
+
+    // Row 1: loopback, bare dgram blast vs UDP get.
+    const blastRates: number[] = [];
+    let received = 0;
+    let sent = 0;
+    const udpLoop = new Series();
+    for (let r = 0; r < ROUNDS; r++) {
+      const b = await dgramBlast(BIG, PAYLOAD);
+      blastRates.push(mibPerSecond(b.receivedBytes, b.seconds));
+      received += b.receivedBytes;
+      sent += b.sentBytes;
+      if (udpBuilt && !udpLoop.failed) udpLoop.add(await get('owner', 'big.bin', 'udp', 180_000));
+      log(`loopback UDP round ${r + 1}: blast ${fmtRate(blastRates[r]!)}, get ${udpLoop.seconds[r] ? fmtRate(mibPerSecond(BIG, udpLoop.seconds[r]!)) : udpLoop.failure ?? 'n/a'}`);
+    }
+    if (!udpBuilt) udpLoop.notBuilt = true;
+    const blast = median(blastRates);
+    rows.push({
+      label: `1. loopback ${BIG / MiB} MiB: UDP get vs bare dgram blast (${PAYLOAD} B datagrams)`,
+      ours: udpLoop.cell(BIG),
+      baseline: fmtRate(blast),
+      ratio: ratio(udpLoop.rate(BIG), blast),
+      notes: `${udpLoop.runs()}; blast receiver got ${((100 * received) / sent).toFixed(1)} % of what was sent`,
+    });
+
+    // Row 2: loopback, bare TCP pipe to disk vs TCP get.
+    const bare = await startBareTcpServer(join(share, 'big.bin'));
+    closers.push(() => bare.close());
+    const bareTcp = new Series();
+    const tcpLoop = new Series();
+    for (let r = 0; r < ROUNDS; r++) {
+      const run = await bare.pipeOnce(dir);
+      bareTcp.add({ ok: run.code === 0, seconds: run.seconds, notBuilt: false, ...(run.code === 0 ? {} : { failure: run.stderr.trim() }) });
+      if (!tcpLoop.failed) tcpLoop.add(await get('owner', 'big.bin', 'tcp', 180_000));
+      log(`loopback TCP round ${r + 1}: bare ${bareTcp.seconds[r] ? fmtRate(mibPerSecond(BIG, bareTcp.seconds[r]!)) : bareTcp.failure}, get ${tcpLoop.seconds[r] ? fmtRate(mibPerSecond(BIG, tcpLoop.seconds[r]!)) : tcpLoop.failure}`);
+    }
+    rows.push({
+      label: `2. loopback ${BIG / MiB} MiB: TCP get vs bare Node TCP pipe to disk`,
+      ours: tcpLoop.cell(BIG),
+      baseline: bareTcp.cell(BIG),
+      ratio: ratio(tcpLoop.rate(BIG), bareTcp.rate(BIG)),
+      notes: tcpLoop.runs(),
+    });
+
+    // Rows 3 and 4: an emulated 100 Mbit/s link with 20 ms one-way delay each way.
+    const link = (lossPercent: number, seed: number): Impairment => ({ rateMbit: LINK_MBIT, delayMs: ONE_WAY_MS, lossPercent, seed });
+    const clean = await relayWithProxy(setup.ownerPort, link(0, 1), link(0, 2));
+    closers.push(() => clean.close());
+    const lossy = await UdpRelay.start({ target: { address: '127.0.0.1', port: setup.ownerPort }, toTarget: link(1, 3), toClient: link(1, 4) });
+    closers.push(() => lossy.close());
+    await registerAlias(setup.registryUrl, 'link-clean', clean.relay.port);
+    await registerAlias(setup.registryUrl, 'link-lossy', lossy.port);
+    const udpClean = new Series();
+    const udpLossy = new Series();
+    const tcpLink = new Series();
+    const linkTimeout = Math.max(60_000, (LINK_FILE / MiB / LINK_MIBPS) * 10_000);
+    for (let r = 0; r < ROUNDS; r++) {
+      if (udpBuilt && !udpClean.failed) udpClean.add(await get('link-clean', 'link.bin', 'udp', linkTimeout));
+      if (!tcpLink.failed) tcpLink.add(await get('link-clean', 'link.bin', 'tcp', linkTimeout));
+      if (udpBuilt && !udpLossy.failed) udpLossy.add(await get('link-lossy', 'link.bin', 'udp', linkTimeout));
+      log(`link round ${r + 1} done`);
+    }
+    if (!udpBuilt) udpClean.notBuilt = udpLossy.notBuilt = true;
+    const linkLabel = `${LINK_MBIT} Mbit/s, ${ONE_WAY_MS} ms one-way`;
+    const linkCell = `${fmtRate(LINK_MIBPS)} (link rate)`;
+    const c = clean.relay.counters;
+    const l = lossy.counters;
+    rows.push({
+      label: `3a. relay ${linkLabel}, 0 % loss, ${LINK_FILE / MiB} MiB: UDP get vs link rate`,
+      ours: udpClean.cell(LINK_FILE),
+      baseline: linkCell,
+      ratio: ratio(udpClean.rate(LINK_FILE), LINK_MIBPS),
+      notes: `${udpClean.runs()}; relay queue drops ${c.toClient.queueDrops} data-direction, ${c.toTarget.queueDrops} ack-direction`,
+    });
+    rows.push({
+      label: `3b. relay ${linkLabel}, 1 % loss each way, ${LINK_FILE / MiB} MiB: UDP get vs link rate`,
+      ours: udpLossy.cell(LINK_FILE),
+      baseline: linkCell,
+      ratio: ratio(udpLossy.rate(LINK_FILE), LINK_MIBPS),
+      notes: `${udpLossy.runs()}; relay dropped ${l.toClient.lost}/${l.toClient.received} data-direction and ${l.toTarget.lost}/${l.toTarget.received} ack-direction datagrams at random, queue drops ${l.toClient.queueDrops}`,
+    });
+    rows.push({
+      label: `4. TCP proxy ${linkLabel}, ${LINK_FILE / MiB} MiB: TCP get vs link rate`,
+      ours: tcpLink.cell(LINK_FILE),
+      baseline: linkCell,
+      ratio: ratio(tcpLink.rate(LINK_FILE), LINK_MIBPS),
+      notes: `${tcpLink.runs()}; the proxy splits the TCP connection and never drops a byte: this TCP sees NO loss`,
+    });
+
+    const ms = (s: Series) => (s.seconds.length ? `${(median(s.seconds) * 1000).toFixed(1)} ms` : s.cell(jpegBytes));
+    rows.push({
+      label: `5. seed's case: 1920×1080 JPEG (${(jpegBytes / 1024).toFixed(0)} KiB, q90) on loopback: UDP get vs TCP get`,
+      ours: jpegUdp.seconds.length ? `${ms(jpegUdp)} (${fmtRate(jpegUdp.rate(jpegBytes))})` : jpegUdp.cell(jpegBytes),
+      baseline: `${ms(jpegTcp)} (${fmtRate(jpegTcp.rate(jpegBytes))})`,
+      ratio: ratio(jpegUdp.rate(jpegBytes), jpegTcp.rate(jpegBytes)),
+      notes: `in-process fetchFile (lookup, list, request, transfer, SHA-256, rename), median of ${JPEG_RUNS}`,
+    });
+    footnotes.push(
+      `Rows 1–4: \`p2pshare get --json\` processes timed from spawn to exit (Node start-up, registry lookup, file list, request, transfer, whole-file SHA-256 check, rename); the bare TCP client is timed the same way. Median of ${ROUNDS} alternating rounds. Ratio = ours / baseline (higher is better; 1.00 = as fast as the baseline).`,
+      `Link rate ${fmtRate(LINK_MIBPS)} = ${LINK_MBIT} Mbit/s of UDP payload (the relay counts datagram bytes, our frame headers included) or of TCP stream bytes (the proxy).`,
+    );
+  } finally {
+    for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => undefined);
+    await cleanup();
+  }
+
+  console.log(`\n${machineLine()}\n`);
+  console.log(markdownTable(['case', 'ours', 'baseline', 'ratio', 'notes'], rows.map((r) => [r.label, r.ours, r.baseline, r.ratio, r.notes]), [1, 2, 3]));
+  console.log('');
+  for (const f of footnotes) console.log(`- ${f}`);
+  console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}
+
+/** A UDP relay and a TCP proxy on the same port number towards the owner, so one alias serves both. */
+async function relayWithProxy(ownerPort: number, toTarget: Impairment, toClient: Impairment): Promise<{ relay: UdpRelay; proxy: TcpProxy; close(): Promise<void> }> {
+  for (let attempt = 0; ; attempt++) {
+    const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: ownerPort }, toTarget, toClient });
+    try {
+      const proxy = await TcpProxy.start({ target: { address: '127.0.0.1', port: ownerPort }, port: relay.port, delayMs: ONE_WAY_MS, rateMbit: LINK_MBIT });
+      return { relay, proxy, close: async () => void (await Promise.all([relay.close(), proxy.close()])) };
+    } catch (err) {
+      await relay.close();
+      if (attempt >= 5) throw err; // the TCP port of that number was taken: try another number
+    }
+  }
+}
+
+function log(line: string): void {
+  process.stderr.write(`# ${line}\n`);
+}
+
+main().then(
+  () => process.exit(0), // an in-process get that timed out may still hold a socket
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
