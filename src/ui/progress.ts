@@ -1,0 +1,144 @@
+// One redrawn progress line on a terminal stream (stderr): label, bar, bytes done / total,
+// percentage, rate and ETA. Silent unless the stream is a TTY, not under CI and not disabled
+// (--json). Redraws at most every REDRAW_MS; finish() erases the line for the caller's result.
+import { colors } from './output';
+import { formatBytes, formatDuration, formatRate } from './format';
+
+export interface Progress {
+  update(bytesDone: number): void;
+  /** Erases the bar line (idempotent); later updates are ignored. */
+  finish(): void;
+}
+
+export interface ProgressOptions {
+  stream: NodeJS.WriteStream;
+  label: string;
+  total: number;
+  disabled?: boolean;
+  /** Clock in milliseconds (tests); defaults to performance.now. */
+  now?: () => number;
+}
+
+export const REDRAW_MS = 100;
+/** The rate is measured over roughly this much recent history. */
+const RATE_WINDOW_MS = 3000;
+const ERASE_LINE = '\r\x1b[2K';
+const MIN_BAR_CELLS = 10;
+const MAX_BAR_CELLS = 30;
+/** A label is only shortened below this many characters once the bar is gone. */
+const MIN_LABEL = 12;
+
+/** Progress bars only on a terminal and never under CI (SPEC section 2), per stream. */
+export function progressAllowed(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): boolean {
+  return stream.isTTY === true && !env.CI && env.TERM !== 'dumb';
+}
+
+const silent: Progress = { update() {}, finish() {} };
+
+export function createProgress(o: ProgressOptions): Progress {
+  if (o.disabled || !progressAllowed(o.stream)) return silent;
+  const now = o.now ?? (() => performance.now());
+  const total = Number.isFinite(o.total) && o.total > 0 ? o.total : 0;
+  const c = colors(o.stream);
+  const samples: { t: number; bytes: number }[] = [];
+  let done = 0;
+  let lastDraw = -Infinity;
+  let drawn = false;
+  let finished = false;
+  let pending: NodeJS.Timeout | undefined;
+
+  const draw = () => {
+    pending = undefined;
+    if (finished) return;
+    const t = now();
+    lastDraw = t;
+    samples.push({ t, bytes: done });
+    while (samples.length > 2 && t - samples[1]!.t >= RATE_WINDOW_MS) samples.shift();
+    const first = samples[0]!;
+    const seconds = (t - first.t) / 1000;
+    const rate = seconds >= 0.2 ? (done - first.bytes) / seconds : NaN;
+    const columns = typeof o.stream.columns === 'number' && o.stream.columns > 0 ? o.stream.columns : 80;
+    o.stream.write(ERASE_LINE + renderBar({ label: o.label, done, total, rate, columns }, c));
+    drawn = true;
+  };
+
+  return {
+    update(bytesDone: number) {
+      if (finished || !Number.isFinite(bytesDone)) return;
+      done = Math.max(0, bytesDone);
+      const since = now() - lastDraw;
+      if (since >= REDRAW_MS) {
+        if (pending) clearTimeout(pending);
+        draw();
+      } else if (!pending) {
+        // Trailing redraw so the last value shows even when updates stop arriving.
+        pending = setTimeout(draw, REDRAW_MS - since);
+        pending.unref();
+      }
+    },
+    finish() {
+      if (finished) return;
+      finished = true;
+      if (pending) clearTimeout(pending);
+      pending = undefined;
+      if (drawn) o.stream.write(ERASE_LINE);
+    },
+  };
+}
+
+interface BarState {
+  label: string;
+  done: number;
+  total: number;
+  /** Bytes per second, NaN while unknown. */
+  rate: number;
+  columns: number;
+}
+
+type Colors = ReturnType<typeof colors>;
+
+/**
+ * The bar line, never wider than columns - 1 (a full-width line would wrap and defeat '\r').
+ * On a narrow terminal the ETA goes first, then the rate, then the bar; the label is shortened.
+ */
+export function renderBar(s: BarState, c?: Colors): string {
+  const width = Math.max(1, s.columns - 1);
+  const known = s.total > 0;
+  const fraction = known ? Math.min(1, s.done / s.total) : 0;
+  const amount = known ? `${formatBytes(s.done)} / ${formatBytes(s.total)}` : formatBytes(s.done);
+  const percent = known ? `${Math.floor(fraction * 100)}%` : '';
+  const rate = Number.isFinite(s.rate) ? formatRate(s.rate) : '';
+  const remaining = known ? s.total - s.done : 0;
+  const eta = known && s.rate > 0 && remaining > 0 ? `ETA ${formatDuration(remaining / s.rate)}` : '';
+  const stats = [amount, percent, rate, eta].filter(Boolean);
+
+  let label = s.label;
+  const figures = () => stats.join('  ');
+  for (;;) {
+    // Room for label and bar once the figures and the two-space gaps are placed.
+    const room = width - figures().length - 4;
+    const labelRoom = room - MIN_BAR_CELLS - 2;
+    if (labelRoom >= Math.min(len(label), MIN_LABEL)) {
+      label = truncate(label, labelRoom);
+      const inner = Math.min(MAX_BAR_CELLS, room - len(label) - 2);
+      const filled = Math.round(fraction * inner);
+      const bar = `[${'#'.repeat(filled)}${'-'.repeat(inner - filled)}]`;
+      return [label, c ? c.cyan(bar) : bar, figures()].filter(Boolean).join('  ');
+    }
+    // Narrow terminal: drop the ETA, then the rate, before giving up the bar.
+    if (stats.length <= 2) break;
+    stats.pop();
+  }
+  return truncate([label, figures()].filter(Boolean).join('  '), width);
+}
+
+function len(text: string): number {
+  return [...text].length;
+}
+
+function truncate(text: string, max: number): string {
+  const chars = [...text];
+  if (chars.length <= max) return text;
+  if (max <= 1) return chars.slice(0, Math.max(0, max)).join('');
+  return `${chars.slice(0, max - 1).join('')}…`;
+}
