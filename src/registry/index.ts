@@ -3,6 +3,7 @@ import { MemoryStore } from './memory-store';
 import { RedisStore } from './redis-store';
 import { closeServer, createRegistryServer, listen } from './server';
 import type { PeerStore } from './store';
+import { startStunServer, type StunServer } from './stun-server';
 
 export interface RegistryOptions {
   host?: string;
@@ -32,7 +33,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     ? new RedisStore({ url: opts.redisUrl, ...(opts.redisPrefix ? { prefix: opts.redisPrefix } : {}) })
     : new MemoryStore();
   if (store instanceof RedisStore) await store.waitReady(2000); // not fatal: /healthz says 503 until it is up
-  const { server } = createRegistryServer({ store, ttl });
+  const { server, metrics } = createRegistryServer({ store, ttl });
   let port: number;
   try {
     port = await listen(server, host, opts.port ?? 8000);
@@ -40,8 +41,18 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     await store.close();
     throw err;
   }
-  // TODO(stun): wired in once src/registry/stun-server.ts lands.
-  const stunPort: number | null = null;
+  let stun: StunServer | null = null;
+  if (opts.stunPort !== undefined && opts.stunPort !== null) {
+    try {
+      metrics.enableStun();
+      stun = await startStunServer({ host, port: opts.stunPort, count: (o) => metrics.countStun(o) });
+    } catch (err) {
+      await closeServer(server);
+      await store.close();
+      throw new Error(`STUN udp port ${opts.stunPort}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const stunPort = stun ? stun.port : null;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   let closing: Promise<void> | undefined;
   return {
@@ -51,7 +62,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     store: store.kind,
     close() {
       closing ??= (async () => {
-        await closeServer(server);
+        await Promise.all([closeServer(server), stun?.close()]);
         await store.close();
       })();
       return closing;

@@ -1,10 +1,33 @@
 // Prometheus text exposition (format 0.0.4) of the registry's counters.
 
+/** What became of one datagram at the STUN port. */
+export const STUN_OUTCOMES = [
+  'answered',
+  'unknown_attributes',
+  'dropped_oversize',
+  'dropped_malformed',
+  'dropped_fingerprint',
+  'dropped_not_binding_request',
+  'send_failed',
+] as const;
+export type StunOutcome = (typeof STUN_OUTCOMES)[number];
+
 export class RegistryMetrics {
   private readonly requests = new Map<string, number>();
   registrations = 0;
   renewals = 0;
   storeErrors = 0;
+  /** Null while no STUN server runs (then nothing STUN is rendered). */
+  stun: Record<StunOutcome, number> | null = null;
+
+  /** Called when a STUN server starts, so /metrics shows its counters from zero. */
+  enableStun(): Record<StunOutcome, number> {
+    return (this.stun ??= Object.fromEntries(STUN_OUTCOMES.map((o) => [o, 0])) as Record<StunOutcome, number>);
+  }
+
+  countStun(outcome: StunOutcome): void {
+    this.enableStun()[outcome]++;
+  }
 
   countRequest(method: string, route: string, status: number): void {
     const key = `${method}\u0000${route}\u0000${status}`;
@@ -35,6 +58,13 @@ export class RegistryMetrics {
       '# TYPE p2pshare_registry_live_peers gauge',
       `p2pshare_registry_live_peers{store="${store}"} ${livePeers ?? -1}`,
     );
+    if (this.stun) {
+      out.push(
+        '# HELP p2pshare_registry_stun_datagrams_total Datagrams at the STUN port, by what became of them.',
+        '# TYPE p2pshare_registry_stun_datagrams_total counter',
+        ...STUN_OUTCOMES.map((o) => `p2pshare_registry_stun_datagrams_total{outcome="${o}"} ${this.stun![o]}`),
+      );
+    }
     return out.join('\n') + '\n';
   }
 }
