@@ -4,6 +4,32 @@ import { test } from 'node:test';
 import { startCli, runCli } from '../support/cli';
 import { freePort } from '../support/redis';
 import { call } from './http';
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { Attr, decodeAddress, decodeStunMessage, encodeBindingRequest } from '../../src/registry/stun';
+
+/** One Binding request to 127.0.0.1:port; resolves with the address the server saw, or rejects after 3 s. */
+async function stunAsk(port: number): Promise<{ mapped: unknown; own: number }> {
+  const socket = createSocket('udp4');
+  try {
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+    const tid = randomBytes(12);
+    const reply = new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no STUN answer on udp port ${port}`)), 3000);
+      socket.on('message', (d) => {
+        clearTimeout(timer);
+        resolve(d);
+      });
+    });
+    socket.send(encodeBindingRequest(tid, { fingerprint: true }), port, '127.0.0.1');
+    const decoded = decodeStunMessage(await reply);
+    assert.ok(decoded.ok);
+    const xor = decoded.message.attributes.find((a) => a.type === Attr.XOR_MAPPED_ADDRESS)!;
+    return { mapped: decodeAddress(xor.value, tid), own: socket.address().port };
+  } finally {
+    socket.close();
+  }
+}
 
 const READY = /registry listening on (http:\/\/[^\s]+) \(store: (memory|redis), stun: (?:udp port (\d+)|off)\)/;
 
@@ -15,7 +41,9 @@ test('serve-registry --port 0 --stun-port 0 prints one ready line, serves, exits
     assert.equal(m[2], 'memory');
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.notEqual(url, 'http://127.0.0.1:0');
-    if (m[3] !== undefined) assert.ok(Number(m[3]) > 0, 'the STUN port it really got');
+    assert.ok(m[3] !== undefined && Number(m[3]) > 0, 'the STUN port it really got');
+    const { mapped, own } = await stunAsk(Number(m[3]));
+    assert.deepEqual(mapped, { family: 4, address: '127.0.0.1', port: own });
     assert.equal(cli.stdout.trim().split('\n').length, 1, 'exactly one line on stdout');
     const h = await call(url, 'GET', '/healthz');
     assert.deepEqual(h.json, { status: 'ok', store: 'memory' });
@@ -47,7 +75,7 @@ test('serve-registry with an unreachable Redis starts anyway, healthz 503, exits
 });
 
 test('serve-registry rejects bad options with exit 2', async () => {
-  for (const args of [['--port', 'x'], ['--port', '70000'], ['--ttl', '0'], ['--redis', 'http://nope'], ['extra']]) {
+  for (const args of [['--port', 'x'], ['--port', '70000'], ['--ttl', '0'], ['--redis', 'http://nope'], ['--stun-port', '70000'], ['--stun-port=-1'], ['extra']]) {
     const r = await runCli(['serve-registry', ...args], { timeoutMs: 10_000 });
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
