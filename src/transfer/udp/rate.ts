@@ -1,0 +1,162 @@
+// BBR-like rate control for one sender. The pacing rate follows a model of the path, the
+// bottleneck bandwidth (max-filtered delivery rate over 10 rounds) and the minimum RTT, instead
+// of reacting to each loss: random loss barely moves the delivery rate, so it does not slow the
+// transfer (loss-based control would halve on every loss). A full queue shows up as a delivery
+// rate that stops growing and an RTT above the minimum; heavy loss or a swollen RTT in a round
+// also scales the model down. Pure arithmetic: the sender gives it times and counts.
+const STARTUP_GAIN = 2.89; // 2/ln 2: doubles the delivery rate every round while it grows
+const DRAIN_GAIN = 1 / STARTUP_GAIN;
+const CRUISE_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1];
+const CWND_GAIN = 2;
+const FILTER_ROUNDS = 10;
+const INITIAL_RATE = 4_000_000; // bytes/s until the first delivery samples
+const MIN_RATE = 256_000;
+const MIN_CWND_PACKETS = 128;
+/** Added to the minimum RTT for the window: the receiver's ACK delay plus the sender's timer tick. */
+const CWND_RTT_ALLOWANCE_MS = 3;
+const MAX_CWND_PACKETS = 32768;
+const BACKOFF = 0.85;
+/** Share of a round's packets lost that counts as congestion, not random loss. */
+const HEAVY_LOSS = 0.3;
+/** RTT inflation only counts beyond this absolute margin (timers and event-loop jitter). */
+const RTT_INFLATION_MARGIN_MS = 10;
+/** The minimum RTT is forgotten after this long so a changed path is re-measured. */
+const MIN_RTT_WINDOW_MS = 10_000;
+
+/** What the sender remembers of the rate state when it sends a packet. */
+export interface SendSnapshot {
+  delivered: number;
+  deliveredAt: number;
+  firstSentAt: number;
+  sentAt: number;
+}
+
+export class RateControl {
+  srtt = 100; // ms, until measured
+  rttvar = 50;
+  minRtt = Infinity;
+  private minRttAt = 0;
+  private hasRtt = false;
+  private delivered = 0; // bytes acknowledged so far
+  private deliveredAt = performance.now();
+  private firstSentAt = performance.now();
+  private mode: 'startup' | 'drain' | 'cruise' = 'startup';
+  private roundMaxes: number[] = [];
+  private roundMax = 0;
+  private roundEndPn = 0;
+  private roundAcked = 0;
+  private roundLost = 0;
+  private cycle = 0;
+  private fullBw = 0;
+  private fullBwRounds = 0;
+
+  snapshot(now: number): SendSnapshot {
+    return { delivered: this.delivered, deliveredAt: this.deliveredAt, firstSentAt: this.firstSentAt, sentAt: now };
+  }
+
+  onRtt(ms: number, now: number): void {
+    const sample = Math.max(ms, 0.01);
+    if (!this.hasRtt) {
+      this.srtt = sample;
+      this.rttvar = sample / 2;
+      this.hasRtt = true;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - sample);
+      this.srtt = 0.875 * this.srtt + 0.125 * sample;
+    }
+    if (sample <= this.minRtt || now - this.minRttAt > MIN_RTT_WINDOW_MS) {
+      this.minRtt = sample;
+      this.minRttAt = now;
+    }
+  }
+
+  /**
+   * `bytes` newly delivered by one ACK; `s` is the snapshot of the newest packet it acknowledged
+   * (packet number `pn`; `nextPn` is the next one to be sent). Gives one delivery-rate sample.
+   */
+  onDelivered(bytes: number, s: SendSnapshot, pn: number, nextPn: number, now: number, inflight: number, packetBytes: number): void {
+    this.delivered += bytes;
+    this.deliveredAt = now;
+    this.firstSentAt = s.sentAt;
+    this.roundAcked += Math.ceil(bytes / packetBytes);
+    // As in BBR: the longer of the send and the ack interval, so ACK compression cannot inflate it.
+    const interval = Math.max(s.sentAt - s.firstSentAt, now - s.deliveredAt);
+    if (interval > 0) {
+      const rate = ((this.delivered - s.delivered) * 1000) / interval;
+      if (rate > this.roundMax) this.roundMax = rate;
+    }
+    if (this.mode === 'drain' && inflight <= this.bdpPackets(packetBytes)) this.mode = 'cruise';
+    if (pn >= this.roundEndPn) this.endRound(nextPn);
+  }
+
+  onLoss(n: number): void {
+    this.roundLost += n;
+  }
+
+  /** No acknowledgement for a whole retransmission timeout: halve the model. */
+  onTimeout(): void {
+    this.scaleBw(0.5);
+    if (this.mode === 'startup') this.mode = 'cruise';
+  }
+
+  private endRound(nextPn: number): void {
+    this.roundEndPn = nextPn;
+    this.roundMaxes.push(this.roundMax);
+    if (this.roundMaxes.length > FILTER_ROUNDS) this.roundMaxes.shift();
+    this.roundMax = 0;
+    const total = this.roundAcked + this.roundLost;
+    const heavyLoss = total >= 20 && this.roundLost / total > HEAVY_LOSS;
+    const inflated = this.hasRtt && this.srtt > 2 * this.minRtt && this.srtt > this.minRtt + RTT_INFLATION_MARGIN_MS;
+    this.roundAcked = this.roundLost = 0;
+    const bw = this.btlBw();
+    if (this.mode === 'startup') {
+      // Startup ends when the bandwidth estimate stops growing by 25 % for 3 rounds.
+      if (bw > this.fullBw * 1.25) {
+        this.fullBw = bw;
+        this.fullBwRounds = 0;
+      } else if (++this.fullBwRounds >= 3 || heavyLoss) {
+        this.mode = 'drain';
+      }
+    } else {
+      this.cycle = (this.cycle + 1) % CRUISE_GAINS.length;
+      if (this.mode === 'drain') this.mode = 'cruise'; // at most one round of draining
+    }
+    if (this.mode !== 'startup' && (heavyLoss || inflated)) this.scaleBw(BACKOFF);
+  }
+
+  private scaleBw(f: number): void {
+    this.roundMaxes = this.roundMaxes.map((r) => r * f);
+    this.roundMax *= f;
+  }
+
+  /** Bottleneck bandwidth estimate, bytes/s (0 before any sample). */
+  btlBw(): number {
+    let m = this.roundMax;
+    for (const r of this.roundMaxes) if (r > m) m = r;
+    return m;
+  }
+
+  get inStartup(): boolean {
+    return this.mode === 'startup';
+  }
+
+  /** Bytes per second to pace at. */
+  pacingRate(): number {
+    const bw = this.btlBw();
+    if (bw === 0) return INITIAL_RATE;
+    const gain = this.mode === 'startup' ? STARTUP_GAIN : this.mode === 'drain' ? DRAIN_GAIN : CRUISE_GAINS[this.cycle];
+    return Math.max(MIN_RATE, bw * gain);
+  }
+
+  private bdpPackets(packetBytes: number, allowance = 0): number {
+    const rtt = (Number.isFinite(this.minRtt) ? this.minRtt : this.srtt) + allowance;
+    return (this.btlBw() * rtt) / 1000 / packetBytes;
+  }
+
+  /** Packets allowed in flight: 2 x BDP (2.89 x in startup), within a floor and a ceiling. */
+  cwndPackets(packetBytes: number): number {
+    const gain = this.mode === 'startup' ? STARTUP_GAIN : CWND_GAIN;
+    const c = Math.ceil(gain * this.bdpPackets(packetBytes, CWND_RTT_ALLOWANCE_MS));
+    return Math.max(MIN_CWND_PACKETS, Math.min(MAX_CWND_PACKETS, c));
+  }
+}

@@ -1,0 +1,324 @@
+// Requester side of one UDP transfer: writes each chunk at its offset in the .part file
+// (contiguous chunks coalesced into one writev), acknowledges packet numbers with ranges,
+// advertises a window of free write slots (a slow disk slows the sender), and says DONE once
+// every byte is written and fsynced. Memory: one byte per chunk plus the pending writes.
+import { promises as fsp, constants as fsc } from 'node:fs';
+import type { Endpoint, Remote } from '../endpoint';
+import { FrameType } from '../frame';
+import { AbortReason, encodeAbort, encodeAck, encodeDone, MAX_ACK_RANGES, safeSend, type DataPacket, type PnRange } from './packets';
+
+const ACK_EVERY_PACKETS = 8;
+const ACK_DELAY_MS = 2;
+/** Chunks received but not yet on disk; beyond this, data is dropped (the window says 0 first). */
+const MAX_PENDING_CHUNKS = 4096;
+const MAX_RUN_CHUNKS = 128; // one writev at most
+const DONE_REPEATS = 3;
+const DONE_SPACING_MS = 20;
+const PROGRESS_EVERY_MS = 100;
+
+export interface ReceiveOptions {
+  from: Remote;
+  sessionId: number;
+  partPath: string;
+  offset: number;
+  size: number;
+  chunkBytes: number;
+  idleTimeoutMs: number;
+  onProgress?: (bytesDone: number) => void;
+}
+
+export interface ReceiveResult {
+  bytes: number;
+  seconds: number;
+  duplicates: number;
+}
+
+interface Run {
+  first: number;
+  bufs: Buffer[];
+}
+
+export class Receiver {
+  readonly promise: Promise<ReceiveResult>;
+  duplicates = 0;
+  finished = false;
+  private resolveP!: (r: ReceiveResult) => void;
+  private rejectP!: (e: Error) => void;
+  private readonly total: number;
+  private readonly have: Uint8Array; // 1 = received (written or being written)
+  private readonly onDisk: Uint8Array; // 1 = written
+  private diskCumulative = 0; // every chunk below is written
+  private cumulative = 0; // every chunk below has been received
+  private writtenChunks = 0;
+  private writtenBytes = 0;
+  private pendingChunks = 0;
+  private run: Run | undefined;
+  private flushScheduled = false;
+  private readonly ranges: PnRange[] = []; // received packet numbers, highest first
+  private largestAt = 0; // when the largest packet number arrived (performance.now)
+  private largestSendTimeUs = 0;
+  private sinceAck = 0;
+  private lastWindow = MAX_PENDING_CHUNKS;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private lastProgress = 0;
+  private fh: fsp.FileHandle | undefined;
+  private readonly started = performance.now();
+  private ended = false;
+
+  constructor(
+    private readonly endpoint: Endpoint,
+    private readonly o: ReceiveOptions,
+    private readonly onEnd: () => void,
+  ) {
+    this.total = Math.ceil((o.size - o.offset) / o.chunkBytes);
+    this.have = new Uint8Array(this.total);
+    this.onDisk = new Uint8Array(this.total);
+    this.promise = new Promise((res, rej) => {
+      this.resolveP = res;
+      this.rejectP = rej;
+    });
+    this.promise.catch(() => {}); // the caller gets it; never an unhandled rejection here
+    this.armIdle();
+    void this.open();
+  }
+
+  private async open(): Promise<void> {
+    try {
+      // O_CREAT without O_TRUNC: a resumed .part keeps the bytes below offset.
+      const fh = await fsp.open(this.o.partPath, fsc.O_RDWR | fsc.O_CREAT, 0o644);
+      if (this.ended) {
+        await fh.close();
+        return;
+      }
+      this.fh = fh;
+    } catch (err) {
+      this.fail(new Error(`cannot open ${this.o.partPath}: ${(err as Error).message}`), AbortReason.ioError);
+      return;
+    }
+    if (this.total === 0) void this.complete();
+    else this.flush(); // data that arrived while the file was opening
+  }
+
+  /** false: the packet does not fit this session (wrong chunk or length); the caller counts it. */
+  onData(p: DataPacket): boolean {
+    if (this.ended || this.finished) return true;
+    if (p.chunk >= this.total) return false;
+    const expected = Math.min(this.o.chunkBytes, this.o.size - this.o.offset - p.chunk * this.o.chunkBytes);
+    if (p.payload.length !== expected) return false;
+    if (this.have[p.chunk]) {
+      this.duplicates++;
+    } else {
+      // Full write queue: drop it unacknowledged, the sender will send it again.
+      if (this.pendingChunks >= MAX_PENDING_CHUNKS) return true;
+      this.have[p.chunk] = 1;
+      this.pendingChunks++;
+      while (this.cumulative < this.total && this.have[this.cumulative]) this.cumulative++;
+      this.queueWrite(p.chunk, p.payload);
+    }
+    this.armIdle();
+    const gap = this.recordPn(p);
+    if (gap || ++this.sinceAck >= ACK_EVERY_PACKETS) this.sendAck();
+    else this.scheduleAck();
+    return true;
+  }
+
+  onAbort(reason: string): void {
+    this.fail(new Error(`sender aborted the transfer (${reason})`));
+  }
+
+  cancel(message: string): void {
+    this.fail(new Error(message), AbortReason.cancelled);
+  }
+
+  /** Adds a packet number to the ranges; true when it arrived out of order (a gap to report now). */
+  private recordPn(p: DataPacket): boolean {
+    const pn = p.packetNumber;
+    const r = this.ranges;
+    if (r.length === 0 || pn > r[0].last) {
+      const gap = r.length > 0 && pn > r[0].last + 1;
+      if (!gap && r.length > 0) r[0].last = pn;
+      else r.unshift({ first: pn, last: pn });
+      if (r.length > MAX_ACK_RANGES) r.pop();
+      this.largestAt = performance.now();
+      this.largestSendTimeUs = p.sendTimeUs;
+      return gap;
+    }
+    for (let i = 0; i < r.length; i++) {
+      const cur = r[i];
+      if (pn > cur.last) {
+        // Between r[i-1] and r[i]: extend one of them, merge, or insert.
+        const above = r[i - 1];
+        if (pn === cur.last + 1) {
+          cur.last = pn;
+          if (above.first === pn + 1) {
+            cur.last = above.last;
+            r.splice(i - 1, 1);
+          }
+        } else if (above.first === pn + 1) {
+          above.first = pn;
+        } else {
+          r.splice(i, 0, { first: pn, last: pn });
+          if (r.length > MAX_ACK_RANGES) r.pop();
+        }
+        return true;
+      }
+      if (pn >= cur.first) return false; // a duplicate datagram
+    }
+    // Below every range kept.
+    const low = r[r.length - 1];
+    if (pn === low.first - 1) low.first = pn;
+    else if (r.length < MAX_ACK_RANGES) r.push({ first: pn, last: pn });
+    return true;
+  }
+
+  private queueWrite(chunk: number, payload: Buffer): void {
+    const run = this.run;
+    if (run && chunk === run.first + run.bufs.length && run.bufs.length < MAX_RUN_CHUNKS) {
+      run.bufs.push(payload);
+    } else {
+      if (run) this.flush();
+      this.run = { first: chunk, bufs: [payload] };
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private flush(): void {
+    const run = this.run;
+    if (!run || !this.fh || this.ended) return;
+    this.run = undefined;
+    const position = this.o.offset + run.first * this.o.chunkBytes;
+    const bytes = run.bufs.reduce((n, b) => n + b.length, 0);
+    this.fh.writev(run.bufs, position).then(
+      ({ bytesWritten }) => {
+        if (bytesWritten !== bytes) throw new Error('short write');
+        this.pendingChunks -= run.bufs.length;
+        this.onDisk.fill(1, run.first, run.first + run.bufs.length);
+        if (this.ended) return;
+        this.writtenChunks += run.bufs.length;
+        this.writtenBytes += bytes;
+        while (this.diskCumulative < this.total && this.onDisk[this.diskCumulative]) this.diskCumulative++;
+        this.reportProgress(false);
+        if (this.writtenChunks === this.total) void this.complete();
+        else if (this.lastWindow < MAX_PENDING_CHUNKS / 4) this.sendAck(); // reopen the window
+      },
+      (err: Error) => {
+        this.pendingChunks -= run.bufs.length;
+        this.fail(new Error(`cannot write ${this.o.partPath}: ${err.message}`), AbortReason.ioError);
+      },
+    ).catch((err: Error) => this.fail(new Error(`cannot write ${this.o.partPath}: ${err.message}`), AbortReason.ioError));
+  }
+
+  private reportProgress(force: boolean): void {
+    if (!this.o.onProgress) return;
+    const now = performance.now();
+    if (!force && now - this.lastProgress < PROGRESS_EVERY_MS) return;
+    this.lastProgress = now;
+    try {
+      this.o.onProgress(this.writtenBytes);
+    } catch {
+      // a progress callback's bug must not break the transfer
+    }
+  }
+
+  private scheduleAck(): void {
+    if (!this.ackTimer && !this.ended) this.ackTimer = setTimeout(() => this.sendAck(), ACK_DELAY_MS);
+  }
+
+  private sendAck(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    this.sinceAck = 0;
+    if (this.ended || this.ranges.length === 0) return;
+    this.lastWindow = Math.max(0, MAX_PENDING_CHUNKS - this.pendingChunks);
+    const body = encodeAck({
+      echoTimeUs: this.largestSendTimeUs,
+      ackDelayUs: (performance.now() - this.largestAt) * 1000,
+      window: this.lastWindow,
+      cumulativeChunk: this.cumulative,
+      ranges: this.ranges,
+    });
+    safeSend(this.endpoint, FrameType.ack, this.o.sessionId, body, this.o.from);
+  }
+
+  private async complete(): Promise<void> {
+    if (this.finished || this.ended) return;
+    this.finished = true;
+    this.sendAck();
+    try {
+      await this.fh!.sync();
+      await this.fh!.close();
+      this.fh = undefined;
+    } catch (err) {
+      this.finished = false;
+      this.fail(new Error(`cannot write ${this.o.partPath}: ${(err as Error).message}`), AbortReason.ioError);
+      return;
+    }
+    if (this.ended) return;
+    this.ended = true;
+    this.clearTimers();
+    if (this.total > 0) {
+      for (let i = 0; i < DONE_REPEATS; i++) {
+        setTimeout(() => this.sendDone(), i * DONE_SPACING_MS).unref();
+      }
+    }
+    this.reportProgress(true);
+    this.onEnd();
+    this.resolveP({
+      bytes: this.o.size - this.o.offset,
+      seconds: (performance.now() - this.started) / 1000,
+      duplicates: this.duplicates,
+    });
+  }
+
+  sendDone(): void {
+    safeSend(this.endpoint, FrameType.done, this.o.sessionId, encodeDone(), this.o.from);
+  }
+
+  private armIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      const secs = this.o.idleTimeoutMs / 1000;
+      this.fail(new Error(`no data from peer for ${secs} s (idle timeout)`), AbortReason.timeout);
+    }, this.o.idleTimeoutMs);
+  }
+
+  private clearTimers(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.ackTimer = this.idleTimer = undefined;
+  }
+
+  private fail(err: Error, abortReason?: number): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.clearTimers();
+    if (abortReason !== undefined) {
+      safeSend(this.endpoint, FrameType.abort, this.o.sessionId, encodeAbort(abortReason), this.o.from);
+    }
+    const fh = this.fh;
+    this.fh = undefined;
+    if (this.run) this.pendingChunks -= this.run.bufs.length;
+    this.run = undefined; // never written
+    // Let writes already issued land, then cut the .part after the contiguous prefix on disk:
+    // a resume starts at the file's length, so it must hold no holes.
+    const closeLater = async () => {
+      for (let i = 0; i < 400 && this.pendingChunks > 0; i++) await new Promise((r) => setTimeout(r, 5));
+      if (!fh) return;
+      while (this.diskCumulative < this.total && this.onDisk[this.diskCumulative]) this.diskCumulative++;
+      const keep = Math.min(this.o.size, this.o.offset + this.diskCumulative * this.o.chunkBytes);
+      await fh.truncate(keep).catch(() => {});
+      await fh.close().catch(() => {});
+    };
+    void closeLater().finally(() => {
+      this.onEnd();
+      this.rejectP(err);
+    });
+  }
+}

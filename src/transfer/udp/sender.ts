@@ -1,0 +1,386 @@
+// Owner side of one UDP transfer: paced sending of chunks read from the file in batches, loss
+// detection from the ACKs' packet-number ranges (packet and time thresholds) plus a
+// retransmission timer, retransmission of exactly the missing chunks under new packet numbers,
+// and BBR-like rate control (rate.ts). Memory: a ring of in-flight packets, one byte per chunk
+// for "acknowledged", and two read batches — independent of the file's size otherwise.
+import { promises as fsp } from 'node:fs';
+import type { Endpoint, Remote } from '../endpoint';
+import { FrameType } from '../frame';
+import { AbortReason, encodeAbort, encodeData, nowUs, safeSend, type AckPacket } from './packets';
+import { RateControl, type SendSnapshot } from './rate';
+
+const RING = 1 << 16; // packets in flight at most (cwnd is capped well below)
+const READ_BATCH_CHUNKS = 256;
+const TICK_MS = 1;
+const MAX_BURST_MS = 2; // pacing tokens never exceed this much sending time
+const REORDER_THRESHOLD = 3; // packets
+const TIME_THRESHOLD = 1.25; // x max(srtt, latest rtt)
+const MIN_RTO_MS = 30;
+const MAX_RTO_MS = 2000;
+/** Bytes queued in the socket beyond which the sender waits (the kernel cannot keep up). */
+const MAX_SOCKET_QUEUE_BYTES = 1 << 20;
+/** After every chunk is acknowledged, how long to wait for DONE before trusting the ACKs. */
+const DONE_GRACE_MS = 3000;
+const DEBUG = process.env.P2PSHARE_UDP_DEBUG === '1';
+
+export interface SendOptions {
+  to: Remote;
+  sessionId: number;
+  path: string;
+  offset: number;
+  size: number;
+  chunkBytes: number;
+  idleTimeoutMs: number;
+}
+
+export interface SendResult {
+  bytes: number;
+  retransmitted: number;
+  seconds: number;
+}
+
+interface Batch {
+  first: number;
+  count: number;
+  buf: Buffer;
+}
+
+export class Sender {
+  readonly promise: Promise<SendResult>;
+  retransmitted = 0;
+  private resolveP!: (r: SendResult) => void;
+  private rejectP!: (e: Error) => void;
+  private readonly total: number;
+  private readonly acked: Uint8Array;
+  private ackedCount = 0;
+  private cumAcked = 0; // chunks below are all acknowledged
+  private window: number; // receiver's flow-control window, chunks
+  private nextNew = 0; // next chunk never sent
+  private nextPn = 0;
+  private lowPn = 0; // every packet below is resolved (acknowledged or declared lost)
+  private largestAcked = -1;
+  private inflight = 0;
+  private readonly ringChunk = new Int32Array(RING).fill(-1);
+  private readonly ringSnap: (SendSnapshot | undefined)[] = new Array(RING);
+  private readonly lost: number[] = []; // chunks to retransmit
+  private lostHead = 0;
+  private readonly rate = new RateControl();
+  private latestRtt = 0;
+  private tokens = 0;
+  private lastRefill = performance.now();
+  private lastAckAt = performance.now();
+  private rtoBackoff = 1;
+  private fh: fsp.FileHandle | undefined;
+  private batch: Batch | undefined;
+  private prefetch: Promise<Batch | undefined> | undefined;
+  private wake: (() => void) | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private doneTimer: NodeJS.Timeout | undefined;
+  private readonly started = performance.now();
+  private ended = false;
+  private lastDebug = 0;
+
+  constructor(
+    private readonly endpoint: Endpoint,
+    private readonly o: SendOptions,
+    private readonly onEnd: () => void,
+  ) {
+    this.total = Math.ceil((o.size - o.offset) / o.chunkBytes);
+    this.acked = new Uint8Array(this.total);
+    this.window = Math.min(this.total, 256); // until the first ACK says otherwise
+    this.promise = new Promise((res, rej) => {
+      this.resolveP = res;
+      this.rejectP = rej;
+    });
+    this.promise.catch(() => {}); // the caller gets it; never an unhandled rejection here
+    if (this.total === 0) {
+      setImmediate(() => this.finish());
+      return;
+    }
+    this.armIdle();
+    void this.run();
+  }
+
+  onAck(a: AckPacket): void {
+    if (this.ended) return;
+    const now = performance.now();
+    this.armIdle();
+    this.window = a.window;
+    const top = a.ranges[0].last;
+    if (top >= this.nextPn) return; // acknowledges packets never sent: not from our receiver
+    if (top > this.largestAcked) {
+      const rtt = (((nowUs() - a.echoTimeUs) >>> 0) - a.ackDelayUs) / 1000;
+      if (rtt > 0 && rtt < 60_000) {
+        this.latestRtt = rtt;
+        this.rate.onRtt(rtt, now);
+      }
+      this.largestAcked = top;
+    }
+    const before = this.ackedCount;
+    const cum = Math.min(a.cumulativeChunk, this.total);
+    for (; this.cumAcked < cum; this.cumAcked++) this.markAcked(this.cumAcked);
+    let newestPn = -1;
+    let bytes = 0;
+    for (const r of a.ranges) {
+      if (r.last < this.lowPn) break; // the rest is older still: already resolved
+      for (let pn = Math.max(r.first, this.lowPn); pn <= r.last; pn++) {
+        const slot = pn & (RING - 1);
+        const chunk = this.ringChunk[slot];
+        if (chunk < 0) continue;
+        this.ringChunk[slot] = -1;
+        this.inflight--;
+        bytes += this.chunkLength(chunk);
+        this.markAcked(chunk);
+        if (pn > newestPn) newestPn = pn;
+      }
+    }
+    if (this.ackedCount > before) {
+      this.lastAckAt = now;
+      this.rtoBackoff = 1;
+    }
+    if (newestPn >= 0) {
+      this.rate.onDelivered(bytes, this.ringSnap[newestPn & (RING - 1)]!, newestPn, this.nextPn, now, this.inflight, this.o.chunkBytes);
+    }
+    this.detectLoss(now);
+    while (this.cumAcked < this.total && this.acked[this.cumAcked]) this.cumAcked++;
+    if (this.ackedCount === this.total) this.allAcked();
+    this.wake?.();
+  }
+
+  /** The receiver has every byte on disk: done, whatever ACKs are still on their way. */
+  onDone(): void {
+    this.finish();
+  }
+
+  onAbort(reason: string): void {
+    this.fail(new Error(`receiver aborted the transfer (${reason})`));
+  }
+
+  cancel(message: string): void {
+    this.fail(new Error(message), AbortReason.cancelled);
+  }
+
+  private markAcked(c: number): void {
+    if (this.acked[c]) return;
+    this.acked[c] = 1;
+    this.ackedCount++;
+  }
+
+  /** Packets below the largest acknowledged one by 3, or sent long enough before it, are lost. */
+  private detectLoss(now: number): void {
+    const delay = TIME_THRESHOLD * Math.max(this.rate.srtt, this.latestRtt) + 1;
+    let n = 0;
+    while (this.lowPn < this.nextPn && this.lowPn < this.largestAcked) {
+      const slot = this.lowPn & (RING - 1);
+      const chunk = this.ringChunk[slot];
+      if (chunk >= 0) {
+        const old = now - this.ringSnap[slot]!.sentAt > delay;
+        if (this.largestAcked - this.lowPn < REORDER_THRESHOLD && !old) break;
+        this.declareLost(slot, chunk);
+        n++;
+      }
+      this.lowPn++;
+    }
+    if (n > 0) this.rate.onLoss(n);
+  }
+
+  private declareLost(slot: number, chunk: number): void {
+    this.ringChunk[slot] = -1;
+    this.inflight--;
+    if (!this.acked[chunk]) this.lost.push(chunk);
+  }
+
+  private rtoMs(): number {
+    const base = Math.max(MIN_RTO_MS, this.rate.srtt + 4 * this.rate.rttvar + 5);
+    return Math.min(MAX_RTO_MS, base * this.rtoBackoff);
+  }
+
+  /** No acknowledgement for a whole RTO: everything in flight is presumed lost. */
+  private checkRto(now: number): void {
+    if (this.inflight === 0 || now - this.lastAckAt < this.rtoMs()) return;
+    for (; this.lowPn < this.nextPn; this.lowPn++) {
+      const slot = this.lowPn & (RING - 1);
+      if (this.ringChunk[slot] >= 0) this.declareLost(slot, this.ringChunk[slot]);
+    }
+    this.rtoBackoff = Math.min(this.rtoBackoff * 2, 64);
+    this.lastAckAt = now;
+    this.rate.onTimeout();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      this.fh = await fsp.open(this.o.path, 'r');
+      while (!this.ended) {
+        const now = performance.now();
+        this.checkRto(now);
+        if (this.lostHead > 4096) {
+          this.lost.splice(0, this.lostHead);
+          this.lostHead = 0;
+        }
+        const budget = this.sendBudget(now);
+        if (budget > 0 && (await this.sendSome(budget)) > 0) {
+          // Yield to the event loop now and then so ACKs are read while sending.
+          await new Promise<void>((r) => setImmediate(r));
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(() => {
+            this.wake = undefined;
+            resolve();
+          }, TICK_MS);
+          this.wake = () => {
+            clearTimeout(t);
+            this.wake = undefined;
+            resolve();
+          };
+        });
+      }
+    } catch (err) {
+      this.fail(new Error(`cannot read ${this.o.path}: ${(err as Error).message}`), AbortReason.ioError);
+    } finally {
+      await this.fh?.close().catch(() => {});
+    }
+  }
+
+  /** Packets that pacing, the congestion window and the receiver's window allow now. */
+  private sendBudget(now: number): number {
+    const bytesPerMs = this.rate.pacingRate() / 1000;
+    const pkt = this.o.chunkBytes;
+    const cap = Math.max(4 * pkt, bytesPerMs * MAX_BURST_MS);
+    this.tokens = Math.min(cap, this.tokens + bytesPerMs * (now - this.lastRefill));
+    this.lastRefill = now;
+    if (this.socketQueue() > MAX_SOCKET_QUEUE_BYTES) return 0;
+    if (DEBUG && now - this.lastDebug > 200) {
+      this.lastDebug = now;
+      console.error(`udp-send ${this.o.sessionId} rate=${(this.rate.pacingRate() / 1e6).toFixed(2)}MB/s bw=${(this.rate.btlBw() / 1e6).toFixed(2)} minRtt=${this.rate.minRtt.toFixed(2)} srtt=${this.rate.srtt.toFixed(2)} cwnd=${this.rate.cwndPackets(pkt)} inflight=${this.inflight} win=${this.window} acked=${this.ackedCount}/${this.total} retx=${this.retransmitted} startup=${this.rate.inStartup}`);
+    }
+    const byPacing = Math.floor(this.tokens / pkt);
+    const byCwnd = this.rate.cwndPackets(pkt) - this.inflight;
+    const byWindow = Math.max(this.window, 1) - this.inflight;
+    return Math.min(byPacing, byCwnd, Math.max(byWindow, this.inflight === 0 ? 1 : 0), RING / 2 - (this.nextPn - this.lowPn));
+  }
+
+  private socketQueue(): number {
+    try {
+      return this.endpoint.socket.getSendQueueSize();
+    } catch {
+      return 0; // closed: sends are no-ops from here
+    }
+  }
+
+  private async sendSome(budget: number): Promise<number> {
+    let sent = 0;
+    // Retransmissions first, each read on its own.
+    while (sent < budget && this.lostHead < this.lost.length) {
+      const c = this.lost[this.lostHead++];
+      if (this.acked[c]) continue;
+      const buf = Buffer.allocUnsafe(this.chunkLength(c));
+      await this.readFully(buf, this.o.offset + c * this.o.chunkBytes);
+      if (this.ended) return sent;
+      if (this.acked[c]) continue;
+      this.transmit(c, buf);
+      this.retransmitted++;
+      sent++;
+    }
+    // New chunks from the current read batch; the next batch is read meanwhile.
+    while (sent < budget && this.nextNew < this.total) {
+      const b = await this.currentBatch();
+      if (this.ended || !b) return sent;
+      const end = Math.min(b.first + b.count, this.nextNew + (budget - sent));
+      for (; this.nextNew < end; this.nextNew++, sent++) {
+        const from = (this.nextNew - b.first) * this.o.chunkBytes;
+        this.transmit(this.nextNew, b.buf.subarray(from, from + this.chunkLength(this.nextNew)));
+      }
+    }
+    this.tokens -= sent * this.o.chunkBytes;
+    return sent;
+  }
+
+  private async currentBatch(): Promise<Batch | undefined> {
+    if (this.batch && this.nextNew < this.batch.first + this.batch.count) return this.batch;
+    this.batch = await (this.prefetch ?? this.readBatch(this.nextNew));
+    this.prefetch = undefined;
+    if (this.batch) {
+      const next = this.batch.first + this.batch.count;
+      if (next < this.total) {
+        this.prefetch = this.readBatch(next);
+        this.prefetch.catch(() => {}); // awaited (and its error thrown) on the next batch
+      }
+    }
+    return this.batch;
+  }
+
+  private async readBatch(first: number): Promise<Batch | undefined> {
+    if (this.ended) return undefined;
+    const count = Math.min(READ_BATCH_CHUNKS, this.total - first);
+    const start = this.o.offset + first * this.o.chunkBytes;
+    const buf = Buffer.allocUnsafe(Math.min(count * this.o.chunkBytes, this.o.size - start));
+    await this.readFully(buf, start);
+    return { first, count, buf };
+  }
+
+  private chunkLength(c: number): number {
+    return Math.min(this.o.chunkBytes, this.o.size - this.o.offset - c * this.o.chunkBytes);
+  }
+
+  private async readFully(buf: Buffer, position: number): Promise<void> {
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await this.fh!.read(buf, got, buf.length - got, position + got);
+      if (bytesRead === 0) throw new Error('file is shorter than announced');
+      got += bytesRead;
+    }
+  }
+
+  private transmit(chunk: number, payload: Buffer): void {
+    if (this.nextPn >= 0xffffffff) throw new Error('too many packets for one session');
+    const pn = this.nextPn++;
+    const slot = pn & (RING - 1);
+    const now = performance.now();
+    this.ringChunk[slot] = chunk;
+    this.ringSnap[slot] = this.rate.snapshot(now);
+    this.inflight++;
+    const body = encodeData({ packetNumber: pn, chunk, sendTimeUs: nowUs() }, payload);
+    safeSend(this.endpoint, FrameType.data, this.o.sessionId, body, this.o.to);
+  }
+
+  private allAcked(): void {
+    if (this.doneTimer) return;
+    this.doneTimer = setTimeout(() => this.finish(), Math.min(DONE_GRACE_MS, this.o.idleTimeoutMs));
+  }
+
+  private armIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      const secs = this.o.idleTimeoutMs / 1000;
+      this.fail(new Error(`no acknowledgement from peer for ${secs} s (idle timeout)`), AbortReason.timeout);
+    }, this.o.idleTimeoutMs);
+  }
+
+  private stop(): void {
+    this.ended = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.doneTimer) clearTimeout(this.doneTimer);
+    this.wake?.();
+    this.onEnd();
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.stop();
+    this.resolveP({
+      bytes: this.o.size - this.o.offset,
+      retransmitted: this.retransmitted,
+      seconds: (performance.now() - this.started) / 1000,
+    });
+  }
+
+  private fail(err: Error, abortReason?: number): void {
+    if (this.ended) return;
+    this.stop();
+    if (abortReason !== undefined) {
+      safeSend(this.endpoint, FrameType.abort, this.o.sessionId, encodeAbort(abortReason), this.o.to);
+    }
+    this.rejectP(err);
+  }
+}
