@@ -14,7 +14,7 @@ import { UdpRelay, type Impairment } from '../test/support/relay';
 import { TcpProxy } from '../test/support/tcp-proxy';
 import { dgramBlast, startBareTcpServer } from './baseline';
 import { cliGet, inProcessGet, registerAlias, startSetup, writeJpeg, type GetOutcome, type Transport } from './peers';
-import { fmtRate, machineLine, markdownTable, MiB, median, mibPerSecond } from './util';
+import { fmtRate, loadLine, machineLine, markdownTable, MiB, median, mibPerSecond } from './util';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BIG = Number(process.env.BENCH_MIB ?? 256) * MiB;
@@ -68,6 +68,7 @@ function ratio(ours: number, base: number): string {
 
 async function main(): Promise<void> {
   const started = performance.now();
+  const loadBefore = loadLine();
   const { dir, cleanup } = await tempDir('p2pshare-bench-');
   const closers: Array<() => Promise<unknown> | void> = [];
   const rows: Row[] = [];
@@ -101,6 +102,9 @@ async function main(): Promise<void> {
     let received = 0;
     let sent = 0;
     const udpLoop = new Series();
+    // One unmeasured warm-up of each side (page cache, JIT, socket buffers), then the rounds.
+    await dgramBlast(BIG, PAYLOAD);
+    if (udpBuilt) await get('owner', 'big.bin', 'udp', 180_000);
     for (let r = 0; r < ROUNDS; r++) {
       const b = await dgramBlast(BIG, PAYLOAD);
       blastRates.push(mibPerSecond(b.receivedBytes, b.seconds));
@@ -124,6 +128,8 @@ async function main(): Promise<void> {
     closers.push(() => bare.close());
     const bareTcp = new Series();
     const tcpLoop = new Series();
+    await bare.pipeOnce(dir);
+    await get('owner', 'big.bin', 'tcp', 180_000);
     for (let r = 0; r < ROUNDS; r++) {
       const run = await bare.pipeOnce(dir);
       bareTcp.add({ ok: run.code === 0, seconds: run.seconds, notBuilt: false, ...(run.code === 0 ? {} : { failure: run.stderr.trim() }) });
@@ -192,7 +198,7 @@ async function main(): Promise<void> {
       notes: `in-process fetchFile (lookup, list, request, transfer, SHA-256, rename), median of ${JPEG_RUNS}`,
     });
     footnotes.push(
-      `Rows 1–4: \`p2pshare get --json\` processes timed from spawn to exit (Node start-up, registry lookup, file list, request, transfer, whole-file SHA-256 check, rename); the bare TCP client is timed the same way. Median of ${ROUNDS} alternating rounds. Ratio = ours / baseline (higher is better; 1.00 = as fast as the baseline).`,
+      `Rows 1–4: \`p2pshare get --json\` processes timed from spawn to exit (Node start-up, registry lookup, file list, request, transfer, whole-file SHA-256 check, rename); the bare TCP client is timed the same way. Median of ${ROUNDS} alternating rounds (loopback pairs after one unmeasured warm-up of each side). Ratio = ours / baseline (higher is better; 1.00 = as fast as the baseline).`,
       `Link rate ${fmtRate(LINK_MIBPS)} = ${LINK_MBIT} Mbit/s of UDP payload (the relay counts datagram bytes, our frame headers included) or of TCP stream bytes (the proxy).`,
     );
   } finally {
@@ -200,7 +206,8 @@ async function main(): Promise<void> {
     await cleanup();
   }
 
-  console.log(`\n${machineLine()}\n`);
+  console.log(`\n${machineLine()}`);
+  console.log(`load average (1/5/15 min) at start ${loadBefore}, at end ${loadLine()}\n`);
   console.log(markdownTable(['case', 'ours', 'baseline', 'ratio', 'notes'], rows.map((r) => [r.label, r.ours, r.baseline, r.ratio, r.notes]), [1, 2, 3]));
   console.log('');
   for (const f of footnotes) console.log(`- ${f}`);

@@ -2,7 +2,7 @@
 // timing a child process from spawn to exit, and files to move.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
 export const MiB = 1024 * 1024;
@@ -74,4 +74,9 @@ export function failureLine(r: ProcessRun): string {
 export function markdownTable(header: string[], rows: string[][], rightAligned: number[]): string {
   const sep = header.map((_, i) => (rightAligned.includes(i) ? '---:' : '---'));
   return [header, sep, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+/** The 1/5/15-minute load averages: on a shared machine, how busy it was around a measurement. */
+export function loadLine(): string {
+  return loadavg().map((l) => l.toFixed(2)).join(' / ');
 }
