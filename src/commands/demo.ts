@@ -8,17 +8,23 @@ import type { Command } from '../cli/command';
 import { stringOpt } from '../cli/command';
 import { CliError, ExitCode, UsageError } from '../cli/errors';
 import type { TransportName } from '../peer/control';
+import type { FetchEvent } from '../peer/control-server';
 import { fetchFile, listFiles, type FetchResult } from '../peer/fetch';
 import { describeFetch, udpAvailable } from '../peer/interactive';
 import { Peer } from '../peer/peer';
 import { ShareIndex } from '../peer/share';
-import { createProgress, formatBytes, formatDuration, formatRate, sampleJpeg, sampleText, showPreview } from '../peer/ui-standin';
 import { RegistryClient } from '../registry/client';
 import { startRegistry, type RunningRegistry } from '../registry/index';
+import { formatBytes, formatDuration, formatRate } from '../ui/format';
 import { colors } from '../ui/output';
+import { showPreview } from '../ui/preview';
+import { createProgress } from '../ui/progress';
+import { sampleJpeg, sampleText } from '../ui/sample';
 
 /** The whole demo gives up after this long (it takes well under a second normally). */
 const DEMO_TIMEOUT_MS = 30_000;
+/** How long to wait for alice's own account of a transfer bob has finished. */
+const OWNER_WAIT_MS = 3000;
 
 export const demoCommand: Command = {
   name: 'demo',
@@ -84,13 +90,14 @@ async function runDemo(root: string, cleanup: Array<() => Promise<unknown>>): Pr
   cleanup.push(() => registry.close());
   out.write(`  ${c.cyan('registry')}  ${registry.url} (${registry.store} store)\n`);
 
+  const aliceLog = new OwnerLog();
   const aliceShare = await ShareIndex.build([join(aliceDir, 'my_file.txt'), join(aliceDir, 'my_file.jpg')]);
   const alice = await Peer.start({
     name: 'alice',
     registryUrl: registry.url,
     share: aliceShare,
     port: 0,
-    onFetch: (e) => out.write(c.dim(`  alice: ${describeFetch(e)}\n`)),
+    onFetch: (e) => aliceLog.record(e),
   });
   cleanup.push(() => alice.stop());
   out.write(`  ${c.cyan('alice')}     udp/tcp port ${alice.port}, shares ${aliceShare.list().map((f) => f.name).join(' and ')}\n`);
@@ -113,9 +120,9 @@ async function runDemo(root: string, cleanup: Array<() => Promise<unknown>>): Pr
 
   const haveUdp = await udpAvailable();
   const sizeOf = (name: string) => entries.find((e) => e.name === name)?.size ?? 0;
-  const text = await fetchShown(client, 'my_file.txt', sizeOf('my_file.txt'), 'tcp', downloads);
+  const text = await fetchShown(client, 'my_file.txt', sizeOf('my_file.txt'), 'tcp', downloads, aliceLog);
   if (!haveUdp) out.write(c.yellow('  note: this build has no UDP transport yet, so the image travels over TCP too\n'));
-  const image = await fetchShown(client, 'my_file.jpg', sizeOf('my_file.jpg'), haveUdp ? 'udp' : 'tcp', downloads);
+  const image = await fetchShown(client, 'my_file.jpg', sizeOf('my_file.jpg'), haveUdp ? 'udp' : 'tcp', downloads, aliceLog);
   await showPreview(image.path, out);
 
   const total = (Date.now() - started) / 1000;
@@ -123,7 +130,7 @@ async function runDemo(root: string, cleanup: Array<() => Promise<unknown>>): Pr
 }
 
 /** One fetch by bob with a progress bar, then its result line with the full SHA-256. */
-async function fetchShown(client: RegistryClient, file: string, size: number, via: TransportName, downloads: string): Promise<FetchResult> {
+async function fetchShown(client: RegistryClient, file: string, size: number, via: TransportName, downloads: string, ownerLog: OwnerLog): Promise<FetchResult> {
   const out = process.stdout;
   const c = colors(out);
   out.write(`bob fetches ${file} over ${via.toUpperCase()}\n`);
@@ -134,10 +141,42 @@ async function fetchShown(client: RegistryClient, file: string, size: number, vi
   } finally {
     progress.finish();
   }
+  const served = await ownerLog.take(file, OWNER_WAIT_MS);
+  out.write(c.dim(`  alice: ${served ? describeFetch(served) : `no word about ${file} yet`}\n`));
   const rate = res.bytesTransferred / Math.max(res.seconds, 0.001);
   out.write(`${c.green('✔')} ${res.name}: ${formatBytes(res.size)} over ${res.via.toUpperCase()} in ${formatDuration(res.seconds)} (${formatRate(rate)}), SHA-256 verified ${res.sha256}\n`);
   out.write(c.dim(`  saved ${res.path}\n`));
   return res;
+}
+
+/**
+ * The owner's side of a transfer ends a moment after the requester has the file (its last
+ * confirmation): its events are kept here and shown after bob's progress bar is gone.
+ */
+class OwnerLog {
+  private readonly events = new Map<string, FetchEvent>();
+  private readonly waiters = new Map<string, () => void>();
+
+  record(e: FetchEvent): void {
+    this.events.set(e.name, e);
+    this.waiters.get(e.name)?.();
+  }
+
+  /** The event for `name`, waiting up to `ms` for it; undefined if none came. */
+  take(name: string, ms: number): Promise<FetchEvent | undefined> {
+    return new Promise((resolveTake) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(name);
+        const e = this.events.get(name);
+        this.events.delete(name);
+        resolveTake(e);
+      };
+      const timer = setTimeout(done, ms);
+      if (this.events.has(name)) return done();
+      this.waiters.set(name, done);
+    });
+  }
 }
 
 /** Resolves like `p`, or rejects with the signal's reason once it aborts. */

@@ -7,13 +7,16 @@ import { CliError, ExitCode } from '../cli/errors';
 import { RegistryClient } from '../registry/client';
 import { isValidName, nameKey } from '../registry/names';
 import { Endpoint } from '../transfer/endpoint';
+import { formatBytes, formatDuration, formatRate } from '../ui/format';
+import { imageSizeOfFile } from '../ui/image-info';
 import { colors } from '../ui/output';
+import { showPreview } from '../ui/preview';
+import { createProgress } from '../ui/progress';
 import type { ListEntry, TransportName } from './control';
 import type { FetchEvent } from './control-server';
 import { defaultVia, fetchFile, listFiles } from './fetch';
 import { Peer, type PeerOptions } from './peer';
 import type { ShareIndex } from './share';
-import { createProgress, formatBytes, formatRate, imageSizeOfFile, showPreview } from './ui-standin';
 import { udpTransport } from './udp';
 
 export interface InteractiveOptions {
@@ -253,7 +256,8 @@ function effectiveVia(entry: ListEntry, haveUdp: boolean): TransportName {
 
 async function chooseFile(owner: string, entries: ListEntry[], haveUdp: boolean, ask: Ask): Promise<string | undefined> {
   const nameWidth = Math.min(40, Math.max(...entries.map((e) => e.name.length)));
-  const choices = entries.map((e) => {
+  const sorted = [...entries].sort((a, b) => a.name.localeCompare(b.name));
+  const choices = sorted.map((e) => {
     const dims = e.kind === 'image' && e.width > 0 && e.height > 0 ? ` ${e.width}x${e.height}` : '';
     return {
       title: `${e.name.padEnd(nameWidth)}  ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(16)} via ${effectiveVia(e, haveUdp).toUpperCase()}`,
@@ -286,7 +290,7 @@ async function fetchAndShow(registry: RegistryClient, owner: string, entry: List
   }
   const rate = res.bytesTransferred / Math.max(res.seconds, 0.001);
   const resumed = res.resumedFrom > 0 ? `, resumed at ${formatBytes(res.resumedFrom)}` : '';
-  out.write(`${c.green('✔')} saved ${res.path} (${formatBytes(res.size)} in ${res.seconds.toFixed(2)} s, ${formatRate(rate)} over ${res.via.toUpperCase()}${resumed}), SHA-256 verified\n`);
+  out.write(`${c.green('✔')} saved ${res.path} (${formatBytes(res.size)} in ${formatDuration(res.seconds)}, ${formatRate(rate)} over ${res.via.toUpperCase()}${resumed}), SHA-256 verified\n`);
   if (/\.jpe?g$/i.test(res.name)) {
     await showPreview(res.path, out);
   } else if (entry.kind === 'image') {
