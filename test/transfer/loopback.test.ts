@@ -1,0 +1,167 @@
+// UDP transfers between two Endpoints in this process over loopback: byte-exact at the edge
+// sizes and 64 MiB, two at once, resume from an offset, a vanished sender, strangers ignored.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Endpoint } from '../../src/transfer/endpoint';
+import { encodeFrame, FrameType } from '../../src/transfer/frame';
+import { encodeData } from '../../src/transfer/udp/packets';
+import { tempDir } from '../support/cli';
+import { pair, randomFile, sessionId, sha256, transfer } from './support';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+before(async () => ({ dir, cleanup } = await tempDir('p2pshare-udp-')));
+after(async () => cleanup());
+
+for (const size of [0, 1, 1200, 1201, 1024 * 1024, 64 * 1024 * 1024]) {
+  test(`byte-exact over loopback: ${size} B`, async () => {
+    const src = join(dir, `src-${size}`);
+    const digest = await randomFile(src, size);
+    const p = await pair();
+    try {
+      const r = await transfer(p, src, size, dir);
+      assert.equal(r.received.bytes, size);
+      assert.equal(r.sent.bytes, size);
+      assert.equal((await stat(r.partPath)).size, size);
+      assert.equal(await sha256(r.partPath), digest);
+      assert.equal(p.ownerUdp.activeSends, 0);
+      assert.equal(p.requesterUdp.activeReceives, 0);
+    } finally {
+      await p.close();
+    }
+  });
+}
+
+test('two transfers at once from one owner, both byte-exact', async () => {
+  const a = join(dir, 'two-a');
+  const b = join(dir, 'two-b');
+  const [da, db] = await Promise.all([randomFile(a, 6 * 1024 * 1024 + 17), randomFile(b, 5 * 1024 * 1024 + 3)]);
+  const p = await pair();
+  // A second requester socket, as a second peer would have.
+  const other = await Endpoint.bind(0, '127.0.0.1');
+  const { UdpTransfers } = await import('../../src/transfer/udp/index');
+  const otherUdp = new UdpTransfers(other);
+  try {
+    const idA = sessionId();
+    const idB = sessionId();
+    const partA = join(dir, 'two-a.part');
+    const partB = join(dir, 'two-b.part');
+    const sizeA = (await stat(a)).size;
+    const sizeB = (await stat(b)).size;
+    const recvA = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: idA, partPath: partA, offset: 0, size: sizeA });
+    const recvB = otherUdp.receive({ from: p.ownerAddress, sessionId: idB, partPath: partB, offset: 0, size: sizeB });
+    const sendA = p.ownerUdp.send({ to: p.requesterAddress, sessionId: idA, path: a, offset: 0, size: sizeA, maxPayload: 1200 });
+    const sendB = p.ownerUdp.send({ to: { address: '127.0.0.1', port: other.port }, sessionId: idB, path: b, offset: 0, size: sizeB, maxPayload: 1200 });
+    assert.equal(p.ownerUdp.activeSends, 2);
+    await Promise.all([recvA, recvB, sendA, sendB]);
+    assert.equal(await sha256(partA), da);
+    assert.equal(await sha256(partB), db);
+  } finally {
+    await other.close();
+    await p.close();
+  }
+});
+
+test('resume: an existing .part keeps its first bytes and receives the rest', async () => {
+  const size = 3 * 1024 * 1024 + 5;
+  const src = join(dir, 'resume-src');
+  const digest = await randomFile(src, size);
+  const offset = 1_000_003;
+  const part = join(dir, 'resume.part');
+  await writeFile(part, (await readFile(src)).subarray(0, offset));
+  const p = await pair();
+  try {
+    const r = await transfer(p, src, size, dir, { offset, partName: 'resume.part' });
+    assert.equal(r.received.bytes, size - offset);
+    assert.equal(await sha256(part), digest);
+  } finally {
+    await p.close();
+  }
+});
+
+test('sender vanishes mid-transfer: the receiver fails within the idle timeout with one line, .part keeps a correct prefix', async () => {
+  const size = 16 * 1024 * 1024;
+  const src = join(dir, 'vanish-src');
+  await randomFile(src, size);
+  const idleTimeoutMs = 1500;
+  // A rate-limited relay keeps the transfer slow enough to cut it in the middle.
+  const p = await pair({ toClient: { rateMbit: 40, seed: 9 }, idleTimeoutMs });
+  try {
+    const id = sessionId();
+    const part = join(dir, 'vanish.part');
+    let progress = 0;
+    const recv = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id, partPath: part, offset: 0, size, onProgress: (n) => (progress = n) });
+    const sent = p.ownerUdp.send({ to: p.requesterAddress, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
+    sent.catch(() => {});
+    const deadline = Date.now() + 20_000;
+    while (progress < 1024 * 1024 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(progress >= 1024 * 1024, 'the transfer never got going');
+    await p.owner.close(); // the owner process is gone: no more DATA, no ABORT
+    const cutAt = Date.now();
+    const err: Error = await recv.then(
+      () => assert.fail('the receive should have failed'),
+      (e: Error) => e,
+    );
+    const waited = Date.now() - cutAt;
+    assert.match(err.message, /^no data from peer for 1\.5 s \(idle timeout\)$/);
+    assert.ok(waited >= idleTimeoutMs - 50 && waited < idleTimeoutMs + 5000, `failed after ${waited} ms`);
+    const kept = await readFile(part);
+    assert.ok(kept.length >= 1024 * 1024 && kept.length < size, `.part holds ${kept.length} bytes`);
+    const original = Buffer.alloc(kept.length);
+    const fh = await open(src, 'r');
+    await fh.read(original, 0, kept.length, 0);
+    await fh.close();
+    assert.ok(kept.equals(original), 'the .part is not a prefix of the file (a hole would break the resume)');
+    assert.equal(p.requesterUdp.activeReceives, 0);
+  } finally {
+    await p.close();
+  }
+});
+
+test('datagrams of another session, from another address, or malformed are ignored and counted; the transfer is still exact', async () => {
+  const size = 2 * 1024 * 1024;
+  const src = join(dir, 'stray-src');
+  const digest = await randomFile(src, size);
+  const p = await pair();
+  const stranger = await Endpoint.bind(0, '127.0.0.1');
+  try {
+    const id = sessionId();
+    const part = join(dir, 'stray.part');
+    const recv = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id, partPath: part, offset: 0, size });
+    const to = { address: '127.0.0.1', port: p.requester.port };
+    const junk = Buffer.alloc(1200, 0xee);
+    const rejectedBefore = p.requester.drops.rejected;
+    for (let i = 0; i < 300; i++) {
+      // Right session, wrong address: must not land in the file.
+      stranger.send(FrameType.data, id, encodeData({ packetNumber: i, chunk: i % 50, sendTimeUs: 0 }, junk), to);
+      // Another (stale) session: ignored as well.
+      stranger.send(FrameType.data, (id + 1) >>> 0, encodeData({ packetNumber: i, chunk: 0, sendTimeUs: 0 }, junk), to);
+      stranger.sendRaw(encodeFrame(FrameType.ack, id, randomBytes(i % 40)), to);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(p.requester.drops.rejected - rejectedBefore >= 600, `only ${p.requester.drops.rejected - rejectedBefore} rejected`);
+    const sent = p.ownerUdp.send({ to: p.requesterAddress, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
+    await Promise.all([recv, sent]);
+    assert.equal(await sha256(part), digest);
+  } finally {
+    await stranger.close();
+    await p.close();
+  }
+});
+
+test('cancel ends a receive at once with a clear error; an unusable max payload is refused', async () => {
+  const p = await pair();
+  try {
+    const id = sessionId();
+    const recv = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id, partPath: join(dir, 'cancel.part'), offset: 0, size: 10_000 });
+    p.requesterUdp.cancel(id);
+    await assert.rejects(recv, /^Error: transfer cancelled$/);
+    assert.equal(p.requesterUdp.activeReceives, 0);
+    await assert.rejects(p.ownerUdp.send({ to: p.requesterAddress, sessionId: id, path: join(dir, 'none'), offset: 0, size: 10, maxPayload: 10 }), /max payload 10 is too small/);
+  } finally {
+    await p.close();
+  }
+});
