@@ -1,6 +1,6 @@
 // `p2pshare demo` as a user runs it (the built CLI): exits 0 quickly, both files fetched
 // byte-exact (checked on the files it keeps with --keep, and against the SHA-256 it prints),
-// the text over TCP, the image over UDP (or TCP with its note while this build has no UDP),
+// the text over TCP, the image over UDP,
 // and without --keep nothing is left behind.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -22,11 +22,11 @@ test('demo exits 0 and both files it fetched are byte-exact', { timeout: 60_000 
   assert.equal(r.code, 0, `stdout: ${r.stdout}\nstderr: ${r.stderr}`);
   assert.equal(r.stderr, '', 'nothing on stderr (no TTY: no progress bar, no warning)');
 
-  // A build without the UDP transport says so in one note and fetches the image over TCP.
-  const udp = !/no UDP transport yet/.test(r.stdout);
+  // The UDP transport is part of the build: the image must really travel over UDP.
+  assert.doesNotMatch(r.stdout, /no UDP transport/);
   const expectations = [
     { name: 'my_file.txt', via: 'TCP' },
-    { name: 'my_file.jpg', via: udp ? 'UDP' : 'TCP' },
+    { name: 'my_file.jpg', via: 'UDP' },
   ];
   for (const { name, via } of expectations) {
     const original = await readFile(join(keep, 'alice', name));
