@@ -21,6 +21,8 @@ export interface GetOutcome {
   /** Set when the transport is missing from this build. */
   notBuilt: boolean;
   failure?: string;
+  /** The get's own timer ("seconds" of --json: request, transfer, SHA-256 check, rename). */
+  innerSeconds?: number;
 }
 
 export interface Setup {
@@ -68,7 +70,9 @@ export async function cliGet(o: { registryUrl: string; peer: string; file: strin
   });
   await rm(o.downloads, { recursive: true, force: true });
   const ok = run.code === 0 && /"via":"(tcp|udp)"/.test(run.stdout);
-  return { ok, seconds: run.seconds, notBuilt: !ok && NOT_BUILT.test(run.stderr), ...(ok ? {} : { failure: failureLine(run) }) };
+  if (!ok) return { ok, seconds: run.seconds, notBuilt: NOT_BUILT.test(run.stderr), failure: failureLine(run) };
+  const inner = (JSON.parse(run.stdout) as { seconds?: unknown }).seconds;
+  return { ok, seconds: run.seconds, notBuilt: false, ...(typeof inner === 'number' ? { innerSeconds: inner } : {}) };
 }
 
 /** fetchFile() in this process (lookup, list, request, transfer, SHA-256 check, rename), timed. */

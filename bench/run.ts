@@ -36,13 +36,17 @@ interface Row {
 /** Repeated runs of one side of a row; stops repeating after the first failure. */
 class Series {
   readonly seconds: number[] = [];
+  readonly innerSeconds: number[] = [];
   failure: string | undefined;
   notBuilt = false;
   get failed(): boolean {
     return this.failure !== undefined;
   }
   add(o: GetOutcome): void {
-    if (o.ok) this.seconds.push(o.seconds);
+    if (o.ok) {
+      this.seconds.push(o.seconds);
+      if (o.innerSeconds !== undefined) this.innerSeconds.push(o.innerSeconds);
+    }
     else {
       this.failure = o.failure ?? 'failed';
       this.notBuilt = o.notBuilt;
@@ -55,6 +59,10 @@ class Series {
     if (this.notBuilt) return 'n/a (UDP transport not built)';
     if (this.failed && !this.seconds.length) return `failed: ${this.failure}`;
     return fmtRate(this.rate(bytes));
+  }
+  /** The get's own timer (--json "seconds"), without process start-up, lookup and listing. */
+  inner(bytes: number): string {
+    return this.innerSeconds.length ? `; get's own timer ${fmtRate(mibPerSecond(bytes, median(this.innerSeconds)))}` : '';
   }
   runs(): string {
     if (this.notBuilt) return 'not measured';
@@ -120,7 +128,7 @@ async function main(): Promise<void> {
       ours: udpLoop.cell(BIG),
       baseline: fmtRate(blast),
       ratio: ratio(udpLoop.rate(BIG), blast),
-      notes: `${udpLoop.runs()}; blast receiver got ${((100 * received) / sent).toFixed(1)} % of what was sent`,
+      notes: `${udpLoop.runs()}${udpLoop.inner(BIG)}; blast receiver got ${((100 * received) / sent).toFixed(1)} % of what was sent`,
     });
 
     // Row 2: loopback, bare TCP pipe to disk vs TCP get.
@@ -141,7 +149,7 @@ async function main(): Promise<void> {
       ours: tcpLoop.cell(BIG),
       baseline: bareTcp.cell(BIG),
       ratio: ratio(tcpLoop.rate(BIG), bareTcp.rate(BIG)),
-      notes: tcpLoop.runs(),
+      notes: `${tcpLoop.runs()}${tcpLoop.inner(BIG)}`,
     });
 
     // Rows 3 and 4: an emulated 100 Mbit/s link with 20 ms one-way delay each way.
@@ -172,21 +180,21 @@ async function main(): Promise<void> {
       ours: udpClean.cell(LINK_FILE),
       baseline: linkCell,
       ratio: ratio(udpClean.rate(LINK_FILE), LINK_MIBPS),
-      notes: `${udpClean.runs()}; relay queue drops ${c.toClient.queueDrops} data-direction, ${c.toTarget.queueDrops} ack-direction`,
+      notes: `${udpClean.runs()}${udpClean.inner(LINK_FILE)}; relay queue drops ${c.toClient.queueDrops} data-direction, ${c.toTarget.queueDrops} ack-direction`,
     });
     rows.push({
       label: `3b. relay ${linkLabel}, 1 % loss each way, ${LINK_FILE / MiB} MiB: UDP get vs link rate`,
       ours: udpLossy.cell(LINK_FILE),
       baseline: linkCell,
       ratio: ratio(udpLossy.rate(LINK_FILE), LINK_MIBPS),
-      notes: `${udpLossy.runs()}; relay dropped ${l.toClient.lost}/${l.toClient.received} data-direction and ${l.toTarget.lost}/${l.toTarget.received} ack-direction datagrams at random, queue drops ${l.toClient.queueDrops}`,
+      notes: `${udpLossy.runs()}${udpLossy.inner(LINK_FILE)}; relay dropped ${l.toClient.lost}/${l.toClient.received} data-direction and ${l.toTarget.lost}/${l.toTarget.received} ack-direction datagrams at random, queue drops ${l.toClient.queueDrops}`,
     });
     rows.push({
       label: `4. TCP proxy ${linkLabel}, ${LINK_FILE / MiB} MiB: TCP get vs link rate`,
       ours: tcpLink.cell(LINK_FILE),
       baseline: linkCell,
       ratio: ratio(tcpLink.rate(LINK_FILE), LINK_MIBPS),
-      notes: `${tcpLink.runs()}; the proxy splits the TCP connection and never drops a byte: this TCP sees NO loss`,
+      notes: `${tcpLink.runs()}${tcpLink.inner(LINK_FILE)}; the proxy splits the TCP connection and never drops a byte: this TCP sees NO loss`,
     });
 
     const ms = (s: Series) => (s.seconds.length ? `${(median(s.seconds) * 1000).toFixed(1)} ms` : s.cell(jpegBytes));
