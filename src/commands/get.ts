@@ -3,6 +3,12 @@ import { boolOpt, registryOption, registryUrl, stringOpt } from '../cli/command'
 import { ExitCode, UsageError } from '../cli/errors';
 import { fetchFile, type Via } from '../peer/fetch';
 import { RegistryClient } from '../registry/client';
+import { colors } from '../ui/output';
+import { showPreview } from '../ui/preview';
+import { createProgress, type Progress } from '../ui/progress';
+import { fetchSummaryLine } from '../ui/result';
+
+const JPEG_NAME = /\.(jpe?g|jfif)$/i;
 
 export const getCommand: Command = {
   name: 'get',
@@ -12,6 +18,7 @@ export const getCommand: Command = {
 Fetches FILE from PEER, verifies its SHA-256 against the owner's, and saves it in DIR
 (default ./downloads) under its own name, or 'name (1).ext' if that exists. Prints the path.
 An interrupted download keeps its .part file; running the same command again resumes it.
+On a terminal: a progress bar on stderr, a result line, and a preview of a JPEG.
 
 Options:
   --via auto|tcp|udp  transport (default auto: images over UDP, everything else over TCP)
@@ -23,17 +30,28 @@ Options:
     const [peer, file] = args.positionals as [string, string];
     const via = stringOpt(args, 'via') ?? 'auto';
     if (via !== 'auto' && via !== 'tcp' && via !== 'udp') throw new UsageError(`--via must be auto, tcp or udp, got '${via}'`);
+    const json = boolOpt(args, 'json');
+    let progress: Progress | undefined;
     const res = await fetchFile({
       registry: new RegistryClient(registryUrl(args)),
       peer,
       file,
       via: via as Via,
       downloads: stringOpt(args, 'downloads') ?? 'downloads',
-    });
-    if (boolOpt(args, 'json')) {
+      onStart: ({ entry, offset }) => {
+        progress = createProgress({ stream: process.stderr, label: entry.name, total: entry.size, disabled: json });
+        progress.update(offset);
+      },
+      onProgress: (bytesDone) => progress?.update(bytesDone),
+    }).finally(() => progress?.finish());
+    if (json) {
       process.stdout.write(`${JSON.stringify(res)}\n`);
+    } else if (process.stdout.isTTY) {
+      // A person is reading: the result line in place of the bar, then the picture.
+      process.stdout.write(`${fetchSummaryLine(res, colors(process.stdout))}\n`);
+      if (JPEG_NAME.test(res.name)) await showPreview(res.path, process.stdout);
     } else {
-      process.stdout.write(`${res.path}\n`);
+      process.stdout.write(`${res.path}\n`); // scripts read the saved path alone
     }
     return ExitCode.ok;
   },

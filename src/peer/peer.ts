@@ -126,6 +126,7 @@ async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.
     const udp = udpTransport(endpoint);
     const control = new ControlServer(endpoint, o.share, {
       maxTransfers: o.maxTransfers ?? DEFAULT_MAX_TRANSFERS,
+      sizes: (f) => ({ width: f.width, height: f.height }),
       ...(udp ? { udp } : {}),
       ...(o.onFetch ? { onFetch: o.onFetch } : {}),
     });

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
+import { imageSizeOfFile } from '../ui/image-info';
 
 export type FileKind = 'text' | 'image' | 'other';
 
@@ -15,6 +16,9 @@ export interface SharedFile {
   mtimeMs: number;
   sha256: string; // hex
   kind: FileKind;
+  /** Image dimensions read from the file's header; 0 when not an image or unknown. */
+  width: number;
+  height: number;
 }
 
 /** Names longer than this (UTF-8 bytes) are not shared: one list entry must fit a datagram. */
@@ -131,7 +135,9 @@ export class ShareIndex {
 async function describe(c: Candidate): Promise<SharedFile> {
   const before = await stat(c.path);
   const sha256 = await sha256File(c.path);
-  return { name: c.name, path: c.path, size: before.size, mtimeMs: before.mtimeMs, sha256, kind: kindOf(c.name) };
+  const kind = kindOf(c.name);
+  const dims = kind === 'image' ? await imageSizeOfFile(c.path) : null;
+  return { name: c.name, path: c.path, size: before.size, mtimeMs: before.mtimeMs, sha256, kind, width: dims?.width ?? 0, height: dims?.height ?? 0 };
 }
 
 /**

@@ -22,10 +22,11 @@ export function formatRate(bytesPerSecond: number): string {
   return `${formatBytes(bytesPerSecond)}/s`;
 }
 
-/** "0.4 s", "42.0 s", "1 m 05 s", "2 h 03 m"; "--" when unknown (not finite). */
+/** "17 ms", "0.4 s", "42.0 s", "1 m 05 s", "2 h 03 m"; "--" when unknown (not finite). */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--';
   if (seconds < 0) seconds = 0;
+  if (seconds < 0.095) return `${Math.round(seconds * 1000)} ms`; // "0.0 s" would say nothing
   if (seconds < 59.95) return `${seconds.toFixed(1)} s`;
   const whole = Math.round(seconds);
   if (whole < 3600) return `${Math.floor(whole / 60)} m ${pad2(whole % 60)} s`;

@@ -25,8 +25,10 @@ const RATE_WINDOW_MS = 3000;
 const ERASE_LINE = '\r\x1b[2K';
 const MIN_BAR_CELLS = 10;
 const MAX_BAR_CELLS = 30;
-/** A label is only shortened below this many characters once the bar is gone. */
-const MIN_LABEL = 12;
+/** A label is shortened to no fewer than this many characters before the ETA and rate go. */
+const MIN_LABEL = 16;
+/** The widest formatBytes result, e.g. '99.9 MiB'. */
+const BYTES_WIDTH = 8;
 
 /** Progress bars only on a terminal and never under CI (SPEC section 2), per stream. */
 export function progressAllowed(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): boolean {
@@ -105,15 +107,18 @@ export function renderBar(s: BarState, c?: Colors): string {
   const width = Math.max(1, s.columns - 1);
   const known = s.total > 0;
   const fraction = known ? Math.min(1, s.done / s.total) : 0;
-  const amount = known ? `${formatBytes(s.done)} / ${formatBytes(s.total)}` : formatBytes(s.done);
-  const percent = known ? `${Math.floor(fraction * 100)}%` : '';
-  const rate = Number.isFinite(s.rate) ? formatRate(s.rate) : '';
-  const remaining = known ? s.total - s.done : 0;
-  const eta = known && s.rate > 0 && remaining > 0 ? `ETA ${formatDuration(remaining / s.rate)}` : '';
-  const stats = [amount, percent, rate, eta].filter(Boolean);
+  // Fixed-width slots, so the bar does not jump about as the figures change length.
+  const done = formatBytes(s.done).padStart(BYTES_WIDTH);
+  const slots = [known ? `${done} / ${formatBytes(s.total)}` : done];
+  if (known) slots.push(`${Math.floor(fraction * 100)}%`.padStart(4));
+  slots.push((Number.isFinite(s.rate) ? formatRate(s.rate) : '').padStart(BYTES_WIDTH + 2));
+  if (known) {
+    const remaining = s.total - s.done;
+    slots.push(s.rate > 0 && remaining > 0 ? `ETA ${formatDuration(remaining / s.rate)}`.padEnd(12) : ' '.repeat(12));
+  }
 
   let label = s.label;
-  const figures = () => stats.join('  ');
+  const figures = () => slots.join('  ');
   for (;;) {
     // Room for label and bar once the figures and the two-space gaps are placed.
     const room = width - figures().length - 4;
@@ -123,13 +128,17 @@ export function renderBar(s: BarState, c?: Colors): string {
       const inner = Math.min(MAX_BAR_CELLS, room - len(label) - 2);
       const filled = Math.round(fraction * inner);
       const bar = `[${'#'.repeat(filled)}${'-'.repeat(inner - filled)}]`;
-      return [label, c ? c.cyan(bar) : bar, figures()].filter(Boolean).join('  ');
+      return [label, c ? c.cyan(bar) : bar, figures()].filter(Boolean).join('  ').trimEnd();
     }
     // Narrow terminal: drop the ETA, then the rate, before giving up the bar.
-    if (stats.length <= 2) break;
-    stats.pop();
+    if (slots.length <= (known ? 2 : 1)) break;
+    slots.pop();
   }
-  return truncate([label, figures()].filter(Boolean).join('  '), width);
+  // No bar: the figures stay whole while the label can give way; then everything is cut.
+  const bare = slots.map((x) => x.trim()).join('  ');
+  const labelRoom = width - bare.length - 2;
+  if (label && labelRoom >= 4) return `${truncate(label, labelRoom)}  ${bare}`;
+  return truncate(bare, width);
 }
 
 function len(text: string): number {

@@ -36,11 +36,13 @@ test('formatRate appends /s to the size', () => {
   assert.equal(formatRate(100), '100 B/s');
 });
 
-test('formatDuration: tenths under a minute, then minutes and padded seconds, then hours', () => {
+test('formatDuration: milliseconds below 0.1 s, tenths under a minute, then minutes and padded seconds, then hours', () => {
   const cases: [number, string][] = [
-    [0, '0.0 s'],
+    [0, '0 ms'],
+    [0.0174, '17 ms'],
+    [0.0949, '95 ms'],
+    [0.096, '0.1 s'],
     [0.4, '0.4 s'],
-    [0.04, '0.0 s'],
     [42, '42.0 s'],
     [59.94, '59.9 s'],
     [59.96, '1 m 00 s'],
@@ -49,7 +51,7 @@ test('formatDuration: tenths under a minute, then minutes and padded seconds, th
     [3599.6, '1 h 00 m'], // rounds up into the next unit
     [3600, '1 h 00 m'],
     [7380, '2 h 03 m'],
-    [-3, '0.0 s'],
+    [-3, '0 ms'],
   ];
   for (const [s, want] of cases) assert.equal(formatDuration(s), want, String(s));
   assert.equal(formatDuration(NaN), '--');

@@ -1,0 +1,25 @@
+// The one line that replaces a transfer's progress bar: where it was saved, how big, how fast,
+// and that the SHA-256 matched. Shared by `get` and (if it likes) the interactive loop.
+import { formatBytes, formatDuration, formatRate } from './format';
+import type { colors } from './output';
+
+export interface FetchSummary {
+  path: string;
+  size: number;
+  via: string;
+  seconds: number;
+  /** Bytes that crossed the wire (less than size after a resume). */
+  bytesTransferred?: number;
+  resumedFrom?: number;
+}
+
+/** "✓ saved downloads/a.jpg  42.4 KiB in 0.3 s (141 KiB/s over udp), SHA-256 verified" */
+export function fetchSummaryLine(r: FetchSummary, c?: ReturnType<typeof colors>): string {
+  const moved = r.bytesTransferred ?? r.size;
+  const rate = r.seconds > 0 ? formatRate(moved / r.seconds) : '';
+  const how = [rate, `over ${r.via}`].filter(Boolean).join(' ');
+  const resumed = r.resumedFrom ? `, resumed at ${formatBytes(r.resumedFrom)}` : '';
+  const tick = c ? c.green('✓') : '✓';
+  const verified = c ? c.green('SHA-256 verified') : 'SHA-256 verified';
+  return `${tick} saved ${r.path}  ${formatBytes(r.size)} in ${formatDuration(r.seconds)} (${how}${resumed}), ${verified}`;
+}
