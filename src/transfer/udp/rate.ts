@@ -20,6 +20,11 @@ const BACKOFF = 0.85;
 const HEAVY_LOSS = 0.3;
 /** RTT inflation only counts beyond this absolute margin (timers and event-loop jitter). */
 const RTT_INFLATION_MARGIN_MS = 10;
+/** Startup ends early when a round's smallest RTT exceeds the minimum by this factor and margin
+ *  (a queue is forming: HyStart's signal), or when a round loses more than STARTUP_LOSS. */
+const STARTUP_RTT_FACTOR = 1.25;
+const STARTUP_RTT_MARGIN_MS = 4;
+const STARTUP_LOSS = 0.1;
 /** The minimum RTT is forgotten after this long so a changed path is re-measured. */
 const MIN_RTT_WINDOW_MS = 10_000;
 
@@ -46,6 +51,7 @@ export class RateControl {
   private roundEndPn = 0;
   private roundAcked = 0;
   private roundLost = 0;
+  private roundMinRtt = Infinity;
   private cycle = 0;
   private fullBw = 0;
   private fullBwRounds = 0;
@@ -64,6 +70,7 @@ export class RateControl {
       this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - sample);
       this.srtt = 0.875 * this.srtt + 0.125 * sample;
     }
+    if (sample < this.roundMinRtt) this.roundMinRtt = sample;
     if (sample <= this.minRtt || now - this.minRttAt > MIN_RTT_WINDOW_MS) {
       this.minRtt = sample;
       this.minRttAt = now;
@@ -106,15 +113,23 @@ export class RateControl {
     this.roundMax = 0;
     const total = this.roundAcked + this.roundLost;
     const heavyLoss = total >= 20 && this.roundLost / total > HEAVY_LOSS;
-    const inflated = this.hasRtt && this.srtt > 2 * this.minRtt && this.srtt > this.minRtt + RTT_INFLATION_MARGIN_MS;
+    // A standing queue: even the round's smallest RTT is twice the path's (our own 2 x BDP window
+    // alone cannot do that), so someone else's traffic or an overshoot fills the bottleneck.
+    const inflated = Number.isFinite(this.roundMinRtt) && this.roundMinRtt > 2 * this.minRtt && this.roundMinRtt > this.minRtt + RTT_INFLATION_MARGIN_MS;
+    const queueing = this.roundMinRtt > this.minRtt * STARTUP_RTT_FACTOR + STARTUP_RTT_MARGIN_MS && Number.isFinite(this.roundMinRtt);
+    const startupLoss = total >= 20 && this.roundLost / total > STARTUP_LOSS;
     this.roundAcked = this.roundLost = 0;
+    this.roundMinRtt = Infinity;
     const bw = this.btlBw();
     if (this.mode === 'startup') {
-      // Startup ends when the bandwidth estimate stops growing by 25 % for 3 rounds.
-      if (bw > this.fullBw * 1.25) {
+      // Startup ends when the bandwidth estimate stops growing by 25 % for 3 rounds, or early
+      // when the path starts queueing or losing.
+      if (queueing || startupLoss) {
+        this.mode = 'drain';
+      } else if (bw > this.fullBw * 1.25) {
         this.fullBw = bw;
         this.fullBwRounds = 0;
-      } else if (++this.fullBwRounds >= 3 || heavyLoss) {
+      } else if (++this.fullBwRounds >= 3) {
         this.mode = 'drain';
       }
     } else {
