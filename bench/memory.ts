@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startCli, tempDir, type RunningCli } from '../test/support/cli';
 import { registry } from '../test/peer/support';
-import { machineLine, markdownTable } from './util';
+import { machineLine, markdownTable, revisionLine } from './util';
 
 const FILE_BYTES = Number(process.env.MEMORY_GIB ?? 2) * 1024 ** 3;
 const LIMIT_BYTES = 200e6;
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
     await cleanup();
   }
   const mb = (b?: number) => (b === undefined ? '—' : `${(b / 1e6).toFixed(1)} MB`);
-  console.log(`\n${machineLine()}\n`);
+  console.log(`\n${machineLine()}\n${revisionLine()}\n`);
   console.log(`Peak resident memory (VmHWM) moving a ${FILE_BYTES / 1024 ** 3} GiB file, limit ${LIMIT_BYTES / 1e6} MB per process\n`);
   console.log(
     markdownTable(

@@ -14,7 +14,7 @@ import { UdpRelay, type Impairment } from '../test/support/relay';
 import { TcpProxy } from '../test/support/tcp-proxy';
 import { dgramBlast, startBareTcpServer } from './baseline';
 import { cliGet, inProcessGet, registerAlias, startSetup, writeJpeg, type GetOutcome, type Transport } from './peers';
-import { fmtRate, loadLine, machineLine, markdownTable, MiB, median, mibPerSecond } from './util';
+import { fmtRate, loadLine, machineLine, markdownTable, revisionLine, MiB, median, mibPerSecond } from './util';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BIG = Number(process.env.BENCH_MIB ?? 256) * MiB;
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
     await cleanup();
   }
 
-  console.log(`\n${machineLine()}`);
+  console.log(`\n${machineLine()}\n${revisionLine()}`);
   console.log(`load average (1/5/15 min) at start ${loadBefore}, at end ${loadLine()}\n`);
   console.log(markdownTable(['case', 'ours', 'baseline', 'ratio', 'notes'], rows.map((r) => [r.label, r.ours, r.baseline, r.ratio, r.notes]), [1, 2, 3]));
   console.log('');

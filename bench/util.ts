@@ -1,6 +1,6 @@
 // Small helpers shared by the transfer benchmarks: the machine line, medians, formatting,
 // timing a child process from spawn to exit, and files to move.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -79,4 +79,15 @@ export function markdownTable(header: string[], rows: string[][], rightAligned: 
 /** The 1/5/15-minute load averages: on a shared machine, how busy it was around a measurement. */
 export function loadLine(): string {
   return loadavg().map((l) => l.toFixed(2)).join(' / ');
+}
+
+/** Which code was measured: the commit, and whether src/ had uncommitted changes (shared tree). */
+export function revisionLine(): string {
+  try {
+    const git = (args: string[]) => execFileSync('git', args, { cwd: __dirname, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = git(['status', '--porcelain', '--', '../src']).split('\n').filter(Boolean).length;
+    return `code: commit ${git(['rev-parse', '--short', 'HEAD'])}${dirty ? ` plus ${dirty} uncommitted file(s) in src/` : ''}`;
+  } catch {
+    return 'code: (not a git checkout)';
+  }
 }
