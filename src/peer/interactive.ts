@@ -119,6 +119,8 @@ export async function runInteractive(o: InteractiveOptions): Promise<number> {
     if (!peer) return ExitCode.ok;
     onFetch = (e) => announcer.line(c.dim(describeFetch(e)));
     out.write(`${readyLine(peer, o.share)}\n`);
+    const serving = o.share.list().length ? 'others can fetch your files while you browse; ' : '';
+    out.write(c.dim(`${serving}downloads go to ${o.downloads}; Ctrl+C unregisters and quits\n`));
     const registry = new RegistryClient(o.registryUrl);
     const haveUdp = await udpAvailable();
     if (!haveUdp) out.write(c.dim('(UDP transport not in this build: images travel over TCP)\n'));
@@ -258,9 +260,9 @@ async function chooseFile(owner: string, entries: ListEntry[], haveUdp: boolean,
   const nameWidth = Math.min(40, Math.max(...entries.map((e) => e.name.length)));
   const sorted = [...entries].sort((a, b) => a.name.localeCompare(b.name));
   const choices = sorted.map((e) => {
-    const dims = e.kind === 'image' && e.width > 0 && e.height > 0 ? ` ${e.width}x${e.height}` : '';
+    const dims = e.kind === 'image' && e.width > 0 && e.height > 0 ? ` ${e.width} × ${e.height}` : '';
     return {
-      title: `${e.name.padEnd(nameWidth)}  ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(16)} via ${effectiveVia(e, haveUdp).toUpperCase()}`,
+      title: `${e.name.padEnd(nameWidth)}  ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(17)} via ${effectiveVia(e, haveUdp).toUpperCase()}`,
       value: e.name,
     };
   });

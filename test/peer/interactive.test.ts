@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { RegistryClient } from '../../src/registry/client';
+import { sampleJpeg } from '../../src/ui/sample';
 import { CLI, runCli, tempDir } from '../support/cli';
 import { randomFile, registry, startPeer } from './support';
 
@@ -120,10 +121,12 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
   await mkdir(ownerDir);
   await mkdir(meDir);
   await writeFile(join(ownerDir, 'a-first.txt'), 'the first file, not the one we pick\n');
+  const picture = sampleJpeg(64, 48);
+  await writeFile(join(ownerDir, 'c-third.jpg'), picture);
   const wantedSha = await randomFile(join(ownerDir, 'b-second.bin'), 300_000 + 17);
   await writeFile(join(meDir, 'mine.txt'), 'served by the interactive peer\n');
 
-  const owner = await startPeer('owner', reg.url, ownerDir, ['--share', 'a-first.txt', '--share', 'b-second.bin']);
+  const owner = await startPeer('owner', reg.url, ownerDir, ['--share', 'a-first.txt', '--share', 'b-second.bin', '--share', 'c-third.jpg']);
   t.after(() => owner.cli.stop());
   // A registered peer that never answers: choosing it must give one error line, not end the loop.
   const silent = dgram.createSocket('udp4');
@@ -171,6 +174,23 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
   assert.equal(got.length, 300_017);
   assert.equal(createHash('sha256').update(got).digest('hex'), wantedSha, 'the fetched file is byte-exact');
   assert.match(saved.m[2]!, /over TCP/);
+
+  // A JPEG: listed as travelling over UDP, fetched over UDP, previewed (a colour terminal here).
+  list = await pty.waitFor(/Fetch from which peer\?[^\n]*\n(❯[\s\S]*?)quit/, at);
+  pty.type(DOWN);
+  await sleep(300);
+  pty.type(ENTER);
+  const files2 = await pty.waitFor(/Which file from owner\?[^\n]*\n(❯[\s\S]*?)quit/, list.end);
+  assert.match(files2.m[1]!, /c-third\.jpg\s+\S+ KiB\s+image.*via UDP/);
+  pty.type(DOWN + DOWN);
+  await sleep(300);
+  pty.type(ENTER);
+  const savedJpeg = await pty.waitFor(/✔ saved (\S+) \((.+)\), SHA-256 verified\n([\s\S]*?)64 × 48\n/, files2.end, 20_000);
+  at = savedJpeg.end;
+  assert.equal(savedJpeg.m[1], join(meDir, 'downloads', 'c-third.jpg'));
+  assert.match(savedJpeg.m[2]!, /over UDP/);
+  assert.ok((await readFile(savedJpeg.m[1]!)).equals(picture), 'the JPEG is byte-exact');
+  assert.ok(savedJpeg.m[3]!.split('\n').filter((l) => l.includes('▀')).length >= 10, 'a half-block preview was drawn');
 
   // Someone fetches from us while our prompt is up: one announcement line, the prompt survives.
   at = (await pty.waitFor(/Fetch from which peer\?/, at)).end;
