@@ -13,7 +13,7 @@ export type PreviewResult = { ok: true; width: number; height: number; lines: st
 /** Columns of the widest preview, whatever the terminal. */
 export const MAX_PREVIEW_COLUMNS = 64;
 /** Images above this many megapixels are not decoded (a pure-JS decode would stall the peer). */
-export const MAX_PREVIEW_MEGAPIXELS = 16;
+export const MAX_PREVIEW_MEGAPIXELS = 12.6; // 4096 x 3072; a 12 MP photo decodes in about 1.5 s here
 const MAX_DECODE_MEMORY_MB = 256;
 /** Files above this size are not read for a preview. */
 export const MAX_PREVIEW_FILE_BYTES = 32 * 1024 * 1024;
