@@ -11,15 +11,16 @@ const CWND_GAIN = 2;
 const FILTER_ROUNDS = 10;
 const INITIAL_RATE = 4_000_000; // bytes/s until the first delivery samples
 const MIN_RATE = 256_000;
-const MIN_CWND_PACKETS = 128;
-/** Added to the minimum RTT for the window: the receiver's ACK delay plus the sender's timer tick. */
-const CWND_RTT_ALLOWANCE_MS = 3;
+const MIN_CWND_PACKETS = 256;
+/** Added to the minimum RTT for the window: ACK delay, timer ticks and event-loop turns on both
+ *  sides, which on fast paths dwarf the wire RTT. Costs at most 10 ms of extra queue. */
+const CWND_RTT_ALLOWANCE_MS = 10;
 const MAX_CWND_PACKETS = 32768;
 const BACKOFF = 0.85;
 /** Share of a round's packets lost that counts as congestion, not random loss. */
 const HEAVY_LOSS = 0.3;
 /** RTT inflation only counts beyond this absolute margin (timers and event-loop jitter). */
-const RTT_INFLATION_MARGIN_MS = 10;
+const RTT_INFLATION_MARGIN_MS = 15;
 /** Startup ends early when a round's smallest RTT exceeds the minimum by this factor and margin
  *  (a queue is forming: HyStart's signal), or when a round loses more than STARTUP_LOSS. */
 const STARTUP_RTT_FACTOR = 1.25;
