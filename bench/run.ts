@@ -1,6 +1,6 @@
 // `npm run bench`: our transfers beside what the platform can do, every row measured in this run.
 //   node build.mjs && node --import tsx bench/run.ts
-//   BENCH_ROUNDS=3 BENCH_MIB=256 BENCH_LINK_MIB=64 BENCH_JPEG_RUNS=7 (defaults)
+//   BENCH_LOOP_ROUNDS=5 BENCH_ROUNDS=3 BENCH_MIB=256 BENCH_LINK_MIB=64 BENCH_JPEG_RUNS=7 (defaults)
 // Our gets are real processes (`p2pshare get ... --json`, timed from spawn to exit) against a
 // real owner peer process, except the JPEG row, which calls fetchFile() in this process so that
 // milliseconds are not swamped by Node's start-up. Pairs run alternately (A, B, A, B, ...) and
@@ -16,7 +16,8 @@ import { dgramBlast, startBareTcpServer } from './baseline';
 import { cliGet, inProcessGet, registerAlias, startSetup, writeJpeg, type GetOutcome, type Transport } from './peers';
 import { fmtRate, loadLine, machineLine, markdownTable, revisionLine, MiB, median, mibPerSecond } from './util';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3); // link rows
+const LOOP_ROUNDS = Number(process.env.BENCH_LOOP_ROUNDS ?? 5); // loopback pairs: short, so noisier
 const BIG = Number(process.env.BENCH_MIB ?? 256) * MiB;
 const LINK_FILE = Number(process.env.BENCH_LINK_MIB ?? 64) * MiB;
 const JPEG_RUNS = Number(process.env.BENCH_JPEG_RUNS ?? 7);
@@ -60,6 +61,10 @@ class Series {
     if (this.failed && !this.seconds.length) return `failed: ${this.failure}`;
     return fmtRate(this.rate(bytes));
   }
+  /** Slowest–fastest run, to show the noise. */
+  range(bytes: number): string {
+    return this.seconds.length > 1 ? ` (range ${rangeOf(this.seconds.map((t) => mibPerSecond(bytes, t)))})` : '';
+  }
   /** The get's own timer (--json "seconds"), without process start-up, lookup and listing. */
   inner(bytes: number): string {
     return this.innerSeconds.length ? `; get's own timer ${fmtRate(mibPerSecond(bytes, median(this.innerSeconds)))}` : '';
@@ -68,6 +73,10 @@ class Series {
     if (this.notBuilt) return 'not measured';
     return `${this.seconds.length} run${this.seconds.length === 1 ? '' : 's'}${this.failed && !this.notBuilt ? `, then failed: ${this.failure}` : ''}`;
   }
+}
+
+function rangeOf(rates: number[]): string {
+  return `${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)}`;
 }
 
 function ratio(ours: number, base: number): string {
@@ -113,7 +122,7 @@ async function main(): Promise<void> {
     // One unmeasured warm-up of each side (page cache, JIT, socket buffers), then the rounds.
     await dgramBlast(BIG, PAYLOAD);
     if (udpBuilt) await get('owner', 'big.bin', 'udp', 180_000);
-    for (let r = 0; r < ROUNDS; r++) {
+    for (let r = 0; r < LOOP_ROUNDS; r++) {
       const b = await dgramBlast(BIG, PAYLOAD);
       blastRates.push(mibPerSecond(b.receivedBytes, b.seconds));
       received += b.receivedBytes;
@@ -128,7 +137,7 @@ async function main(): Promise<void> {
       ours: udpLoop.cell(BIG),
       baseline: fmtRate(blast),
       ratio: ratio(udpLoop.rate(BIG), blast),
-      notes: `${udpLoop.runs()}${udpLoop.inner(BIG)}; blast receiver got ${((100 * received) / sent).toFixed(1)} % of what was sent`,
+      notes: `${udpLoop.runs()}${udpLoop.range(BIG)}${udpLoop.inner(BIG)}; blast range ${rangeOf(blastRates)}; blast receiver got ${((100 * received) / sent).toFixed(1)} % of what was sent`,
     });
 
     // Row 2: loopback, bare TCP pipe to disk vs TCP get.
@@ -138,7 +147,7 @@ async function main(): Promise<void> {
     const tcpLoop = new Series();
     await bare.pipeOnce(dir);
     await get('owner', 'big.bin', 'tcp', 180_000);
-    for (let r = 0; r < ROUNDS; r++) {
+    for (let r = 0; r < LOOP_ROUNDS; r++) {
       const run = await bare.pipeOnce(dir);
       bareTcp.add({ ok: run.code === 0, seconds: run.seconds, notBuilt: false, ...(run.code === 0 ? {} : { failure: run.stderr.trim() }) });
       if (!tcpLoop.failed) tcpLoop.add(await get('owner', 'big.bin', 'tcp', 180_000));
@@ -149,7 +158,7 @@ async function main(): Promise<void> {
       ours: tcpLoop.cell(BIG),
       baseline: bareTcp.cell(BIG),
       ratio: ratio(tcpLoop.rate(BIG), bareTcp.rate(BIG)),
-      notes: `${tcpLoop.runs()}${tcpLoop.inner(BIG)}`,
+      notes: `${tcpLoop.runs()}${tcpLoop.range(BIG)}${tcpLoop.inner(BIG)}; bare pipe range ${bareTcp.seconds.length ? rangeOf(bareTcp.seconds.map((t) => mibPerSecond(BIG, t))) : '—'}`,
     });
 
     // Rows 3 and 4: an emulated 100 Mbit/s link with 20 ms one-way delay each way.
@@ -180,21 +189,21 @@ async function main(): Promise<void> {
       ours: udpClean.cell(LINK_FILE),
       baseline: linkCell,
       ratio: ratio(udpClean.rate(LINK_FILE), LINK_MIBPS),
-      notes: `${udpClean.runs()}${udpClean.inner(LINK_FILE)}; relay queue drops ${c.toClient.queueDrops} data-direction, ${c.toTarget.queueDrops} ack-direction`,
+      notes: `${udpClean.runs()}${udpClean.range(LINK_FILE)}${udpClean.inner(LINK_FILE)}; relay queue drops ${c.toClient.queueDrops} data-direction, ${c.toTarget.queueDrops} ack-direction`,
     });
     rows.push({
       label: `3b. relay ${linkLabel}, 1 % loss each way, ${LINK_FILE / MiB} MiB: UDP get vs link rate`,
       ours: udpLossy.cell(LINK_FILE),
       baseline: linkCell,
       ratio: ratio(udpLossy.rate(LINK_FILE), LINK_MIBPS),
-      notes: `${udpLossy.runs()}${udpLossy.inner(LINK_FILE)}; relay dropped ${l.toClient.lost}/${l.toClient.received} data-direction and ${l.toTarget.lost}/${l.toTarget.received} ack-direction datagrams at random, queue drops ${l.toClient.queueDrops}`,
+      notes: `${udpLossy.runs()}${udpLossy.range(LINK_FILE)}${udpLossy.inner(LINK_FILE)}; relay dropped ${l.toClient.lost}/${l.toClient.received} data-direction and ${l.toTarget.lost}/${l.toTarget.received} ack-direction datagrams at random, queue drops ${l.toClient.queueDrops}`,
     });
     rows.push({
       label: `4. TCP proxy ${linkLabel}, ${LINK_FILE / MiB} MiB: TCP get vs link rate`,
       ours: tcpLink.cell(LINK_FILE),
       baseline: linkCell,
       ratio: ratio(tcpLink.rate(LINK_FILE), LINK_MIBPS),
-      notes: `${tcpLink.runs()}${tcpLink.inner(LINK_FILE)}; the proxy splits the TCP connection and never drops a byte: this TCP sees NO loss`,
+      notes: `${tcpLink.runs()}${tcpLink.range(LINK_FILE)}${tcpLink.inner(LINK_FILE)}; the proxy splits the TCP connection and never drops a byte: this TCP sees NO loss`,
     });
 
     const ms = (s: Series) => (s.seconds.length ? `${(median(s.seconds) * 1000).toFixed(1)} ms` : s.cell(jpegBytes));
@@ -206,7 +215,7 @@ async function main(): Promise<void> {
       notes: `in-process fetchFile (lookup, list, request, transfer, SHA-256, rename), median of ${JPEG_RUNS}`,
     });
     footnotes.push(
-      `Rows 1–4: \`p2pshare get --json\` processes timed from spawn to exit (Node start-up, registry lookup, file list, request, transfer, whole-file SHA-256 check, rename); the bare TCP client is timed the same way. Median of ${ROUNDS} alternating rounds (loopback pairs after one unmeasured warm-up of each side). Ratio = ours / baseline (higher is better; 1.00 = as fast as the baseline).`,
+      `Rows 1–4: \`p2pshare get --json\` processes timed from spawn to exit (Node start-up, registry lookup, file list, request, transfer, whole-file SHA-256 check, rename); the bare TCP client is timed the same way. Median of ${LOOP_ROUNDS} (loopback) or ${ROUNDS} (link) alternating rounds, loopback pairs after one unmeasured warm-up of each side; the range is the slowest–fastest run. Ratio = ours / baseline (higher is better; 1.00 = as fast as the baseline).`,
       `Link rate ${fmtRate(LINK_MIBPS)} = ${LINK_MBIT} Mbit/s of UDP payload (the relay counts datagram bytes, our frame headers included) or of TCP stream bytes (the proxy).`,
     );
   } finally {
