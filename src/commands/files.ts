@@ -5,6 +5,7 @@ import { listFiles, defaultVia } from '../peer/fetch';
 import type { ListEntry } from '../peer/control';
 import { RegistryClient } from '../registry/client';
 import { formatBytes } from '../ui/format';
+import { displayWidth, padToWidth, printable } from '../ui/text';
 
 export const filesCommand: Command = {
   name: 'files',
@@ -31,11 +32,9 @@ Lists the files PEER shares: name, size, kind and how it would travel
 
 /** Aligned columns: name, size, kind (with an image's dimensions), how it would travel. */
 export function fileTable(files: ListEntry[]): string {
-  const rows = files.map((f) => [f.name, formatBytes(f.size), f.width && f.height ? `${f.kind} ${f.width} × ${f.height}` : f.kind, defaultVia(f)]);
-  const width = (col: number, cap: number) => Math.min(cap, rows.reduce((w, r) => Math.max(w, [...r[col]!].length), 0));
+  const rows = files.map((f) => [printable(f.name), formatBytes(f.size), f.width && f.height ? `${f.kind} ${f.width} × ${f.height}` : f.kind, defaultVia(f)] as const);
+  const width = (col: 0 | 2, cap: number) => Math.min(cap, rows.reduce((w, r) => Math.max(w, displayWidth(r[col])), 0));
   const nameW = width(0, 40);
-  const sizeW = width(1, 10);
   const kindW = width(2, 24);
-  const pad = (s: string, w: number) => s + ' '.repeat(Math.max(0, w - [...s].length));
-  return rows.map(([name, size, kind, via]) => `${pad(name!, nameW)}  ${' '.repeat(Math.max(0, sizeW - size!.length))}${size}  ${pad(kind!, kindW)}  ${via}\n`).join('');
+  return rows.map(([name, size, kind, via]) => `${padToWidth(name, nameW)}  ${size.padStart(8)}  ${padToWidth(kind, kindW)}  ${via}\n`).join('');
 }

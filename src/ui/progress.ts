@@ -3,6 +3,7 @@
 // (--json). Redraws at most every REDRAW_MS; finish() erases the line for the caller's result.
 import { colors } from './output';
 import { formatBytes, formatDuration, formatRate } from './format';
+import { displayWidth, printable, truncateToWidth } from './text';
 
 export interface Progress {
   update(bytesDone: number): void;
@@ -117,15 +118,15 @@ export function renderBar(s: BarState, c?: Colors): string {
     slots.push(s.rate > 0 && remaining > 0 ? `ETA ${formatDuration(remaining / s.rate)}`.padEnd(12) : ' '.repeat(12));
   }
 
-  let label = s.label;
+  let label = printable(s.label);
   const figures = () => slots.join('  ');
   for (;;) {
     // Room for label and bar once the figures and the two-space gaps are placed.
     const room = width - figures().length - 4;
     const labelRoom = room - MIN_BAR_CELLS - 2;
-    if (labelRoom >= Math.min(len(label), MIN_LABEL)) {
-      label = truncate(label, labelRoom);
-      const inner = Math.min(MAX_BAR_CELLS, room - len(label) - 2);
+    if (labelRoom >= Math.min(displayWidth(label), MIN_LABEL)) {
+      label = truncateToWidth(label, labelRoom);
+      const inner = Math.min(MAX_BAR_CELLS, room - displayWidth(label) - 2);
       const filled = Math.round(fraction * inner);
       const bar = `[${'#'.repeat(filled)}${'-'.repeat(inner - filled)}]`;
       return [label, c ? c.cyan(bar) : bar, figures()].filter(Boolean).join('  ').trimEnd();
@@ -137,17 +138,6 @@ export function renderBar(s: BarState, c?: Colors): string {
   // No bar: the figures stay whole while the label can give way; then everything is cut.
   const bare = slots.map((x) => x.trim()).join('  ');
   const labelRoom = width - bare.length - 2;
-  if (label && labelRoom >= 4) return `${truncate(label, labelRoom)}  ${bare}`;
-  return truncate(bare, width);
-}
-
-function len(text: string): number {
-  return [...text].length;
-}
-
-function truncate(text: string, max: number): string {
-  const chars = [...text];
-  if (chars.length <= max) return text;
-  if (max <= 1) return chars.slice(0, Math.max(0, max)).join('');
-  return `${chars.slice(0, max - 1).join('')}…`;
+  if (label && labelRoom >= 4) return `${truncateToWidth(label, labelRoom)}  ${bare}`;
+  return truncateToWidth(bare, width);
 }

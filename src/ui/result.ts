@@ -2,6 +2,7 @@
 // and that the SHA-256 matched. Shared by `get` and (if it likes) the interactive loop.
 import { formatBytes, formatDuration, formatRate } from './format';
 import type { colors } from './output';
+import { printable } from './text';
 
 export interface FetchSummary {
   path: string;
@@ -21,5 +22,5 @@ export function fetchSummaryLine(r: FetchSummary, c?: ReturnType<typeof colors>)
   const resumed = r.resumedFrom ? `, resumed at ${formatBytes(r.resumedFrom)}` : '';
   const tick = c ? c.green('✓') : '✓';
   const verified = c ? c.green('SHA-256 verified') : 'SHA-256 verified';
-  return `${tick} saved ${r.path}  ${formatBytes(r.size)} in ${formatDuration(r.seconds)} (${how}${resumed}), ${verified}`;
+  return `${tick} saved ${printable(r.path)}  ${formatBytes(r.size)} in ${formatDuration(r.seconds)} (${how}${resumed}), ${verified}`;
 }

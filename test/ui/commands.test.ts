@@ -57,8 +57,9 @@ function onTerminal(args: string[], env: Record<string, string | undefined>, tim
   return new Promise((resolve, reject) => {
     const proc = spawn(SCRIPT!, ['-qfec', cmd, '/dev/null'], { cwd: dir, env: full, stdio: ['pipe', 'pipe', 'pipe'] });
     let raw = '';
-    proc.stdout.on('data', (d: Buffer) => (raw += d.toString('utf8')));
-    proc.stderr.on('data', (d: Buffer) => (raw += d.toString('utf8')));
+    // Decoded as a stream: a multi-byte '▀' may be split across chunks.
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (raw += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (raw += d));
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`timed out after ${timeoutMs} ms: ${raw.replace(ANSI, '').slice(-500)}`));

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { createProgress, REDRAW_MS, renderBar } from '../../src/ui/progress';
+import { displayWidth } from '../../src/ui/text';
 import { fakeTerminal, plain, withEnv } from './support';
 
 const ERASE = '\r\x1b[2K';
@@ -104,12 +105,12 @@ test('rate and ETA come from the measured progress', async () => {
 });
 
 test('the bar line never reaches the last column, whatever the width, label or total', () => {
-  const labels = ['', 'a.txt', 'a-very-long-file-name-that-goes-on-and-on-and-on.tar.gz', 'фото-отпуска-2024.jpg', '写真.jpg'];
+  const labels = ['', 'a.txt', 'a-very-long-file-name-that-goes-on-and-on-and-on.tar.gz', 'фото-отпуска-2024.jpg', '写真.jpg', '東京の写真とビデオのアルバム二〇二四年夏.zip', '🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉.png'];
   for (let columns = 1; columns <= 160; columns++) {
     for (const label of labels) {
       for (const [done, total, rate] of [[0, 0, NaN], [5e6, 1e7, 1e6], [1e7, 1e7, 3e6], [123, 0, 50]] as const) {
         const line = renderBar({ label, done, total, rate, columns });
-        assert.ok([...plain(line)].length <= Math.max(1, columns - 1), `${columns} cols, '${label}': '${line}'`);
+        assert.ok(displayWidth(plain(line)) <= Math.max(1, columns - 1), `${columns} cols, '${label}': '${line}'`);
       }
     }
   }
@@ -138,5 +139,17 @@ test('unknown columns fall back to 80', async () => {
     assert.equal(plain(drawn), renderBar({ label, done: 5, total: 10, rate: NaN, columns: 80 }));
     assert.match(plain(drawn), /^x{15}… {2}\[#{5}-{5}\] +5 B \/ 10 B +50%$/);
     p.finish();
+  });
+});
+
+test("a peer's file name cannot smuggle terminal escapes into the bar", async () => {
+  await withEnv({ ...TTY_ENV, NO_COLOR: '1' }, () => {
+    const stream = fakeTerminal({ columns: 80 });
+    const p = createProgress({ stream, label: 'evil\x1b]0;pwned\x07\x1b[2J\r\n.txt', total: 10 });
+    p.update(5);
+    p.finish();
+    const body = stream.text.split(ERASE).join('');
+    assert.doesNotMatch(body, /[\x00-\x1f\x7f-\x9f]/);
+    assert.match(body, /^evil\?\]0;pwned\?\?… {2}\[#{5}-{5}\]/);
   });
 });
