@@ -12,6 +12,8 @@ export type PreviewResult = { ok: true; width: number; height: number; lines: st
 
 /** Columns of the widest preview, whatever the terminal. */
 export const MAX_PREVIEW_COLUMNS = 64;
+/** Text lines of the tallest preview (two pixel rows each). */
+export const MAX_PREVIEW_LINES = 32;
 /** Images above this many megapixels are not decoded (a pure-JS decode would stall the peer). */
 export const MAX_PREVIEW_MEGAPIXELS = 12.6; // 4096 x 3072; a 12 MP photo decodes in about 1.5 s here
 const MAX_DECODE_MEMORY_MB = 256;
@@ -29,10 +31,11 @@ export function previewMode(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv =
 }
 
 /**
- * width/height are the image's own dimensions; lines are the drawn rows (each ends with a reset).
+ * width/height are the image's own dimensions; lines are the drawn rows (each ends with a reset),
+ * at most maxColumns (<= 64) wide and maxRows (<= 32, default 32) high.
  * Never throws: anything undecodable gives { ok: false, note } with a one-line note.
  */
-export function renderPreview(data: Uint8Array, o: { maxColumns: number; mode: ColorMode }): PreviewResult {
+export function renderPreview(data: Uint8Array, o: { maxColumns: number; mode: ColorMode; maxRows?: number }): PreviewResult {
   const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const unsupported = checkJpeg(b);
   if (unsupported) return { ok: false, note: `no preview: ${unsupported}` };
@@ -50,8 +53,14 @@ export function renderPreview(data: Uint8Array, o: { maxColumns: number; mode: C
   if (image.width <= 0 || image.height <= 0 || image.data.length < image.width * image.height * 4) {
     return { ok: false, note: 'no preview: corrupt JPEG (no pixels decoded)' };
   }
-  const columns = Math.max(1, Math.min(MAX_PREVIEW_COLUMNS, Math.floor(o.maxColumns) || 1, image.width));
-  const pixelRows = Math.max(1, Math.round((image.height * columns) / image.width));
+  let columns = Math.max(1, Math.min(MAX_PREVIEW_COLUMNS, Math.floor(o.maxColumns) || 1, image.width));
+  let pixelRows = Math.max(1, Math.round((image.height * columns) / image.width));
+  // A tall picture is fitted to the line budget too, keeping its shape.
+  const maxPixelRows = 2 * Math.max(1, Math.min(MAX_PREVIEW_LINES, Math.floor(o.maxRows ?? MAX_PREVIEW_LINES) || 1));
+  if (pixelRows > maxPixelRows) {
+    pixelRows = Math.min(maxPixelRows, image.height);
+    columns = Math.max(1, Math.min(columns, Math.round((image.width * pixelRows) / image.height)));
+  }
   const small = boxScale(image, columns, pixelRows);
   return { ok: true, width: image.width, height: image.height, lines: drawHalfBlocks(small, columns, pixelRows, o.mode) };
 }
@@ -68,7 +77,9 @@ export async function showPreview(path: string, stream: NodeJS.WriteStream): Pro
       result = { ok: false, note: `no preview: file too large to preview (over ${MAX_PREVIEW_FILE_BYTES / 1024 / 1024} MiB)` };
     } else {
       const termColumns = typeof stream.columns === 'number' && stream.columns > 1 ? stream.columns - 1 : 80;
-      result = renderPreview(await readFile(path), { maxColumns: Math.min(MAX_PREVIEW_COLUMNS, termColumns), mode });
+      // Leave room for the size line and the prompt on a short terminal.
+      const termRows = typeof stream.rows === 'number' && stream.rows > 6 ? stream.rows - 3 : MAX_PREVIEW_LINES;
+      result = renderPreview(await readFile(path), { maxColumns: Math.min(MAX_PREVIEW_COLUMNS, termColumns), maxRows: termRows, mode });
     }
   } catch (err) {
     result = { ok: false, note: `no preview: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };

@@ -117,6 +117,20 @@ test('width is capped at 64 columns and the aspect ratio kept (two pixel rows pe
   assert.equal(MAX_PREVIEW_COLUMNS, 64);
 });
 
+test('a tall picture is fitted to the line budget, keeping its shape', () => {
+  const tall = encode(40, 400, (x, y) => [x * 6, y >> 1, 90]);
+  const r = renderPreview(tall, { maxColumns: 64, mode: 'truecolor' });
+  assert.ok(r.ok);
+  assert.equal(r.lines.length, 32); // 64 pixel rows at most
+  assert.equal(plain(r.lines[0]!).length, 6); // 40 x 400 -> 6 x 64 (6.4 rounded)
+  const short = renderPreview(tall, { maxColumns: 64, maxRows: 5, mode: 'truecolor' });
+  assert.ok(short.ok);
+  assert.deepEqual([short.lines.length, plain(short.lines[0]!).length], [5, 1]);
+  const wide = renderPreview(encode(400, 4, () => [10, 20, 30]), { maxColumns: 64, mode: 'truecolor' });
+  assert.ok(wide.ok);
+  assert.deepEqual([wide.lines.length, plain(wide.lines[0]!).length], [1, 64]);
+});
+
 test('256-colour mode: the nearest cube colour or grey', () => {
   assert.equal(to256(0, 0, 0), 16);
   assert.equal(to256(255, 255, 255), 231);
@@ -239,6 +253,10 @@ test('showPreview prints the picture and "W × H", a note for a bad file, nothin
       assert.equal(lines.length, 24 + 1); // 64 columns x 48 pixel rows = 24 lines
       for (const l of lines.slice(0, -1)) assert.equal(plain(l), '▀'.repeat(64));
       assert.match(lines[0]!, /\x1b\[38;2;\d+;\d+;\d+;48;2;/);
+      const short = fakeTerminal({ columns: 120 });
+      (short as { rows?: number }).rows = 13;
+      await showPreview(join(dir, 'sample.jpg'), short);
+      assert.equal(short.text.trimEnd().split('\n').length, 10 + 1, 'fits a 13-row terminal');
       const narrow = fakeTerminal({ columns: 30 });
       await showPreview(join(dir, 'sample.jpg'), narrow);
       assert.equal(plain(narrow.text.split('\n')[0]!).length, 29);
