@@ -52,7 +52,8 @@ export class Receiver {
   private writtenChunks = 0;
   private writtenBytes = 0;
   private pendingChunks = 0;
-  private run: Run | undefined;
+  private run: Run | undefined; // the run still growing
+  private readonly closedRuns: Run[] = []; // complete runs waiting for the file to open
   private flushScheduled = false;
   private readonly ranges: PnRange[] = []; // received packet numbers, highest first
   private largestAt = 0; // when the largest packet number arrived (performance.now)
@@ -97,7 +98,7 @@ export class Receiver {
       return;
     }
     if (this.total === 0) void this.complete();
-    else this.flush(); // data that arrived while the file was opening
+    else this.flush(); // runs that arrived while the file was opening (the growing one follows)
   }
 
   /** false: the packet does not fit this session (wrong chunk or length); the caller counts it. */
@@ -177,27 +178,33 @@ export class Receiver {
     if (run && chunk === run.first + run.bufs.length && run.bufs.length < MAX_RUN_CHUNKS) {
       run.bufs.push(payload);
     } else {
-      if (run) this.flush();
+      if (run) this.closedRuns.push(run);
       this.run = { first: chunk, bufs: [payload] };
+      this.flush();
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
         this.flushScheduled = false;
+        if (this.run) this.closedRuns.push(this.run);
+        this.run = undefined;
         this.flush();
       });
     }
   }
 
+  /** Writes every closed run (once the file is open). */
   private flush(): void {
-    const run = this.run;
-    if (!run || !this.fh || this.ended) return;
-    this.run = undefined;
+    if (!this.fh || this.ended) return;
+    for (const run of this.closedRuns.splice(0)) this.writeRun(this.fh, run);
+  }
+
+  private writeRun(fh: fsp.FileHandle, run: Run): void {
     const position = this.o.offset + run.first * this.o.chunkBytes;
-    // One copy into one buffer: writev of many small buffers costs far more on the main thread.
+    // One copy into one buffer, one write call.
     const data = run.bufs.length === 1 ? run.bufs[0] : Buffer.concat(run.bufs);
     const bytes = data.length;
-    this.fh.write(data, 0, bytes, position).then(
+    fh.write(data, 0, bytes, position).then(
       ({ bytesWritten }) => {
         if (bytesWritten !== bytes) throw new Error('short write');
         this.pendingChunks -= run.bufs.length;
@@ -306,8 +313,9 @@ export class Receiver {
     }
     const fh = this.fh;
     this.fh = undefined;
-    if (this.run) this.pendingChunks -= this.run.bufs.length;
-    this.run = undefined; // never written
+    if (this.run) this.closedRuns.push(this.run);
+    for (const run of this.closedRuns.splice(0)) this.pendingChunks -= run.bufs.length; // never written
+    this.run = undefined;
     // Let writes already issued land, then cut the .part after the contiguous prefix on disk:
     // a resume starts at the file's length, so it must hold no holes.
     const closeLater = async () => {
