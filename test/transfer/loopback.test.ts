@@ -160,7 +160,11 @@ test('cancel ends a receive at once with a clear error; an unusable max payload 
     p.requesterUdp.cancel(id);
     await assert.rejects(recv, /^Error: transfer cancelled$/);
     assert.equal(p.requesterUdp.activeReceives, 0);
-    await assert.rejects(p.ownerUdp.send({ to: p.requesterAddress, sessionId: id, path: join(dir, 'none'), offset: 0, size: 10, maxPayload: 10 }), /max payload 10 is too small/);
+    // The owner refuses a max payload it cannot use, and says so: the requester ends at once.
+    const id2 = sessionId();
+    const recv2 = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id2, partPath: join(dir, 'small.part'), offset: 0, size: 10_000 });
+    await assert.rejects(p.ownerUdp.send({ to: p.requesterAddress, sessionId: id2, path: join(dir, 'none'), offset: 0, size: 10_000, maxPayload: 10 }), /^Error: max payload 10 is too small \(at least 64 bytes\)$/);
+    await assert.rejects(recv2, /^Error: sender aborted the transfer \(bad request\)$/);
   } finally {
     await p.close();
   }

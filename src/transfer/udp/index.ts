@@ -3,7 +3,7 @@
 // anything else (stale sessions, strangers, malformed bodies) is dropped and counted.
 import type { Endpoint, Remote } from '../endpoint';
 import { FrameType, type Frame } from '../frame';
-import { abortReasonText, decodeAbort, decodeAck, decodeData, decodeDone, encodeDone, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, safeSend } from './packets';
+import { AbortReason, abortReasonText, encodeAbort, decodeAbort, decodeAck, decodeData, decodeDone, encodeDone, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, safeSend } from './packets';
 import { Receiver } from './receiver';
 import { Sender } from './sender';
 
@@ -83,8 +83,13 @@ export class UdpTransfers {
 
   send(o: SendRequest): Promise<{ bytes: number; retransmitted: number; seconds: number }> {
     const chunkBytes = chunkBytesFor(o.maxPayload);
-    if (chunkBytes === null) return Promise.reject(new Error(`max payload ${o.maxPayload} is too small (at least ${MIN_PAYLOAD_BYTES} bytes)`));
-    if (!validRange(o.offset, o.size)) return Promise.reject(new Error(`bad byte range ${o.offset}-${o.size}`));
+    const refusal =
+      chunkBytes === null ? `max payload ${o.maxPayload} is too small (at least ${MIN_PAYLOAD_BYTES} bytes)` : !validRange(o.offset, o.size) ? `bad byte range ${o.offset}-${o.size}` : undefined;
+    if (refusal || chunkBytes === null) {
+      // The GET was already answered ok: tell the requester now rather than let it time out.
+      safeSend(this.endpoint, FrameType.abort, o.sessionId, encodeAbort(AbortReason.badRequest), o.to);
+      return Promise.reject(new Error(refusal));
+    }
     const key = sendKey(o.to, o.sessionId);
     if (this.sends.has(key)) return Promise.reject(new Error(`session ${o.sessionId} is already sending`));
     const sender = new Sender(
