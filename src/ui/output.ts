@@ -1,5 +1,5 @@
 // Terminal output rules of SPEC section 2: colour only on a TTY and never with NO_COLOR;
-// progress only on a TTY and never under CI.
+// progress bars follow their own rule in progress.ts (progressAllowed).
 import pc from 'picocolors';
 
 type Stream = NodeJS.WriteStream;
@@ -10,11 +10,6 @@ export function colorEnabled(stream: Stream = process.stdout): boolean {
 
 export function colors(stream: Stream = process.stdout) {
   return pc.createColors(colorEnabled(stream));
-}
-
-/** Progress bars and other redrawn lines: stderr must be a terminal, and not under CI. */
-export function progressEnabled(): boolean {
-  return process.stderr.isTTY === true && !process.env.CI;
 }
 
 /** One readable error line on stderr. */
