@@ -32,6 +32,13 @@ Options:
     if (via !== 'auto' && via !== 'tcp' && via !== 'udp') throw new UsageError(`--via must be auto, tcp or udp, got '${via}'`);
     const json = boolOpt(args, 'json');
     let progress: Progress | undefined;
+    // Ctrl+C: leave a clean terminal and say what is left behind (the .part resumes next time).
+    const onInterrupt = () => {
+      progress?.finish();
+      process.stderr.write(`interrupted: the partial download is kept; run the same command again to resume\n`);
+      process.exit(ExitCode.failed);
+    };
+    process.once('SIGINT', onInterrupt);
     const res = await fetchFile({
       registry: new RegistryClient(registryUrl(args)),
       peer,
@@ -43,7 +50,10 @@ Options:
         progress.update(offset);
       },
       onProgress: (bytesDone) => progress?.update(bytesDone),
-    }).finally(() => progress?.finish());
+    }).finally(() => {
+      process.off('SIGINT', onInterrupt);
+      progress?.finish();
+    });
     if (json) {
       process.stdout.write(`${JSON.stringify(res)}\n`);
     } else if (process.stdout.isTTY) {
