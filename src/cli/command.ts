@@ -39,7 +39,8 @@ export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs & { h
       strict: true,
     });
   } catch (err) {
-    throw new UsageError(`${cmd.name}: ${(err as Error).message}`);
+    // parseArgs explains some mistakes over several lines; the user gets the first, which says it.
+    throw new UsageError(`${cmd.name}: ${(err as Error).message.split('\n')[0]}`);
   }
   const values = parsed.values as ParsedArgs['values'];
   const help = values.help === true;
