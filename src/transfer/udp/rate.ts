@@ -24,7 +24,7 @@ const RTT_INFLATION_MARGIN_MS = 15;
 /** Startup ends early when a round's smallest RTT exceeds the minimum by this factor and margin
  *  (a queue is forming: HyStart's signal), or when a round loses more than STARTUP_LOSS. */
 const STARTUP_RTT_FACTOR = 1.25;
-const STARTUP_RTT_MARGIN_MS = 4;
+const STARTUP_RTT_MARGIN_MS = 10; // as the window allowance: event-loop delay is not a queue
 const STARTUP_LOSS = 0.1;
 /** The minimum RTT is forgotten after this long so a changed path is re-measured. */
 const MIN_RTT_WINDOW_MS = 10_000;
@@ -43,9 +43,10 @@ export class RateControl {
   minRtt = Infinity;
   private minRttAt = 0;
   private hasRtt = false;
-  private delivered = 0; // bytes acknowledged so far
-  private deliveredAt = performance.now();
-  private firstSentAt = performance.now();
+  // Read by the sender when it sends a packet (see snapshot); written only here.
+  delivered = 0; // bytes acknowledged so far
+  deliveredAt = performance.now();
+  firstSentAt = performance.now();
   private mode: 'startup' | 'drain' | 'cruise' = 'startup';
   private roundMaxes: number[] = [];
   private roundMax = 0;

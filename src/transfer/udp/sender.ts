@@ -6,8 +6,8 @@
 import { promises as fsp } from 'node:fs';
 import type { Endpoint, Remote } from '../endpoint';
 import { FrameType } from '../frame';
-import { AbortReason, encodeAbort, encodeData, nowUs, safeSend, type AckPacket } from './packets';
-import { RateControl, type SendSnapshot } from './rate';
+import { AbortReason, encodeAbort, encodeDataFrame, nowUs, safeSend, type AckPacket } from './packets';
+import { RateControl } from './rate';
 
 const RING = 1 << 16; // packets in flight at most (cwnd is capped well below)
 const READ_BATCH_CHUNKS = 256;
@@ -61,7 +61,11 @@ export class Sender {
   private largestAcked = -1;
   private inflight = 0;
   private readonly ringChunk = new Int32Array(RING).fill(-1);
-  private readonly ringSnap: (SendSnapshot | undefined)[] = new Array(RING);
+  // Rate state when each packet was sent (RateControl.snapshot), in typed arrays: no object per packet.
+  private readonly ringSentAt = new Float64Array(RING);
+  private readonly ringDelivered = new Float64Array(RING);
+  private readonly ringDeliveredAt = new Float64Array(RING);
+  private readonly ringFirstSentAt = new Float64Array(RING);
   private readonly lost: number[] = []; // chunks to retransmit
   private lostHead = 0;
   private readonly rate = new RateControl();
@@ -139,7 +143,9 @@ export class Sender {
       this.rtoBackoff = 1;
     }
     if (newestPn >= 0) {
-      this.rate.onDelivered(bytes, this.ringSnap[newestPn & (RING - 1)]!, newestPn, this.nextPn, now, this.inflight, this.o.chunkBytes);
+      const slot = newestPn & (RING - 1);
+      const snap = { sentAt: this.ringSentAt[slot], delivered: this.ringDelivered[slot], deliveredAt: this.ringDeliveredAt[slot], firstSentAt: this.ringFirstSentAt[slot] };
+      this.rate.onDelivered(bytes, snap, newestPn, this.nextPn, now, this.inflight, this.o.chunkBytes);
     }
     this.detectLoss(now);
     while (this.cumAcked < this.total && this.acked[this.cumAcked]) this.cumAcked++;
@@ -174,7 +180,7 @@ export class Sender {
       const slot = this.lowPn & (RING - 1);
       const chunk = this.ringChunk[slot];
       if (chunk >= 0) {
-        const old = now - this.ringSnap[slot]!.sentAt > delay;
+        const old = now - this.ringSentAt[slot] > delay;
         if (this.largestAcked - this.lowPn < REORDER_THRESHOLD && !old) break;
         this.declareLost(slot, chunk);
         n++;
@@ -338,10 +344,17 @@ export class Sender {
     const slot = pn & (RING - 1);
     const now = performance.now();
     this.ringChunk[slot] = chunk;
-    this.ringSnap[slot] = this.rate.snapshot(now);
+    this.ringSentAt[slot] = now;
+    this.ringDelivered[slot] = this.rate.delivered;
+    this.ringDeliveredAt[slot] = this.rate.deliveredAt;
+    this.ringFirstSentAt[slot] = this.rate.firstSentAt;
     this.inflight++;
-    const body = encodeData({ packetNumber: pn, chunk, sendTimeUs: nowUs() }, payload);
-    safeSend(this.endpoint, FrameType.data, this.o.sessionId, body, this.o.to);
+    const datagram = encodeDataFrame(this.o.sessionId, { packetNumber: pn, chunk, sendTimeUs: nowUs() }, payload);
+    try {
+      this.endpoint.sendRaw(datagram, this.o.to);
+    } catch {
+      // socket closed: the transfer is ending anyway
+    }
   }
 
   private allAcked(): void {
