@@ -121,6 +121,36 @@ test('sender vanishes mid-transfer: the receiver fails within the idle timeout w
   }
 });
 
+test('receiver vanishes mid-transfer: the sender fails within the idle timeout with one line', async () => {
+  const size = 16 * 1024 * 1024;
+  const src = join(dir, 'gone-src');
+  await randomFile(src, size);
+  const idleTimeoutMs = 1200;
+  const p = await pair({ toClient: { rateMbit: 40, seed: 10 }, idleTimeoutMs });
+  try {
+    const id = sessionId();
+    let progress = 0;
+    const recv = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id, partPath: join(dir, 'gone.part'), offset: 0, size, onProgress: (n) => (progress = n) });
+    recv.catch(() => {});
+    const sent = p.ownerUdp.send({ to: p.requesterAddress, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
+    const deadline = Date.now() + 20_000;
+    while (progress < 512 * 1024 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(progress >= 512 * 1024, 'the transfer never got going');
+    await p.requester.close();
+    const cutAt = Date.now();
+    const err: Error = await sent.then(
+      () => assert.fail('the send should have failed'),
+      (e: Error) => e,
+    );
+    const waited = Date.now() - cutAt;
+    assert.match(err.message, /^no acknowledgement from peer for 1\.2 s \(idle timeout\)$/);
+    assert.ok(waited >= idleTimeoutMs - 50 && waited < idleTimeoutMs + 5000, `failed after ${waited} ms`);
+    assert.equal(p.ownerUdp.activeSends, 0);
+  } finally {
+    await p.close();
+  }
+});
+
 test('datagrams of another session, from another address, or malformed are ignored and counted; the transfer is still exact', async () => {
   const size = 2 * 1024 * 1024;
   const src = join(dir, 'stray-src');

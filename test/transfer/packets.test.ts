@@ -16,6 +16,7 @@ import {
   encodeAbort,
   encodeAck,
   encodeData,
+  encodeDataFrame,
   encodeDone,
 } from '../../src/transfer/udp/packets';
 import { chunkBytesFor, DEFAULT_MAX_PAYLOAD } from '../../src/transfer/udp/index';
@@ -29,6 +30,14 @@ test('DATA layout: u32 packet number, u32 chunk, u32 send time, then the payload
   assert.equal(p.chunk, 0x0a0b0c0d);
   assert.equal(p.sendTimeUs, 0xfffffffe);
   assert.equal(p.payload.toString(), 'hi');
+});
+
+test('the one-copy DATA frame is byte for byte the frame codec around the DATA codec', () => {
+  for (const len of [1, 2, 1199, 1200, MAX_PAYLOAD_BYTES]) {
+    const p = { packetNumber: 0xfedcba98, chunk: len * 7, sendTimeUs: 0x80000001 };
+    const payload = randomBytes(len);
+    assert.deepEqual(encodeDataFrame(0xdeadbeef, p, payload), encodeFrame(FrameType.data, 0xdeadbeef, encodeData(p, payload)));
+  }
 });
 
 test('DATA limits: an empty payload and one past the datagram limit are refused; the largest fits one datagram', () => {
