@@ -4,7 +4,9 @@
 import type { Endpoint, Remote } from '../endpoint';
 import { FrameType, type Frame } from '../frame';
 import { AbortReason, abortReasonText, encodeAbort, decodeAbort, decodeAck, decodeData, decodeDone, encodeDone, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, safeSend } from './packets';
-import { Receiver } from './receiver';
+import { Receiver, type ReceiveResult } from './receiver';
+
+export type { ReceiveResult };
 import { Sender } from './sender';
 
 export const DEFAULT_MAX_PAYLOAD = 1200;
@@ -104,7 +106,7 @@ export class UdpTransfers {
     return sender.promise;
   }
 
-  receive(o: ReceiveRequest): Promise<{ bytes: number; seconds: number; duplicates: number }> {
+  receive(o: ReceiveRequest): Promise<ReceiveResult> {
     const chunkBytes = chunkBytesFor(o.maxPayload ?? DEFAULT_MAX_PAYLOAD);
     if (chunkBytes === null) return Promise.reject(new Error(`max payload ${o.maxPayload} is too small`));
     if (!validRange(o.offset, o.size)) return Promise.reject(new Error(`bad byte range ${o.offset}-${o.size}`));

@@ -31,6 +31,10 @@ export interface ReceiveResult {
   bytes: number;
   seconds: number;
   duplicates: number;
+  /** Smallest flow-control window advertised (chunks): below 4096 when the disk fell behind. */
+  minWindow: number;
+  /** DATA dropped because the write queue was full (the sender ignored or had not seen the window). */
+  overflowDrops: number;
 }
 
 interface Run {
@@ -60,6 +64,8 @@ export class Receiver {
   private largestSendTimeUs = 0;
   private sinceAck = 0;
   private lastWindow = MAX_PENDING_CHUNKS;
+  private minWindow = MAX_PENDING_CHUNKS;
+  private overflowDrops = 0;
   private ackTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private lastProgress = 0;
@@ -111,7 +117,10 @@ export class Receiver {
       this.duplicates++;
     } else {
       // Full write queue: drop it unacknowledged, the sender will send it again.
-      if (this.pendingChunks >= MAX_PENDING_CHUNKS) return true;
+      if (this.pendingChunks >= MAX_PENDING_CHUNKS) {
+        this.overflowDrops++;
+        return true;
+      }
       this.have[p.chunk] = 1;
       this.pendingChunks++;
       while (this.cumulative < this.total && this.have[this.cumulative]) this.cumulative++;
@@ -246,6 +255,7 @@ export class Receiver {
     this.sinceAck = 0;
     if (this.ended || this.ranges.length === 0) return;
     this.lastWindow = Math.max(0, MAX_PENDING_CHUNKS - this.pendingChunks);
+    if (this.lastWindow < this.minWindow) this.minWindow = this.lastWindow;
     const body = encodeAck({
       echoTimeUs: this.largestSendTimeUs,
       ackDelayUs: (performance.now() - this.largestAt) * 1000,
@@ -283,6 +293,8 @@ export class Receiver {
       bytes: this.o.size - this.o.offset,
       seconds: (performance.now() - this.started) / 1000,
       duplicates: this.duplicates,
+      minWindow: this.minWindow,
+      overflowDrops: this.overflowDrops,
     });
   }
 
