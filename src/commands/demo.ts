@@ -113,8 +113,8 @@ async function runDemo(root: string, cleanup: Array<() => Promise<unknown>>): Pr
   const entries = await listFiles(client, 'alice');
   out.write(`bob asks alice for her list:\n`);
   for (const e of entries) {
-    const dims = e.width > 0 && e.height > 0 ? `, ${e.width} x ${e.height}` : '';
-    out.write(`  ${e.name.padEnd(12)} ${formatBytes(e.size).padStart(10)}  ${e.kind}${dims}  sha256 ${e.sha256.slice(0, 16)}…\n`);
+    const dims = e.width > 0 && e.height > 0 ? ` ${e.width} × ${e.height}` : '';
+    out.write(`  ${e.name.padEnd(12)} ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(17)}  sha256 ${e.sha256.slice(0, 16)}…\n`);
   }
   out.write('\n');
 
