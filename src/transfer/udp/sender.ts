@@ -107,11 +107,11 @@ export class Sender {
 
   onAck(a: AckPacket): void {
     if (this.ended) return;
+    const top = a.ranges[0].last;
+    if (top >= this.nextPn) return; // acknowledges packets never sent: not from our receiver
     const now = performance.now();
     this.armIdle();
     this.window = a.window;
-    const top = a.ranges[0].last;
-    if (top >= this.nextPn) return; // acknowledges packets never sent: not from our receiver
     if (top > this.largestAcked) {
       const rtt = (((nowUs() - a.echoTimeUs) >>> 0) - a.ackDelayUs) / 1000;
       if (rtt > 0 && rtt < 60_000) {
@@ -276,14 +276,21 @@ export class Sender {
 
   private async sendSome(budget: number): Promise<number> {
     let sent = 0;
-    // Retransmissions first, each read on its own.
+    // Retransmissions first: from the current batch, or read on their own.
     while (sent < budget && this.lostHead < this.lost.length) {
       const c = this.lost[this.lostHead++];
       if (this.acked[c]) continue;
-      const buf = Buffer.allocUnsafe(this.chunkLength(c));
-      await this.readFully(buf, this.o.offset + c * this.o.chunkBytes);
-      if (this.ended) return sent;
-      if (this.acked[c]) continue;
+      const b = this.batch;
+      let buf: Buffer;
+      if (b && c >= b.first && c < b.first + b.count) {
+        const from = (c - b.first) * this.o.chunkBytes;
+        buf = b.buf.subarray(from, from + this.chunkLength(c)); // still in memory
+      } else {
+        buf = Buffer.allocUnsafe(this.chunkLength(c));
+        await this.readFully(buf, this.o.offset + c * this.o.chunkBytes);
+        if (this.ended) return sent;
+        if (this.acked[c]) continue;
+      }
       this.transmit(c, buf);
       this.retransmitted++;
       sent++;
