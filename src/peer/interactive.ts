@@ -40,8 +40,8 @@ export function readyLine(peer: Peer, share: ShareIndex): string {
 export function describeFetch(e: FetchEvent): string {
   const who = `${e.from.address}:${e.from.port}`;
   return e.ok
-    ? `${who} fetched ${e.name} (${formatBytes(e.size - e.offset)} over ${e.via.toUpperCase()})`
-    : `${who} failed to fetch ${e.name}: ${e.error ?? 'unknown error'}`;
+    ? `${who} fetched ${printable(e.name)} (${formatBytes(e.size - e.offset)} over ${e.via.toUpperCase()})`
+    : `${who} failed to fetch ${printable(e.name)}: ${printable(e.error ?? 'unknown error')}`;
 }
 
 /** Whether this build has the UDP transport (checked on a throwaway socket). */
@@ -58,6 +58,8 @@ const REFRESH = '\0refresh';
 const QUIT = '\0quit';
 const BACK = '\0back';
 const SHOW_CURSOR = '\x1b[?25h';
+/** Options of prompts' autocomplete its type definitions lack: the first Esc clears the filter. */
+const LIST_OPTIONS = { clearFirst: true, noMatches: 'no match (Esc clears the filter)' } as object;
 
 /** A prompt instance as prompts' onRender exposes it (`this`); only what the announcer needs. */
 interface LivePrompt {
@@ -113,7 +115,7 @@ export async function runInteractive(o: InteractiveOptions): Promise<number> {
   process.on('SIGTERM', onSignal);
   let peer: Peer | undefined;
   try {
-    const ask = <T extends string>(question: prompts.PromptObject<T>) => askOne(question, announcer, stop.signal);
+    const ask: Ask = (question, onEscape) => askOne(question, announcer, stop.signal, onEscape);
     let onFetch: (e: FetchEvent) => void = () => {};
     peer = await register(o, ask, (e) => onFetch(e), (line) => announcer.line(c.yellow(line)), stop.signal);
     if (!peer) return ExitCode.ok;
@@ -167,23 +169,29 @@ export async function runInteractive(o: InteractiveOptions): Promise<number> {
   }
 }
 
-type Ask = <T extends string>(question: prompts.PromptObject<T>) => Promise<string | undefined>;
+/** Asks one question; `onEscape` is the answer when Esc leaves a list (prompts would pick the highlighted item). */
+type Ask = <T extends string>(question: prompts.PromptObject<T>, onEscape?: string) => Promise<string | undefined>;
 
 /** One prompt; undefined when cancelled (Ctrl+C, Esc) or when stop was asked for. */
-async function askOne<T extends string>(question: prompts.PromptObject<T>, announcer: Announcer, signal: AbortSignal): Promise<string | undefined> {
+async function askOne<T extends string>(question: prompts.PromptObject<T>, announcer: Announcer, signal: AbortSignal, onEscape?: string): Promise<string | undefined> {
   if (signal.aborted) return undefined;
   let cancelled = false;
+  let escaped = false;
   const answers = await prompts(
     {
       ...question,
       onRender(this: unknown) {
         announcer.active = this as LivePrompt;
       },
+      onState(state: { exited?: boolean }) {
+        if (state.exited) escaped = true;
+      },
     },
     { onCancel: () => ((cancelled = true), false) },
   );
   announcer.active = undefined;
   if (cancelled || signal.aborted) return undefined;
+  if (escaped) return onEscape;
   const v = (answers as Record<string, unknown>)[question.name as string];
   return typeof v === 'string' ? v : undefined;
 }
@@ -245,9 +253,10 @@ async function choosePeer(registry: RegistryClient, self: string, ask: Ask, out:
     message: others.length ? `Fetch from which peer? (${others.length} online; you are ${self})` : `No other peer online yet (you are ${self})`,
     choices: [...others.map((n) => ({ title: n, value: n })), ...specials],
     limit: 12,
+    ...LIST_OPTIONS,
     suggest: (input: string, choices: prompts.Choice[]) =>
       Promise.resolve(choices.filter((ch) => String(ch.value).startsWith('\0') || ch.title.toLowerCase().includes(input.toLowerCase()))),
-  });
+  }, REFRESH);
 }
 
 /** How a file will travel: images over UDP when this build has it, else TCP. */
@@ -262,7 +271,7 @@ async function chooseFile(owner: string, entries: ListEntry[], haveUdp: boolean,
   const choices = sorted.map((e) => {
     const dims = e.kind === 'image' && e.width > 0 && e.height > 0 ? ` ${e.width} × ${e.height}` : '';
     return {
-      title: `${e.name.padEnd(nameWidth)}  ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(17)} via ${effectiveVia(e, haveUdp).toUpperCase()}`,
+      title: `${printable(e.name).padEnd(nameWidth)}  ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(17)} via ${effectiveVia(e, haveUdp).toUpperCase()}`,
       value: e.name,
     };
   });
@@ -272,15 +281,16 @@ async function chooseFile(owner: string, entries: ListEntry[], haveUdp: boolean,
     message: `Which file from ${owner}? (${entries.length})`,
     choices: [...choices, { title: '← back to the peers', value: BACK }, { title: '✕ quit', value: QUIT }],
     limit: 12,
+    ...LIST_OPTIONS,
     suggest: (input: string, all: prompts.Choice[]) =>
       Promise.resolve(all.filter((ch) => String(ch.value).startsWith('\0') || String(ch.value).toLowerCase().includes(input.toLowerCase()))),
-  });
+  }, BACK);
 }
 
 async function fetchAndShow(registry: RegistryClient, owner: string, entry: ListEntry, via: TransportName, downloads: string, signal: AbortSignal): Promise<void> {
   const out = process.stdout;
   const c = colors(out);
-  const progress = createProgress({ stream: process.stderr, label: `${entry.name} via ${via.toUpperCase()}`, total: entry.size });
+  const progress = createProgress({ stream: process.stderr, label: `${printable(entry.name)} via ${via.toUpperCase()}`, total: entry.size });
   let res;
   try {
     res = await withAbort(
@@ -292,12 +302,12 @@ async function fetchAndShow(registry: RegistryClient, owner: string, entry: List
   }
   const rate = res.bytesTransferred / Math.max(res.seconds, 0.001);
   const resumed = res.resumedFrom > 0 ? `, resumed at ${formatBytes(res.resumedFrom)}` : '';
-  out.write(`${c.green('✔')} saved ${res.path} (${formatBytes(res.size)} in ${formatDuration(res.seconds)}, ${formatRate(rate)} over ${res.via.toUpperCase()}${resumed}), SHA-256 verified\n`);
+  out.write(`${c.green('✔')} saved ${printable(res.path)} (${formatBytes(res.size)} in ${formatDuration(res.seconds)}, ${formatRate(rate)} over ${res.via.toUpperCase()}${resumed}), SHA-256 verified\n`);
   if (/\.jpe?g$/i.test(res.name)) {
     await showPreview(res.path, out);
   } else if (entry.kind === 'image') {
     const size = await imageSizeOfFile(res.path).catch(() => null);
-    if (size) out.write(`${basename(res.path)}: ${size.width} x ${size.height}\n`);
+    if (size) out.write(c.dim(`${printable(basename(res.path))}: ${size.width} × ${size.height}\n`));
   }
 }
 
@@ -312,5 +322,11 @@ function withAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 function oneLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+  return printable((err instanceof Error ? err.message : String(err)).split('\n')[0]!);
+}
+
+/** Names come from other peers: control characters must not reach the terminal as such. */
+export function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, '\uFFFD');
 }

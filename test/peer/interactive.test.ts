@@ -32,6 +32,7 @@ const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[78]|\x1b\][^\x07]*\x07|\r/g;
 const DOWN = '\x1b[B';
 const ENTER = '\r';
 const CTRL_C = '\x03';
+const ESC = '\x1b';
 
 function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
@@ -123,10 +124,12 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
   await writeFile(join(ownerDir, 'a-first.txt'), 'the first file, not the one we pick\n');
   const picture = sampleJpeg(64, 48);
   await writeFile(join(ownerDir, 'c-third.jpg'), picture);
+  const evil = 'd-\x1b[2J-evil.txt'; // would clear the screen if printed as is
+  await writeFile(join(ownerDir, evil), 'x');
   const wantedSha = await randomFile(join(ownerDir, 'b-second.bin'), 300_000 + 17);
   await writeFile(join(meDir, 'mine.txt'), 'served by the interactive peer\n');
 
-  const owner = await startPeer('owner', reg.url, ownerDir, ['--share', 'a-first.txt', '--share', 'b-second.bin', '--share', 'c-third.jpg']);
+  const owner = await startPeer('owner', reg.url, ownerDir, ['--share', 'a-first.txt', '--share', 'b-second.bin', '--share', 'c-third.jpg', '--share', evil]);
   t.after(() => owner.cli.stop());
   // A registered peer that never answers: choosing it must give one error line, not end the loop.
   const silent = dgram.createSocket('udp4');
@@ -156,12 +159,23 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
   pty.type(ENTER); // ghost, first in the list
   at = (await pty.waitFor(/✖ [^\n]*ghost[^\n]*\n/, list.end, 20_000)).end;
 
-  // The loop goes on: owner this time, then the second of its files.
+  // The loop goes on: owner this time. Its list shows a hostile name defused; Esc goes back.
   list = await pty.waitFor(/Fetch from which peer\?[^\n]*\n(❯[\s\S]*?)quit/, at);
   pty.type(DOWN);
   await sleep(300);
   pty.type(ENTER);
-  const files = await pty.waitFor(/Which file from owner\?[^\n]*\n(❯[\s\S]*?)quit/, list.end);
+  let files = await pty.waitFor(/Which file from owner\?[^\n]*\n(❯[\s\S]*?)quit/, list.end);
+  assert.match(files.m[1]!, /d-\uFFFD\[2J-evil\.txt/, 'control characters in a name are shown as U+FFFD');
+  assert.ok(!pty.raw.includes('\x1b[2J'), 'no escape sequence from a file name reached the terminal');
+  pty.type(ESC);
+  list = await pty.waitFor(/Fetch from which peer\?[^\n]*\n(❯[\s\S]*?)quit/, files.end);
+  assert.doesNotMatch(pty.text.slice(files.end, list.end), /saved|✖ (?!Which file)/, 'Esc neither fetched nor failed');
+
+  // owner again, then the second of its files.
+  pty.type(DOWN);
+  await sleep(300);
+  pty.type(ENTER);
+  files = await pty.waitFor(/Which file from owner\?[^\n]*\n(❯[\s\S]*?)quit/, list.end);
   assert.match(files.m[1]!, /a-first\.txt\s+36 B\s+text\s+via TCP/);
   assert.match(files.m[1]!, /b-second\.bin\s+\S+ KiB\s+other\s+via TCP/);
   pty.type(DOWN);
