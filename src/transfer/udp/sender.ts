@@ -2,19 +2,21 @@
 // detection from the ACKs' packet-number ranges (packet and time thresholds) plus a
 // retransmission timer, retransmission of exactly the missing chunks under new packet numbers,
 // and BBR-like rate control (rate.ts). Memory: a ring of in-flight packets, one byte per chunk
-// for "acknowledged", and two read batches — independent of the file's size otherwise.
-import { promises as fsp } from 'node:fs';
+// for "acknowledged", and two read batches (reader.ts) — independent of the file's size otherwise.
 import type { Endpoint, Remote } from '../endpoint';
 import { FrameType } from '../frame';
 import { AbortReason, encodeAbort, encodeDataFrame, nowUs, safeSend, type AckPacket } from './packets';
 import { RateControl } from './rate';
+import { ChunkReader } from './reader';
 
 const RING = 1 << 16; // packets in flight at most (cwnd is capped well below)
-const READ_BATCH_CHUNKS = 256;
 const TICK_MS = 1;
 const MAX_BURST_MS = 2; // pacing tokens never exceed this much sending time
-const REORDER_THRESHOLD = 3; // packets
-const TIME_THRESHOLD = 1.25; // x max(srtt, latest rtt)
+const REORDER_THRESHOLD = 3; // packets, until the path is seen reordering
+const TIME_THRESHOLD = 1.25; // x max(srtt, latest rtt); grows by 0.25 per spurious loss up to 2.5
+const MAX_TIME_THRESHOLD = 2.5;
+/** The most recent packets declared lost are remembered, so a late ACK for one shows reordering. */
+const MAX_LATE = 256;
 const MIN_RTO_MS = 30;
 const MAX_RTO_MS = 2000;
 /** Bytes queued in the socket beyond which the sender waits (the kernel cannot keep up). */
@@ -39,12 +41,6 @@ export interface SendResult {
   seconds: number;
 }
 
-interface Batch {
-  first: number;
-  count: number;
-  buf: Buffer;
-}
-
 export class Sender {
   readonly promise: Promise<SendResult>;
   retransmitted = 0;
@@ -58,8 +54,15 @@ export class Sender {
   private nextNew = 0; // next chunk never sent
   private nextPn = 0;
   private lowPn = 0; // every packet below is resolved (acknowledged or declared lost)
+  private readonly latePn: number[] = []; // packets declared lost, ascending (from lateHead)
+  private readonly lateChunk: number[] = []; // their chunks; -1 once acknowledged late
+  private lateHead = 0;
+  private reorderSeen = false; // a packet declared lost was acknowledged after all
+  private timeThreshold = TIME_THRESHOLD;
+  spuriousLosses = 0;
   private largestAcked = -1;
   private inflight = 0;
+  // Per packet-number slot: the chunk while in flight, -1 once resolved.
   private readonly ringChunk = new Int32Array(RING).fill(-1);
   // Rate state when each packet was sent (RateControl.snapshot), in typed arrays: no object per packet.
   private readonly ringSentAt = new Float64Array(RING);
@@ -74,9 +77,7 @@ export class Sender {
   private lastRefill = performance.now();
   private lastAckAt = performance.now();
   private rtoBackoff = 1;
-  private fh: fsp.FileHandle | undefined;
-  private batch: Batch | undefined;
-  private prefetch: Promise<Batch | undefined> | undefined;
+  private readonly reader: ChunkReader;
   private wake: (() => void) | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private doneTimer: NodeJS.Timeout | undefined;
@@ -91,6 +92,7 @@ export class Sender {
   ) {
     this.total = Math.ceil((o.size - o.offset) / o.chunkBytes);
     this.acked = new Uint8Array(this.total);
+    this.reader = new ChunkReader(o.path, o.offset, o.size, o.chunkBytes, this.total);
     this.window = Math.min(this.total, 256); // until the first ACK says otherwise
     this.promise = new Promise((res, rej) => {
       this.resolveP = res;
@@ -147,6 +149,7 @@ export class Sender {
       const snap = { sentAt: this.ringSentAt[slot], delivered: this.ringDelivered[slot], deliveredAt: this.ringDeliveredAt[slot], firstSentAt: this.ringFirstSentAt[slot] };
       this.rate.onDelivered(bytes, snap, newestPn, this.nextPn, now, this.inflight, this.o.chunkBytes);
     }
+    if (this.lateHead < this.latePn.length) this.checkLate(a);
     this.detectLoss(now);
     while (this.cumAcked < this.total && this.acked[this.cumAcked]) this.cumAcked++;
     if (this.ackedCount === this.total) this.allAcked();
@@ -174,14 +177,15 @@ export class Sender {
 
   /** Packets below the largest acknowledged one by 3, or sent long enough before it, are lost. */
   private detectLoss(now: number): void {
-    const delay = TIME_THRESHOLD * Math.max(this.rate.srtt, this.latestRtt) + 1;
+    const delay = this.timeThreshold * Math.max(this.rate.srtt, this.latestRtt) + 1;
+    const packetThreshold = this.reorderSeen ? Infinity : REORDER_THRESHOLD;
     let n = 0;
     while (this.lowPn < this.nextPn && this.lowPn < this.largestAcked) {
       const slot = this.lowPn & (RING - 1);
       const chunk = this.ringChunk[slot];
       if (chunk >= 0) {
         const old = now - this.ringSentAt[slot] > delay;
-        if (this.largestAcked - this.lowPn < REORDER_THRESHOLD && !old) break;
+        if (this.largestAcked - this.lowPn < packetThreshold && !old) break;
         this.declareLost(slot, chunk);
         n++;
       }
@@ -191,9 +195,36 @@ export class Sender {
   }
 
   private declareLost(slot: number, chunk: number): void {
+    const pn = this.lowPn; // callers walk lowPn upwards: latePn stays ascending
     this.ringChunk[slot] = -1;
     this.inflight--;
     if (!this.acked[chunk]) this.lost.push(chunk);
+    this.latePn.push(pn);
+    this.lateChunk.push(chunk);
+    if (this.latePn.length - this.lateHead > MAX_LATE) this.lateHead++;
+    if (this.lateHead > 4 * MAX_LATE) {
+      this.latePn.splice(0, this.lateHead);
+      this.lateChunk.splice(0, this.lateHead);
+      this.lateHead = 0;
+    }
+  }
+
+  /** Merges the remembered lost packets (ascending) with the ACK's ranges (descending). */
+  private checkLate(a: AckPacket): void {
+    let r = a.ranges.length - 1; // lowest range first
+    for (let i = this.lateHead; i < this.latePn.length && r >= 0; i++) {
+      const pn = this.latePn[i];
+      while (r >= 0 && a.ranges[r].last < pn) r--;
+      if (r < 0) break;
+      if (pn >= a.ranges[r].first && this.lateChunk[i] >= 0) {
+        // A packet declared lost arrived after all: the path reorders. Rely on time, wait longer.
+        this.markAcked(this.lateChunk[i]); // its retransmission, if not sent yet, is skipped
+        this.lateChunk[i] = -1;
+        this.spuriousLosses++;
+        this.reorderSeen = true;
+        this.timeThreshold = Math.min(MAX_TIME_THRESHOLD, this.timeThreshold + 0.25);
+      }
+    }
   }
 
   private rtoMs(): number {
@@ -215,7 +246,7 @@ export class Sender {
 
   private async run(): Promise<void> {
     try {
-      this.fh = await fsp.open(this.o.path, 'r');
+      await this.reader.open();
       while (!this.ended) {
         const now = performance.now();
         this.checkRto(now);
@@ -244,7 +275,7 @@ export class Sender {
     } catch (err) {
       this.fail(new Error(`cannot read ${this.o.path}: ${(err as Error).message}`), AbortReason.ioError);
     } finally {
-      await this.fh?.close().catch(() => {});
+      await this.reader.close();
     }
   }
 
@@ -280,69 +311,26 @@ export class Sender {
     while (sent < budget && this.lostHead < this.lost.length) {
       const c = this.lost[this.lostHead++];
       if (this.acked[c]) continue;
-      const b = this.batch;
-      let buf: Buffer;
-      if (b && c >= b.first && c < b.first + b.count) {
-        const from = (c - b.first) * this.o.chunkBytes;
-        buf = b.buf.subarray(from, from + this.chunkLength(c)); // still in memory
-      } else {
-        buf = Buffer.allocUnsafe(this.chunkLength(c));
-        await this.readFully(buf, this.o.offset + c * this.o.chunkBytes);
-        if (this.ended) return sent;
-        if (this.acked[c]) continue;
-      }
+      const buf = await this.reader.chunk(c);
+      if (this.ended) return sent;
+      if (this.acked[c]) continue;
       this.transmit(c, buf);
       this.retransmitted++;
       sent++;
     }
     // New chunks from the current read batch; the next batch is read meanwhile.
     while (sent < budget && this.nextNew < this.total) {
-      const b = await this.currentBatch();
-      if (this.ended || !b) return sent;
+      const b = await this.reader.batchFor(this.nextNew);
+      if (this.ended) return sent;
       const end = Math.min(b.first + b.count, this.nextNew + (budget - sent));
-      for (; this.nextNew < end; this.nextNew++, sent++) {
-        const from = (this.nextNew - b.first) * this.o.chunkBytes;
-        this.transmit(this.nextNew, b.buf.subarray(from, from + this.chunkLength(this.nextNew)));
-      }
+      for (; this.nextNew < end; this.nextNew++, sent++) this.transmit(this.nextNew, b.get(this.nextNew));
     }
     this.tokens -= sent * this.o.chunkBytes;
     return sent;
   }
 
-  private async currentBatch(): Promise<Batch | undefined> {
-    if (this.batch && this.nextNew < this.batch.first + this.batch.count) return this.batch;
-    this.batch = await (this.prefetch ?? this.readBatch(this.nextNew));
-    this.prefetch = undefined;
-    if (this.batch) {
-      const next = this.batch.first + this.batch.count;
-      if (next < this.total) {
-        this.prefetch = this.readBatch(next);
-        this.prefetch.catch(() => {}); // awaited (and its error thrown) on the next batch
-      }
-    }
-    return this.batch;
-  }
-
-  private async readBatch(first: number): Promise<Batch | undefined> {
-    if (this.ended) return undefined;
-    const count = Math.min(READ_BATCH_CHUNKS, this.total - first);
-    const start = this.o.offset + first * this.o.chunkBytes;
-    const buf = Buffer.allocUnsafe(Math.min(count * this.o.chunkBytes, this.o.size - start));
-    await this.readFully(buf, start);
-    return { first, count, buf };
-  }
-
   private chunkLength(c: number): number {
-    return Math.min(this.o.chunkBytes, this.o.size - this.o.offset - c * this.o.chunkBytes);
-  }
-
-  private async readFully(buf: Buffer, position: number): Promise<void> {
-    let got = 0;
-    while (got < buf.length) {
-      const { bytesRead } = await this.fh!.read(buf, got, buf.length - got, position + got);
-      if (bytesRead === 0) throw new Error('file is shorter than announced');
-      got += bytesRead;
-    }
+    return this.reader.chunkLength(c);
   }
 
   private transmit(chunk: number, payload: Buffer): void {
