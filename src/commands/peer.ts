@@ -82,5 +82,7 @@ async function serveOnly(o: { name: string; registryUrl: string; share: ShareInd
     process.on('SIGTERM', stop);
   });
   await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
+  // A transfer cut short by the signal may still hold a timer or socket: never let it keep us.
+  setTimeout(() => process.exit(), 1000).unref();
   return ExitCode.ok;
 }

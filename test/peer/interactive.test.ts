@@ -7,13 +7,14 @@ import { createHash } from 'node:crypto';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { RegistryClient } from '../../src/registry/client';
 import { sampleJpeg } from '../../src/ui/sample';
 import { CLI, runCli, tempDir } from '../support/cli';
+import { UdpRelay } from '../support/relay';
 import { randomFile, registry, startPeer } from './support';
 
 const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p)) ?? whichScript();
@@ -223,6 +224,58 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
   if (process.env.SHOW_SCREEN) console.error(pty.text);
   assert.equal(await registered(client, 'me'), false, 'the name is gone from the registry');
   assert.ok(pty.raw.lastIndexOf('\x1b[?25h') > pty.raw.lastIndexOf('\x1b[?25l'), 'the cursor is shown again');
+});
+
+test('interactive peer: Ctrl+C in the middle of a transfer exits 0, unregisters, keeps the .part', { skip: skipReason, timeout: 60_000 }, async (t) => {
+  const reg = await registry();
+  t.after(() => reg.close());
+  const client = new RegistryClient(reg.url);
+  const { dir, cleanup } = await tempDir();
+  t.after(cleanup);
+  const ownerDir = join(dir, 'owner');
+  const meDir = join(dir, 'me');
+  await mkdir(ownerDir);
+  await mkdir(meDir);
+  await randomFile(join(ownerDir, 'big.jpg'), 6 * 1024 * 1024);
+  const owner = await startPeer('owner', reg.url, ownerDir, ['--share', 'big.jpg']);
+  t.after(() => owner.cli.stop());
+  // The owner reached through a relay limited to 8 Mbit/s: the 6 MiB image takes seconds over UDP.
+  const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: owner.port }, toClient: { rateMbit: 8 } });
+  t.after(() => relay.close());
+  await client.register({ name: 'slow', port: relay.port, ip: '127.0.0.1' });
+
+  const downloads = join(meDir, 'downloads');
+  const pty = new Pty(['peer', '--name', 'me', '--registry', reg.url, '--downloads', downloads], meDir);
+  t.after(() => pty.kill());
+  const list = await pty.waitFor(/Fetch from which peer\?[^\n]*\n(❯[\s\S]*?)quit/);
+  pty.type(DOWN); // owner, slow
+  await sleep(300);
+  pty.type(ENTER);
+  const files = await pty.waitFor(/Which file from slow\?[^\n]*\n(❯[\s\S]*?)quit/, list.end);
+  assert.match(files.m[1]!, /big\.jpg\s+6\.0 MiB\s+image.*via UDP/);
+  pty.type(ENTER);
+  // Wait until bytes are arriving, then Ctrl+C (the terminal is not in raw mode during a transfer).
+  const partBytes = async () => {
+    const names = await readdir(downloads).catch(() => [] as string[]);
+    const part = names.find((n) => n.endsWith('.part'));
+    return part ? (await stat(join(downloads, part))).size : 0;
+  };
+  const deadline = Date.now() + 15_000;
+  while ((await partBytes()) < 256 * 1024) {
+    assert.ok(Date.now() < deadline, `no bytes arrived\n--- screen ---\n${pty.text}`);
+    await sleep(50);
+  }
+  assert.ok(relay.counters.toClient.forwarded > 0);
+  pty.type(CTRL_C);
+  const code = await Promise.race([pty.exited, sleep(10_000, 'timeout' as const, { ref: false })]);
+  assert.equal(code, 0, `exit ${code}\n--- screen ---\n${pty.text}`);
+  assert.equal(await registered(client, 'me'), false, 'unregistered');
+  const kept = await partBytes();
+  assert.ok(kept > 0 && kept < 6 * 1024 * 1024, `the partial file is kept for a resume (${kept} bytes)`);
+  assert.ok(!(await readdir(downloads)).includes('big.jpg'), 'no complete file claimed');
+  assert.ok(pty.raw.lastIndexOf('\x1b[?25h') > pty.raw.lastIndexOf('\x1b[?25l'), 'the cursor is shown again');
+  // The owner, left in the middle of a send, still stops cleanly on Ctrl+C (not killed after 10 s).
+  assert.equal(await owner.cli.stop('SIGINT'), 0, owner.cli.stderr);
 });
 
 test('interactive peer: Ctrl+C while asking the name exits 0 and registers nothing', { skip: skipReason, timeout: 30_000 }, async (t) => {
