@@ -65,13 +65,14 @@ test('two transfers at once from one owner, both byte-exact', async () => {
   }
 });
 
-test('resume: an existing .part keeps its first bytes and receives the rest', async () => {
+test('resume: an existing .part keeps its first bytes, receives the rest, and loses any stale tail', async () => {
   const size = 3 * 1024 * 1024 + 5;
   const src = join(dir, 'resume-src');
   const digest = await randomFile(src, size);
   const offset = 1_000_003;
   const part = join(dir, 'resume.part');
-  await writeFile(part, (await readFile(src)).subarray(0, offset));
+  // The prefix, then stale bytes past the end of the file: the receiver must not keep them.
+  await writeFile(part, Buffer.concat([(await readFile(src)).subarray(0, offset), Buffer.alloc(size, 0x55)]));
   const p = await pair();
   try {
     const r = await transfer(p, src, size, dir, { offset, partName: 'resume.part' });

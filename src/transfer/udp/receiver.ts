@@ -271,6 +271,7 @@ export class Receiver {
     this.finished = true;
     this.sendAck();
     try {
+      await this.fh!.truncate(this.o.size); // a stale, longer .part must not leave a tail
       await this.fh!.sync();
       await this.fh!.close();
       this.fh = undefined;
