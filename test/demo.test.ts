@@ -33,7 +33,7 @@ test('demo exits 0 and both files it fetched are byte-exact', { timeout: 60_000 
     const fetched = await readFile(join(keep, 'bob', 'downloads', name));
     assert.ok(original.length > 0, `${name} is not empty`);
     assert.ok(original.equals(fetched), `${name}: bob's copy is byte-exact`);
-    const line = r.stdout.split('\n').find((l) => l.startsWith(`✔ ${name}:`));
+    const line = r.stdout.split('\n').find((l) => l.startsWith(`✓ ${name}:`));
     assert.ok(line, `a result line for ${name}\n${r.stdout}`);
     assert.match(line, new RegExp(`over ${via} .*SHA-256 verified ${sha256(original)}$`));
   }

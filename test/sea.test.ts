@@ -119,8 +119,8 @@ test('standalone executable (Node SEA)', { skip: hostIsLinuxX64 ? false : 'the S
     assert.doesNotMatch(r.stderr, /experimental/i);
     assert.doesNotMatch(r.stdout, /experimental/i);
     // Both files really travelled and were verified inside the executable (SHA-256 printed in full).
-    assert.match(r.stdout, /^✔ my_file\.txt: .* over TCP .*SHA-256 verified [0-9a-f]{64}$/m);
-    assert.match(r.stdout, /^✔ my_file\.jpg: .* over UDP .*SHA-256 verified [0-9a-f]{64}$/m);
+    assert.match(r.stdout, /^✓ my_file\.txt: .* over TCP .*SHA-256 verified [0-9a-f]{64}$/m);
+    assert.match(r.stdout, /^✓ my_file\.jpg: .* over UDP .*SHA-256 verified [0-9a-f]{64}$/m);
     assert.match(r.stdout, /both files fetched and verified/);
     assert.match(r.stdout, /cleaned up/);
   });

@@ -126,7 +126,7 @@ async function runDemo(root: string, cleanup: Array<() => Promise<unknown>>): Pr
   await showPreview(image.path, out);
 
   const total = (Date.now() - started) / 1000;
-  out.write(`\n${c.green('✔')} both files fetched and verified (${[text, image].map((r) => `${r.name} over ${r.via.toUpperCase()}`).join(', ')}) in ${formatDuration(total)}\n`);
+  out.write(`\n${c.green('✓')} both files fetched and verified (${[text, image].map((r) => `${r.name} over ${r.via.toUpperCase()}`).join(', ')}) in ${formatDuration(total)}\n`);
 }
 
 /** One fetch by bob with a progress bar, then its result line with the full SHA-256. */
@@ -144,7 +144,7 @@ async function fetchShown(client: RegistryClient, file: string, size: number, vi
   const served = await ownerLog.take(file, OWNER_WAIT_MS);
   out.write(c.dim(`  alice: ${served ? describeFetch(served) : `no word about ${file} yet`}\n`));
   const rate = res.bytesTransferred / Math.max(res.seconds, 0.001);
-  out.write(`${c.green('✔')} ${res.name}: ${formatBytes(res.size)} over ${res.via.toUpperCase()} in ${formatDuration(res.seconds)} (${formatRate(rate)}), SHA-256 verified ${res.sha256}\n`);
+  out.write(`${c.green('✓')} ${res.name}: ${formatBytes(res.size)} over ${res.via.toUpperCase()} in ${formatDuration(res.seconds)} (${formatRate(rate)}), SHA-256 verified ${res.sha256}\n`);
   out.write(c.dim(`  saved ${res.path}\n`));
   return res;
 }

@@ -7,10 +7,12 @@ import { CliError, ExitCode } from '../cli/errors';
 import { RegistryClient } from '../registry/client';
 import { isValidName, nameKey } from '../registry/names';
 import { Endpoint } from '../transfer/endpoint';
-import { formatBytes, formatDuration, formatRate } from '../ui/format';
+import { formatBytes } from '../ui/format';
 import { imageSizeOfFile } from '../ui/image-info';
 import { colors } from '../ui/output';
 import { showPreview } from '../ui/preview';
+import { fetchSummaryLine } from '../ui/result';
+import { displayWidth, padToWidth, printable, truncateToWidth } from '../ui/text';
 import { createProgress } from '../ui/progress';
 import type { ListEntry, TransportName } from './control';
 import type { FetchEvent } from './control-server';
@@ -266,12 +268,13 @@ function effectiveVia(entry: ListEntry, haveUdp: boolean): TransportName {
 }
 
 async function chooseFile(owner: string, entries: ListEntry[], haveUdp: boolean, ask: Ask): Promise<string | undefined> {
-  const nameWidth = Math.min(40, Math.max(...entries.map((e) => e.name.length)));
+  const shown = (e: ListEntry) => truncateToWidth(printable(e.name), 40);
+  const nameWidth = Math.max(...entries.map((e) => displayWidth(shown(e))));
   const sorted = [...entries].sort((a, b) => a.name.localeCompare(b.name));
   const choices = sorted.map((e) => {
     const dims = e.kind === 'image' && e.width > 0 && e.height > 0 ? ` ${e.width} × ${e.height}` : '';
     return {
-      title: `${printable(e.name).padEnd(nameWidth)}  ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(17)} via ${effectiveVia(e, haveUdp).toUpperCase()}`,
+      title: `${padToWidth(shown(e), nameWidth)}  ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(17)} via ${effectiveVia(e, haveUdp).toUpperCase()}`,
       value: e.name,
     };
   });
@@ -300,9 +303,7 @@ async function fetchAndShow(registry: RegistryClient, owner: string, entry: List
   } finally {
     progress.finish();
   }
-  const rate = res.bytesTransferred / Math.max(res.seconds, 0.001);
-  const resumed = res.resumedFrom > 0 ? `, resumed at ${formatBytes(res.resumedFrom)}` : '';
-  out.write(`${c.green('✔')} saved ${printable(res.path)} (${formatBytes(res.size)} in ${formatDuration(res.seconds)}, ${formatRate(rate)} over ${res.via.toUpperCase()}${resumed}), SHA-256 verified\n`);
+  out.write(`${fetchSummaryLine(res, c)}\n`);
   if (/\.jpe?g$/i.test(res.name)) {
     await showPreview(res.path, out);
   } else if (entry.kind === 'image') {
@@ -325,8 +326,3 @@ function oneLine(err: unknown): string {
   return printable((err instanceof Error ? err.message : String(err)).split('\n')[0]!);
 }
 
-/** Names come from other peers: control characters must not reach the terminal as such. */
-export function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, '\uFFFD');
-}

@@ -52,12 +52,13 @@ class Pty {
     delete env.NO_COLOR;
     delete env.P2PSHARE_REGISTRY;
     this.proc = spawn(SCRIPT!, ['-qfec', cmd, '/dev/null'], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const onData = (d: Buffer) => {
-      this.raw += d.toString('utf8');
+    const onData = (d: string) => {
+      this.raw += d;
       for (const w of this.waiters) w();
     };
-    this.proc.stdout.on('data', onData);
-    this.proc.stderr.on('data', onData);
+    // Decoded as streams: a multi-byte character split across chunks stays whole.
+    this.proc.stdout.setEncoding('utf8').on('data', onData);
+    this.proc.stderr.setEncoding('utf8').on('data', onData);
     this.exited = new Promise((resolve) =>
       this.proc.on('close', (code) => {
         this.proc.stdin.destroy();
@@ -166,7 +167,7 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
   await sleep(300);
   pty.type(ENTER);
   let files = await pty.waitFor(/Which file from owner\?[^\n]*\n(❯[\s\S]*?)quit/, list.end);
-  assert.match(files.m[1]!, /d-\uFFFD\[2J-evil\.txt/, 'control characters in a name are shown as U+FFFD');
+  assert.match(files.m[1]!, /d-\?\[2J-evil\.txt/, 'control characters in a name are shown as ?');
   assert.ok(!pty.raw.includes('\x1b[2J'), 'no escape sequence from a file name reached the terminal');
   pty.type(ESC);
   list = await pty.waitFor(/Fetch from which peer\?[^\n]*\n(❯[\s\S]*?)quit/, files.end);
@@ -182,13 +183,13 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
   pty.type(DOWN);
   await sleep(300);
   pty.type(ENTER);
-  const saved = await pty.waitFor(/✔ saved (\S+) \((.+)\), SHA-256 verified/, files.end, 20_000);
+  const saved = await pty.waitFor(/✓ saved (\S+) {2}(.+), SHA-256 verified/, files.end, 20_000);
   at = saved.end;
   assert.equal(saved.m[1], join(meDir, 'downloads', 'b-second.bin'));
   const got = await readFile(join(meDir, 'downloads', 'b-second.bin'));
   assert.equal(got.length, 300_017);
   assert.equal(createHash('sha256').update(got).digest('hex'), wantedSha, 'the fetched file is byte-exact');
-  assert.match(saved.m[2]!, /over TCP/);
+  assert.match(saved.m[2]!, /^293 KiB in .* over tcp\)$/);
 
   // A JPEG: listed as travelling over UDP, fetched over UDP, previewed (a colour terminal here).
   list = await pty.waitFor(/Fetch from which peer\?[^\n]*\n(❯[\s\S]*?)quit/, at);
@@ -200,10 +201,10 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
   pty.type(DOWN + DOWN);
   await sleep(300);
   pty.type(ENTER);
-  const savedJpeg = await pty.waitFor(/✔ saved (\S+) \((.+)\), SHA-256 verified\n([\s\S]*?)64 × 48\n/, files2.end, 20_000);
+  const savedJpeg = await pty.waitFor(/✓ saved (\S+) {2}(.+), SHA-256 verified\n([\s\S]*?)64 × 48\n/, files2.end, 20_000);
   at = savedJpeg.end;
   assert.equal(savedJpeg.m[1], join(meDir, 'downloads', 'c-third.jpg'));
-  assert.match(savedJpeg.m[2]!, /over UDP/);
+  assert.match(savedJpeg.m[2]!, /over udp\)$/);
   assert.ok((await readFile(savedJpeg.m[1]!)).equals(picture), 'the JPEG is byte-exact');
   assert.ok(savedJpeg.m[3]!.split('\n').filter((l) => l.includes('▀')).length >= 10, 'a half-block preview was drawn');
 
