@@ -152,6 +152,31 @@ test('receiver vanishes mid-transfer: the sender fails within the idle timeout w
   }
 });
 
+test('closing an endpoint ends its sessions at once (no timer left running to the idle timeout)', async () => {
+  const size = 8 * 1024 * 1024;
+  const src = join(dir, 'close-src');
+  await randomFile(src, size);
+  const p = await pair({ toClient: { rateMbit: 20, seed: 12 } });
+  try {
+    const id = sessionId();
+    const recv = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id, partPath: join(dir, 'close.part'), offset: 0, size });
+    const sent = p.ownerUdp.send({ to: p.requesterAddress, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
+    await new Promise((r) => setTimeout(r, 200));
+    let started = Date.now();
+    await p.owner.close();
+    await assert.rejects(sent, /^Error: transfer stopped: the UDP socket was closed$/);
+    assert.ok(Date.now() - started < 1000);
+    assert.equal(p.ownerUdp.activeSends, 0);
+    started = Date.now();
+    await p.requester.close();
+    await assert.rejects(recv, /^Error: transfer stopped: the UDP socket was closed$/);
+    assert.ok(Date.now() - started < 3000);
+    assert.equal(p.requesterUdp.activeReceives, 0);
+  } finally {
+    await p.close();
+  }
+});
+
 test('datagrams of another session, from another address, or malformed are ignored and counted; the transfer is still exact', async () => {
   const size = 2 * 1024 * 1024;
   const src = join(dir, 'stray-src');

@@ -73,6 +73,12 @@ export class UdpTransfers {
     endpoint.on(FrameType.ack, (f, from) => this.onAck(f, from));
     endpoint.on(FrameType.done, (f, from) => this.onDone(f, from));
     endpoint.on(FrameType.abort, (f, from) => this.onAbort(f, from));
+    // The socket is gone (peer shutting down, exchange over): end every session now rather than
+    // let their timers run to the idle timeout.
+    endpoint.socket.once('close', () => {
+      for (const s of this.sends.values()) s.cancel('transfer stopped: the UDP socket was closed');
+      for (const r of this.receives.values()) r.receiver.cancel('transfer stopped: the UDP socket was closed');
+    });
   }
 
   get activeSends(): number {
