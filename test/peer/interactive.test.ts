@@ -15,7 +15,7 @@ import { RegistryClient } from '../../src/registry/client';
 import { sampleJpeg } from '../../src/ui/sample';
 import { CLI, runCli, tempDir } from '../support/cli';
 import { UdpRelay } from '../support/relay';
-import { randomFile, registry, startPeer } from './support';
+import { randomFile, registry, sha256, startPeer } from './support';
 
 const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p)) ?? whichScript();
 
@@ -237,7 +237,7 @@ test('interactive peer: Ctrl+C in the middle of a transfer exits 0, unregisters,
   const meDir = join(dir, 'me');
   await mkdir(ownerDir);
   await mkdir(meDir);
-  await randomFile(join(ownerDir, 'big.jpg'), 6 * 1024 * 1024);
+  const bigSha = await randomFile(join(ownerDir, 'big.jpg'), 6 * 1024 * 1024);
   const owner = await startPeer('owner', reg.url, ownerDir, ['--share', 'big.jpg']);
   t.after(() => owner.cli.stop());
   // The owner reached through a relay limited to 8 Mbit/s: the 6 MiB image takes seconds over UDP.
@@ -275,6 +275,22 @@ test('interactive peer: Ctrl+C in the middle of a transfer exits 0, unregisters,
   assert.ok(kept > 0 && kept < 6 * 1024 * 1024, `the partial file is kept for a resume (${kept} bytes)`);
   assert.ok(!(await readdir(downloads)).includes('big.jpg'), 'no complete file claimed');
   assert.ok(pty.raw.lastIndexOf('\x1b[?25h') > pty.raw.lastIndexOf('\x1b[?25l'), 'the cursor is shown again');
+
+  // A new session under the same (freed) name resumes the .part straight from the owner, byte-exact.
+  const again = new Pty(['peer', '--name', 'me', '--registry', reg.url, '--downloads', downloads], meDir);
+  t.after(() => again.kill());
+  const list2 = await again.waitFor(/Fetch from which peer\?[^\n]*\n(❯[\s\S]*?)quit/);
+  again.type(ENTER); // owner, first
+  const files2 = await again.waitFor(/Which file from owner\?[^\n]*\n(❯[\s\S]*?)quit/, list2.end);
+  again.type(ENTER);
+  const saved = await again.waitFor(/✓ saved (\S+) {2}(.+), SHA-256 verified/, files2.end, 30_000);
+  assert.equal(saved.m[1], join(downloads, 'big.jpg'));
+  assert.match(saved.m[2]!, /resumed at /);
+  assert.equal(await sha256(join(downloads, 'big.jpg')), bigSha, 'the resumed file is byte-exact');
+  assert.deepEqual(await readdir(downloads), ['big.jpg'], 'no .part or lock left');
+  again.type(CTRL_C);
+  assert.equal(await Promise.race([again.exited, sleep(10_000, 'timeout' as const, { ref: false })]), 0, again.text);
+
   // The owner, left in the middle of a send, still stops cleanly on Ctrl+C (not killed after 10 s).
   assert.equal(await owner.cli.stop('SIGINT'), 0, owner.cli.stderr);
 });
