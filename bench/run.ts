@@ -76,7 +76,8 @@ class Series {
 }
 
 function rangeOf(rates: number[]): string {
-  return `${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)}`;
+  const digits = Math.max(...rates) < 20 ? 1 : 0; // the link rows need a decimal to show any spread
+  return `${Math.min(...rates).toFixed(digits)}–${Math.max(...rates).toFixed(digits)}`;
 }
 
 function ratio(ours: number, base: number): string {
