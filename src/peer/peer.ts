@@ -5,7 +5,7 @@ import type net from 'node:net';
 import { CliError, ExitCode } from '../cli/errors';
 import { RegistryClient, RegistryHttpError } from '../registry/client';
 import { Endpoint } from '../transfer/endpoint';
-import { createTcpServer } from '../transfer/tcp-server';
+import { closeTcpServer, createTcpServer } from '../transfer/tcp-server';
 import { ControlServer, type FetchEvent } from './control-server';
 import type { ShareIndex } from './share';
 import { udpTransport } from './udp';
@@ -110,7 +110,7 @@ export class Peer {
     clearTimeout(this.timer);
     this.control.close();
     await this.endpoint.close();
-    await new Promise<void>((r) => this.tcp.close(() => r()));
+    await closeTcpServer(this.tcp);
   }
 }
 

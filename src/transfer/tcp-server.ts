@@ -2,6 +2,7 @@
 // a GET_RESPONSE; the owner answers status + byte count and streams the file from the offset.
 import { createReadStream } from 'node:fs';
 import net from 'node:net';
+import { pipeline } from 'node:stream';
 import { decodeTcpHello, encodeTcpReply, TCP_HELLO_BYTES, TcpStatus } from '../peer/control';
 import type { TcpTicket } from '../peer/control-server';
 import type { Remote } from './endpoint';
@@ -15,10 +16,30 @@ const HELLO_TIMEOUT_MS = 10_000;
 const IDLE_TIMEOUT_MS = 30_000;
 const MAX_CONNECTIONS = 256;
 
+/** Open connections per server, for closeTcpServer. */
+const connections = new WeakMap<net.Server, Set<net.Socket>>();
+
 export function createTcpServer(hooks: TcpServerHooks): net.Server {
-  const server = net.createServer({ noDelay: true }, (socket) => serve(socket, hooks));
+  const open = new Set<net.Socket>();
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+    serve(socket, hooks);
+  });
   server.maxConnections = MAX_CONNECTIONS;
+  connections.set(server, open);
   return server;
+}
+
+/**
+ * Stops listening and ends every open connection at once. server.close() alone waits for each
+ * transfer to finish, which a stalled requester makes take until the idle timeout.
+ */
+export function closeTcpServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    for (const socket of connections.get(server) ?? []) socket.destroy();
+  });
 }
 
 function serve(socket: net.Socket, hooks: TcpServerHooks): void {
@@ -53,12 +74,11 @@ function stream(socket: net.Socket, t: TcpTicket, hooks: TcpServerHooks): void {
     // Exactly the size announced in GET_RESPONSE; a file that grew is cut there, one that shrank
     // ends short and the requester reports it.
     const file = createReadStream(t.file.path, { start: t.offset, end: t.file.size - 1, highWaterMark: 256 * 1024 });
-    file.on('error', (err) => {
-      socket.destroy();
-      reject(err);
+    // pipeline, not pipe: when the requester hangs up, the file is closed too (pipe left it open).
+    pipeline(file, socket, (err) => {
+      if (!err) return resolve();
+      reject((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' ? new Error('connection closed before the end') : err);
     });
-    socket.on('close', () => (file.readableEnded && socket.writableFinished ? resolve() : reject(new Error('connection closed before the end'))));
-    file.pipe(socket);
   });
   hooks.track({ from: { address: normalize(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 }, name: t.file.name, size: t.file.size, offset: t.offset, via: 'tcp' }, done);
 }

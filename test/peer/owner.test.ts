@@ -1,0 +1,126 @@
+// The owner's control server and TCP server on real sockets, in this process so that their
+// state (open files, connections) can be inspected: retried GETs, aborted transfers, shutdown.
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { appendFile, readdir, readlink } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { decodeGetResponse, encodeGetRequest, encodeTcpHello, GetStatus, TCP_REPLY_BYTES } from '../../src/peer/control';
+import { ControlClient } from '../../src/peer/control-client';
+import { ControlServer } from '../../src/peer/control-server';
+import { Peer } from '../../src/peer/peer';
+import { ShareIndex } from '../../src/peer/share';
+import { Endpoint } from '../../src/transfer/endpoint';
+import { decodeFrame, encodeFrame, FrameType } from '../../src/transfer/frame';
+import { closeTcpServer, createTcpServer } from '../../src/transfer/tcp-server';
+import { tempDir } from '../support/cli';
+import { randomFile, registry } from './support';
+
+/** An owner (control + TCP on one port number) sharing `paths`, without a registry. */
+async function owner(paths: string[]) {
+  const endpoint = await Endpoint.bind(0, '127.0.0.1');
+  const control = new ControlServer(endpoint, await ShareIndex.build(paths), { maxTransfers: 32 });
+  const tcp = createTcpServer(control);
+  await new Promise<void>((resolve) => tcp.listen(endpoint.port, '127.0.0.1', resolve));
+  return {
+    endpoint,
+    control,
+    port: endpoint.port,
+    async close() {
+      control.close();
+      await endpoint.close();
+      await closeTcpServer(tcp);
+    },
+  };
+}
+
+/** Descriptors of this process open on `path` (Linux /proc). */
+async function openFdsOn(path: string): Promise<number> {
+  let n = 0;
+  for (const fd of await readdir('/proc/self/fd')) {
+    if ((await readlink(`/proc/self/fd/${fd}`).catch(() => '')) === path) n++;
+  }
+  return n;
+}
+
+test('a requester that hangs up mid-transfer leaves no file open at the owner', async () => {
+  const { dir, cleanup } = await tempDir();
+  const file = join(dir, 'big.bin');
+  await randomFile(file, 32 * 1024 * 1024);
+  const o = await owner([file]);
+  const ep = await Endpoint.bind(0, '127.0.0.1');
+  try {
+    const client = new ControlClient(ep);
+    const to = { address: '127.0.0.1', port: o.port };
+    for (let i = 1; i <= 3; i++) {
+      const answer = await client.get(to, 'o', { transport: 'tcp', sessionId: i, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
+      assert.equal(answer.status, GetStatus.ok);
+      const sock = net.connect(o.port, '127.0.0.1');
+      let got = 0;
+      await new Promise<void>((resolve, reject) => {
+        sock.on('error', reject);
+        sock.on('connect', () => sock.write(encodeTcpHello(i)));
+        sock.on('data', (chunk: Buffer) => {
+          got += chunk.length;
+          if (got > TCP_REPLY_BYTES + 1024 * 1024) {
+            sock.destroy(); // hang up with most of the file unsent
+            resolve();
+          }
+        });
+      });
+    }
+    let open = -1;
+    for (let waited = 0; waited < 3000; waited += 50) {
+      open = await openFdsOn(file);
+      if (open === 0 && o.control.active === 0) break;
+      await sleep(50);
+    }
+    assert.equal(open, 0, 'descriptors of the shared file still open at the owner');
+    assert.equal(o.control.active, 0, 'aborted transfers are no longer counted as running');
+  } finally {
+    await ep.close();
+    await o.close();
+    await cleanup();
+  }
+});
+
+test('Peer.stop() returns promptly while a TCP transfer is stalled and a connection never says hello', async () => {
+  const { dir, cleanup } = await tempDir();
+  const file = join(dir, 'big.bin');
+  await randomFile(file, 32 * 1024 * 1024);
+  const reg = await registry();
+  const peer = await Peer.start({ name: 'stopper', registryUrl: reg.url, share: await ShareIndex.build([file]), port: 0 });
+  const ep = await Endpoint.bind(0, '127.0.0.1');
+  const sockets: net.Socket[] = [];
+  try {
+    const answer = await new ControlClient(ep).get({ address: '127.0.0.1', port: peer.port }, 'stopper', { transport: 'tcp', sessionId: 9, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
+    assert.equal(answer.status, GetStatus.ok);
+    const stalled = net.connect(peer.port, '127.0.0.1');
+    sockets.push(stalled);
+    stalled.on('error', () => {});
+    await new Promise<void>((resolve) => {
+      stalled.on('connect', () => stalled.write(encodeTcpHello(9)));
+      stalled.once('data', () => {
+        stalled.pause(); // the requester stops reading: the owner's writes back up
+        resolve();
+      });
+    });
+    const silent = net.connect(peer.port, '127.0.0.1');
+    sockets.push(silent);
+    silent.on('error', () => {});
+    await new Promise<void>((resolve) => silent.on('connect', () => resolve()));
+    await sleep(100);
+    const t0 = Date.now();
+    const stopped = await Promise.race([peer.stop().then(() => true), sleep(5000).then(() => false)]);
+    assert.ok(stopped, 'Peer.stop() still waiting after 5 s');
+    assert.ok(Date.now() - t0 < 5000);
+  } finally {
+    for (const s of sockets) s.destroy();
+    await peer.stop();
+    await ep.close();
+    await reg.close();
+    await cleanup();
+  }
+});
