@@ -109,7 +109,9 @@ export class ControlServer {
     const key = `${from.address}|${from.port}|${req.sessionId}`;
     const remembered = this.answers.get(key);
     if (remembered) {
-      this.endpoint.send(FrameType.getResponse, frame.id, remembered.body, from);
+      // Still being judged (a re-hash can take seconds): the first copy's answer is on its way
+      // with the same ID, so this retry is dropped rather than answered with an empty body.
+      if (remembered.body.length > 0) this.endpoint.send(FrameType.getResponse, frame.id, remembered.body, from);
       return;
     }
     // Reserve the key before the async lookup so a retry arriving meanwhile is not served twice.

@@ -45,6 +45,38 @@ async function openFdsOn(path: string): Promise<number> {
   return n;
 }
 
+test('a GET retried while the first copy is still being judged gets the real answer, never an empty one', async () => {
+  const { dir, cleanup } = await tempDir();
+  const file = join(dir, 'big.bin');
+  await randomFile(file, 48 * 1024 * 1024);
+  const o = await owner([file]);
+  const sock = dgram.createSocket('udp4');
+  try {
+    // Changed on disk: the GET re-hashes 48 MiB before it answers, so the retry lands meanwhile.
+    await appendFile(file, 'x');
+    const answers: Buffer[] = [];
+    sock.on('message', (msg) => {
+      const f = decodeFrame(msg);
+      if (typeof f !== 'string' && f.type === FrameType.getResponse && f.id === 77) answers.push(Buffer.from(f.body));
+    });
+    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+    const get = encodeFrame(FrameType.getRequest, 77, encodeGetRequest({ transport: 'tcp', sessionId: 5, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' }));
+    sock.send(get, o.port, '127.0.0.1');
+    await sleep(5);
+    sock.send(get, o.port, '127.0.0.1'); // the requester's retry: same ID, same session
+    for (let waited = 0; answers.length === 0 && waited < 10_000; waited += 20) await sleep(20);
+    await sleep(300);
+    assert.ok(answers.length >= 1, 'answered');
+    for (const body of answers) {
+      assert.deepEqual(decodeGetResponse(body)?.status, GetStatus.ok, `every answer is a well-formed ok (got ${body.length} bytes)`);
+    }
+  } finally {
+    sock.close();
+    await o.close();
+    await cleanup();
+  }
+});
+
 test('a requester that hangs up mid-transfer leaves no file open at the owner', async () => {
   const { dir, cleanup } = await tempDir();
   const file = join(dir, 'big.bin');
