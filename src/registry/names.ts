@@ -1,5 +1,5 @@
 // Name and address rules of SPEC section 3, as pure functions.
-import { isIP } from 'node:net';
+import { BlockList, isIP, SocketAddress } from 'node:net';
 
 export const NAME_MAX = 32;
 const NAME_RE = /^[A-Za-z0-9._-]{1,32}$/;
@@ -18,24 +18,41 @@ export function isValidPrefix(prefix: string): boolean {
   return prefix === '' || /^[A-Za-z0-9._-]{1,32}$/.test(prefix);
 }
 
-/** `::ffff:1.2.3.4` -> `1.2.3.4`; other addresses unchanged. */
+/**
+ * The canonical spelling of an address: IPv6 compressed and lower-case, IPv4-mapped IPv6 in any
+ * spelling (`::ffff:1.2.3.4`, `::ffff:102:304`) as plain dotted IPv4. Non-addresses unchanged.
+ */
 export function normalizeIp(ip: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return m ? m[1]! : ip;
+  const family = isIP(ip);
+  if (family !== 6) return ip;
+  const canonical = new SocketAddress({ address: ip, family: 'ipv6' }).address;
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(canonical);
+  return m ? m[1]! : canonical;
 }
 
 export function isValidIp(ip: unknown): ip is string {
   return typeof ip === 'string' && ip.length <= 45 && isIP(ip) !== 0;
 }
 
-export function isLoopback(ip: string): boolean {
-  const v = normalizeIp(ip);
-  if (isIP(v) === 4) return v.startsWith('127.');
-  return v === '::1' || /^(0{1,4}:){7}0{0,3}1$/.test(v);
+// BlockList compares addresses, not strings: '::0:1' is '::1', and an IPv4-mapped address is
+// judged by the IPv4 rules.
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+/** 0.0.0.0 and :: say "any address": never a place to reach a peer. */
+const UNSPECIFIED = new BlockList();
+UNSPECIFIED.addAddress('0.0.0.0', 'ipv4');
+UNSPECIFIED.addAddress('::', 'ipv6');
+
+function inList(list: BlockList, ip: string): boolean {
+  const family = isIP(ip);
+  return family !== 0 && list.check(ip, family === 4 ? 'ipv4' : 'ipv6');
 }
 
-/** 0.0.0.0 and :: say "any address": never a place to reach a peer. */
+export function isLoopback(ip: string): boolean {
+  return inList(LOOPBACK, ip);
+}
+
 export function isUnspecified(ip: string): boolean {
-  const v = normalizeIp(ip);
-  return v === '0.0.0.0' || v === '::' || /^(0{1,4}:){7}0{1,4}$/.test(v);
+  return inList(UNSPECIFIED, ip);
 }

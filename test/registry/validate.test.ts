@@ -18,6 +18,19 @@ test('addresses: ::ffff: stripped, loopback recognised', () => {
   for (const n of ['10.0.0.1', 'fe80::1', '128.0.0.1']) assert.ok(!isLoopback(n), n);
 });
 
+test('addresses: every spelling of loopback and of the unspecified address is recognised', () => {
+  for (const l of ['::ffff:7f00:1', '::ffff:7f00:101', '0:0::1', '::0:1', '0:0:0:0:0:0:0:1', '::FFFF:127.0.0.1']) assert.ok(isLoopback(l), l);
+  for (const n of ['::2', '::ffff:a00:1', '::ffff:8000:1', '1::1']) assert.ok(!isLoopback(n), n);
+  // Mapped IPv4 in any spelling comes out dotted, so peers on udp4 sockets can use it.
+  assert.equal(normalizeIp('::ffff:a00:1'), '10.0.0.1');
+  assert.equal(normalizeIp('::FFFF:10.0.0.1'), '10.0.0.1');
+  assert.equal(normalizeIp('2001:DB8:0:0::1'), '2001:db8::1');
+  for (const claim of ['::ffff:7f00:1', '::0:1', '0:0:0:0:0:0:0:1', '::ffff:7f00:101', '::ffff:0:0', '0::0']) {
+    const r = checkRegistration({ name: 'p', port: 1, ip: claim, addresses: [claim] }, '203.0.113.9');
+    assert.deepEqual(r, { ok: true, value: { name: 'p', port: 1, ip: '203.0.113.9', addresses: ['203.0.113.9'] } }, claim);
+  }
+});
+
 test('registration: loopback and unspecified claims replaced only for non-loopback clients', () => {
   const remote = checkRegistration({ name: 'p', port: 1, ip: '127.0.1.1', addresses: ['127.0.0.1', '0.0.0.0', '10.0.0.2'] }, '203.0.113.9');
   assert.deepEqual(remote, { ok: true, value: { name: 'p', port: 1, ip: '203.0.113.9', addresses: ['203.0.113.9', '10.0.0.2'] } });
