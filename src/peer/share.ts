@@ -1,7 +1,7 @@
 // The share list: which files this peer serves, under which names, with size, SHA-256 and kind.
 // Only names in this index are ever served; a file changed on disk is re-hashed before serving.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { imageSizeOfFile } from '../ui/image-info';
@@ -77,7 +77,8 @@ export class ShareIndex {
           const root = await realpath(abs);
           await collectFolder(root, basename(root), candidates, index.skipped, true);
         } else if (st.isFile()) {
-          candidates.push({ name: basename(abs), path: abs });
+          // The real path: lookup() serves an entry only while its path still resolves to itself.
+          candidates.push({ name: basename(abs), path: await realpath(abs) });
         } else {
           throw new Error(`--share ${p}: not a regular file or folder`);
         }
@@ -93,7 +94,12 @@ export class ShareIndex {
         index.skipped.push(c.path); // first one wins; two --share of same-named files
         continue;
       }
-      index.files.set(c.name, await describe(c));
+      try {
+        index.files.set(c.name, await describe(c));
+      } catch (err) {
+        if (!(err instanceof KeepsChangingError)) throw err;
+        index.skipped.push(c.path); // written to all the time (a log): no digest would hold
+      }
     }
     return index;
   }
@@ -116,13 +122,8 @@ export class ShareIndex {
     if (!isValidSharedName(name)) return undefined;
     const entry = this.files.get(name);
     if (!entry) return undefined;
-    let st;
-    try {
-      st = await stat(entry.path);
-    } catch {
-      return undefined;
-    }
-    if (!st.isFile()) return undefined;
+    const st = await currentStat(entry);
+    if (!st) return undefined;
     if (st.size !== entry.size || st.mtimeMs !== entry.mtimeMs) {
       const fresh = await describe({ name, path: entry.path });
       this.files.set(name, fresh);
@@ -130,15 +131,47 @@ export class ShareIndex {
     }
     return entry;
   }
+
+  /** True while `f` is still what was announced: same real path, size and modification time. */
+  async isCurrent(f: SharedFile): Promise<boolean> {
+    const st = await currentStat(f);
+    return st !== undefined && st.size === f.size && st.mtimeMs === f.mtimeMs;
+  }
 }
 
-async function describe(c: Candidate): Promise<SharedFile> {
-  const before = await stat(c.path);
-  const sha256 = await sha256File(c.path);
-  const kind = kindOf(c.name);
-  const dims = kind === 'image' ? await imageSizeOfFile(c.path) : null;
-  return { name: c.name, path: c.path, size: before.size, mtimeMs: before.mtimeMs, sha256, kind, width: dims?.width ?? 0, height: dims?.height ?? 0 };
+/**
+ * The file's stat, or undefined when it is gone, not a regular file, or no longer reached
+ * without a link: every indexed path is a real path, so a path that now resolves elsewhere had
+ * a file or folder swapped for a link (possibly one leading out of the share).
+ */
+async function currentStat(f: { path: string }): Promise<Stats | undefined> {
+  try {
+    if ((await realpath(f.path)) !== f.path) return undefined;
+    const st = await stat(f.path);
+    return st.isFile() ? st : undefined;
+  } catch {
+    return undefined;
+  }
 }
+
+/** Hashing tries: a file still changing after this many is refused (the owner says internal). */
+const MAX_HASH_TRIES = 3;
+
+async function describe(c: Candidate): Promise<SharedFile> {
+  for (let tries = 0; tries < MAX_HASH_TRIES; tries++) {
+    const before = await stat(c.path);
+    const sha256 = await sha256File(c.path);
+    const after = await stat(c.path);
+    // Changed while being hashed: the digest is of neither version; hash again.
+    if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) continue;
+    const kind = kindOf(c.name);
+    const dims = kind === 'image' ? await imageSizeOfFile(c.path) : null;
+    return { name: c.name, path: c.path, size: before.size, mtimeMs: before.mtimeMs, sha256, kind, width: dims?.width ?? 0, height: dims?.height ?? 0 };
+  }
+  throw new KeepsChangingError(`${c.path} keeps changing while being hashed`);
+}
+
+class KeepsChangingError extends Error {}
 
 /**
  * Collects visible regular files of `dir` (recursively when asked), never following a link that
