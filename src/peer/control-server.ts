@@ -74,6 +74,11 @@ export class ControlServer {
     return t;
   }
 
+  /** For the TCP server: the file is still the version whose digest the GET answer gave. */
+  isCurrent(file: SharedFile): Promise<boolean> {
+    return this.share.isCurrent(file);
+  }
+
   /** Counts a transfer as running until `done` settles; reports it to onFetch. */
   track(e: Omit<FetchEvent, 'ok'>, done: Promise<unknown>): void {
     this.active++;

@@ -50,7 +50,7 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
         if (header.length < TCP_REPLY_BYTES) return;
         const reply = decodeTcpReply(header.subarray(0, TCP_REPLY_BYTES));
         if (!reply) return fail('peer sent a malformed TCP reply');
-        if (reply.status !== TcpStatus.ok) return fail(reply.status === TcpStatus.badTicket ? 'peer refused the transfer ticket' : `peer refused the transfer (status ${reply.status})`);
+        if (reply.status !== TcpStatus.ok) return fail(tcpRefusal(reply.status));
         if (reply.count !== o.count) return fail(`peer announced ${reply.count} bytes, expected ${o.count}`);
         onBody(header.subarray(TCP_REPLY_BYTES));
         return;
@@ -69,4 +69,11 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       if (!settled) fail(`connection closed after ${received} of ${o.count} bytes`);
     });
   });
+}
+
+function tcpRefusal(status: number): string {
+  if (status === TcpStatus.badTicket) return 'peer refused the transfer ticket (unknown, expired or used)';
+  if (status === TcpStatus.badVersion) return 'peer does not speak this TCP transfer version';
+  if (status === TcpStatus.internal) return 'peer could not serve the file (it changed on disk or cannot be read)';
+  return `peer refused the transfer (status ${status})`;
 }

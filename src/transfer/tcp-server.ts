@@ -9,6 +9,8 @@ import type { Remote } from './endpoint';
 
 export interface TcpServerHooks {
   takeTicket(sessionId: number, fromAddress: string): TcpTicket | undefined;
+  /** False when the file changed on disk since its digest was announced in the GET answer. */
+  isCurrent(file: TcpTicket['file']): Promise<boolean>;
   track(e: { from: Remote; name: string; size: number; offset: number; via: 'tcp' }, done: Promise<unknown>): void;
 }
 
@@ -56,7 +58,12 @@ function serve(socket: net.Socket, hooks: TcpServerHooks): void {
     if (hello.version !== 1) return void socket.end(encodeTcpReply(TcpStatus.badVersion, 0));
     const ticket = hooks.takeTicket(hello.sessionId, normalize(socket.remoteAddress ?? ''));
     if (!ticket) return void socket.end(encodeTcpReply(TcpStatus.badTicket, 0));
-    stream(socket, ticket, hooks);
+    // The GET answer announced a digest; bytes of another version must not follow it.
+    void hooks.isCurrent(ticket.file).then((current) => {
+      if (socket.destroyed) return;
+      if (!current) return void socket.end(encodeTcpReply(TcpStatus.internal, 0));
+      stream(socket, ticket, hooks);
+    });
   };
   socket.on('data', onData);
 }

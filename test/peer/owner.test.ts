@@ -2,12 +2,12 @@
 // state (open files, connections) can be inspected: retried GETs, aborted transfers, shutdown.
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { appendFile, readdir, readlink } from 'node:fs/promises';
+import { appendFile, open, readdir, readlink } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { decodeGetResponse, encodeGetRequest, encodeTcpHello, GetStatus, TCP_REPLY_BYTES } from '../../src/peer/control';
+import { decodeGetResponse, decodeTcpReply, encodeGetRequest, encodeTcpHello, GetStatus, TCP_REPLY_BYTES, TcpStatus } from '../../src/peer/control';
 import { ControlClient } from '../../src/peer/control-client';
 import { ControlServer } from '../../src/peer/control-server';
 import { Peer } from '../../src/peer/peer';
@@ -153,6 +153,39 @@ test('Peer.stop() returns promptly while a TCP transfer is stalled and a connect
     await peer.stop();
     await ep.close();
     await reg.close();
+    await cleanup();
+  }
+});
+
+test('a file changed between the GET answer and the TCP connection is refused, not streamed under the old digest', async () => {
+  const { dir, cleanup } = await tempDir();
+  const file = join(dir, 'doc.txt');
+  await randomFile(file, 64 * 1024);
+  const o = await owner([file]);
+  const ep = await Endpoint.bind(0, '127.0.0.1');
+  try {
+    const answer = await new ControlClient(ep).get({ address: '127.0.0.1', port: o.port }, 'o', { transport: 'tcp', sessionId: 21, offset: 0, expectedSha256: null, maxPayload: 0, name: 'doc.txt' });
+    assert.equal(answer.status, GetStatus.ok);
+    // Rewritten in place, same size: only the content (and the mtime) differ from what was announced.
+    await sleep(20);
+    const fh = await open(file, 'r+');
+    await fh.write(Buffer.alloc(1024, 7), 0, undefined, 0);
+    await fh.close();
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const sock = net.connect(o.port, '127.0.0.1');
+      let got = Buffer.alloc(0);
+      sock.on('error', reject);
+      sock.on('connect', () => sock.write(encodeTcpHello(21)));
+      sock.on('data', (c: Buffer) => (got = Buffer.concat([got, c])));
+      sock.on('close', () => resolve(got));
+    });
+    const decoded = decodeTcpReply(reply.subarray(0, TCP_REPLY_BYTES));
+    assert.ok(decoded);
+    assert.notEqual(decoded.status, TcpStatus.ok, 'the changed file was streamed under the digest announced before the change');
+    assert.equal(reply.length, TCP_REPLY_BYTES, 'no file bytes follow a refusal');
+  } finally {
+    await ep.close();
+    await o.close();
     await cleanup();
   }
 });
