@@ -56,6 +56,7 @@ interface Candidate {
 
 export class ShareIndex {
   private readonly files = new Map<string, SharedFile>();
+  private readonly rehashing = new Map<string, Promise<SharedFile>>();
   readonly skipped: string[] = [];
 
   /** Builds the index from --share arguments (files or folders), or the visible files of `cwd`. */
@@ -124,12 +125,23 @@ export class ShareIndex {
     if (!entry) return undefined;
     const st = await currentStat(entry);
     if (!st) return undefined;
-    if (st.size !== entry.size || st.mtimeMs !== entry.mtimeMs) {
-      const fresh = await describe({ name, path: entry.path });
-      this.files.set(name, fresh);
-      return fresh;
-    }
+    if (st.size !== entry.size || st.mtimeMs !== entry.mtimeMs) return this.rehash(entry);
     return entry;
+  }
+
+  /** One re-hash per changed file however many requests ask meanwhile (each would read it all). */
+  private rehash(entry: SharedFile): Promise<SharedFile> {
+    let running = this.rehashing.get(entry.name);
+    if (!running) {
+      running = describe({ name: entry.name, path: entry.path })
+        .then((fresh) => {
+          this.files.set(entry.name, fresh);
+          return fresh;
+        })
+        .finally(() => this.rehashing.delete(entry.name));
+      this.rehashing.set(entry.name, running);
+    }
+    return running;
   }
 
   /** True while `f` is still what was announced: same real path, size and modification time. */

@@ -1,7 +1,7 @@
 // The share list against a changing disk: links swapped in after start, files changing while
 // they are hashed. Real files in a temp folder.
 import assert from 'node:assert/strict';
-import { mkdir, open, rename, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
@@ -53,6 +53,32 @@ test('a file changed while it is being re-hashed is announced with the digest of
     const entry = await looking;
     assert.ok(entry);
     assert.equal(entry.sha256, await sha256(file), 'the digest announced is not the one of the file on disk');
+  } finally {
+    await cleanup();
+  }
+});
+
+/** Bytes this process has read through read syscalls so far (Linux /proc). */
+async function bytesRead(): Promise<number> {
+  const io = await readFile('/proc/self/io', 'utf8');
+  return Number(/^rchar: (\d+)$/m.exec(io)![1]);
+}
+
+test('many requests for a changed file re-hash it once, not once per request', async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const size = 32 * 1024 * 1024;
+    const file = join(dir, 'big.bin');
+    await randomFile(file, size);
+    const index = await ShareIndex.build([file]);
+    await writeFile(file, 'x', { flag: 'a' });
+    const before = await bytesRead();
+    // What a burst of GET_REQUESTs (one hostile requester, fresh session IDs) makes the owner do.
+    const entries = await Promise.all(Array.from({ length: 8 }, () => index.lookup('big.bin')));
+    const read = (await bytesRead()) - before;
+    const digest = await sha256(file);
+    for (const e of entries) assert.equal(e?.sha256, digest);
+    assert.ok(read < 2 * size, `read ${Math.round(read / 1024 / 1024)} MiB to re-hash a ${size / 1024 / 1024} MiB file for 8 requests`);
   } finally {
     await cleanup();
   }
