@@ -38,8 +38,11 @@ export async function openPart(dir: string, name: string, size: number, sha256: 
     path,
     offset,
     release: async () => {
+      // A private .part is never resumed; an empty one has nothing to resume (the fetch was
+      // refused or failed before the first byte) and would only litter the downloads folder.
+      const empty = await stat(path).then((st) => st.size === 0, () => false);
+      if (path !== shared || empty) await unlink(path).catch(() => {});
       if (lockHeld) await unlink(lock).catch(() => {});
-      if (path !== shared) await unlink(path).catch(() => {}); // a private .part is never resumed
     },
   };
 }
