@@ -47,24 +47,50 @@ export async function openPart(dir: string, name: string, size: number, sha256: 
   };
 }
 
-/** Creates `lock` holding our PID; a lock left by a process that is gone is taken over. */
+/**
+ * Creates `lock` holding our PID; a lock left by a process that is gone is taken over. Only the
+ * holder of `lock.takeover` may remove a stale lock: two requesters that both read the dead PID
+ * and then removed and re-created the lock could otherwise both end up holding it (the second
+ * removing the first one's fresh lock), two writers on one .part.
+ */
 async function takeLock(lock: string): Promise<boolean> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(lock, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const raw = await readFile(lock, 'utf8').catch(() => '');
-      const pid = Number(raw);
-      // Empty: its owner is between creating and writing it. Otherwise: held while the PID lives.
-      if (raw === '' || !Number.isInteger(pid) || pid <= 0 || isAlive(pid)) return false;
-      await unlink(lock).catch(() => {});
-    }
+  if (await createLock(lock)) return true;
+  const takeover = `${lock}.takeover`;
+  if (!(await createLock(takeover))) {
+    // Left by a process that died inside the few milliseconds it holds it: clear and try later.
+    const age = await stat(takeover).then((st) => Date.now() - st.mtimeMs, () => 0);
+    if (age > STALE_TAKEOVER_MS) await unlink(takeover).catch(() => {});
+    return false;
   }
-  return false;
+  try {
+    const raw = await readFile(lock, 'utf8').catch(() => '');
+    const pid = Number(raw);
+    // Empty: its owner is between creating and writing it. Otherwise: held while the PID lives.
+    if (raw === '' || !Number.isInteger(pid) || pid <= 0 || isAlive(pid)) return false;
+    await unlink(lock).catch(() => {});
+    return await createLock(lock); // false if a fresh requester created it meanwhile: theirs
+  } finally {
+    await unlink(takeover).catch(() => {});
+  }
+}
+
+const STALE_TAKEOVER_MS = 10_000;
+
+/** Creates `path` exclusively, holding our PID; false when it exists. */
+async function createLock(path: string): Promise<boolean> {
+  let fh;
+  try {
+    fh = await open(path, 'wx');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  try {
+    await fh.writeFile(String(process.pid));
+  } finally {
+    await fh.close();
+  }
+  return true;
 }
 
 function isAlive(pid: number): boolean {

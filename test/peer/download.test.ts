@@ -1,10 +1,12 @@
 // The requester's downloads folder after fetches that fail: what is left behind, and what not.
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CliError, ExitCode } from '../../src/cli/errors';
 import { fetchFile } from '../../src/peer/fetch';
+import { openPart } from '../../src/transfer/download';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
 import { RegistryClient } from '../../src/registry/client';
@@ -26,6 +28,28 @@ test('a fetch refused before any byte arrived (owner busy) leaves nothing in the
   } finally {
     await owner.stop();
     await reg.close();
+    await cleanup();
+  }
+});
+
+test('requesters taking over a stale .part lock at the same moment: exactly one gets the shared .part', async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // a PID that has exited
+    const digest = 'ab'.repeat(32);
+    let doubled = 0;
+    for (let round = 0; round < 200; round++) {
+      const d = join(dir, String(round));
+      await mkdir(d);
+      await writeFile(join(d, `f.bin.${digest.slice(0, 12)}.part.lock`), String(dead)); // left by a crash
+      const parts = await Promise.all(Array.from({ length: 4 }, () => openPart(d, 'f.bin', 10, digest)));
+      const shared = parts.filter((p) => p.path === join(d, `f.bin.${digest.slice(0, 12)}.part`)).length;
+      if (shared > 1) doubled++;
+      assert.equal(Math.min(shared, 1), 1, "nobody took over the stale lock");
+      for (const p of parts) await p.release();
+    }
+    assert.equal(doubled, 0, `in ${doubled} of 200 rounds two requesters would write one .part`);
+  } finally {
     await cleanup();
   }
 });
