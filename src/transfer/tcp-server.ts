@@ -46,7 +46,10 @@ export function closeTcpServer(server: net.Server): Promise<void> {
 
 function serve(socket: net.Socket, hooks: TcpServerHooks): void {
   socket.on('error', () => {}); // a vanished requester is not our error
-  socket.setTimeout(HELLO_TIMEOUT_MS, () => socket.destroy());
+  // A deadline, not an inactivity timeout: a hello sent a byte at a time, or a refused requester
+  // that never closes its side, must not hold one of the MAX_CONNECTIONS slots past this.
+  const helloDeadline = setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS);
+  socket.on('close', () => clearTimeout(helloDeadline));
   let buffered = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
     buffered = Buffer.concat([buffered, chunk]);
@@ -62,6 +65,7 @@ function serve(socket: net.Socket, hooks: TcpServerHooks): void {
     void hooks.isCurrent(ticket.file).then((current) => {
       if (socket.destroyed) return;
       if (!current) return void socket.end(encodeTcpReply(TcpStatus.internal, 0));
+      clearTimeout(helloDeadline); // from here the idle timeout of the stream applies
       stream(socket, ticket, hooks);
     });
   };

@@ -27,6 +27,7 @@ async function owner(paths: string[]) {
   return {
     endpoint,
     control,
+    tcp,
     port: endpoint.port,
     async close() {
       control.close();
@@ -185,6 +186,61 @@ test('a file changed between the GET answer and the TCP connection is refused, n
     assert.equal(reply.length, TCP_REPLY_BYTES, 'no file bytes follow a refusal');
   } finally {
     await ep.close();
+    await o.close();
+    await cleanup();
+  }
+});
+
+test('a connection dribbling its hello a byte at a time is closed 10 s after it opened, not kept alive by each byte', async () => {
+  const { dir, cleanup } = await tempDir();
+  const file = join(dir, 'a.txt');
+  await randomFile(file, 10);
+  const o = await owner([file]);
+  const sock = net.connect(o.port, '127.0.0.1');
+  sock.on('error', () => {});
+  try {
+    const opened = Date.now();
+    await new Promise<void>((resolve) => sock.on('connect', () => resolve()));
+    const closed = new Promise<number>((resolve) => sock.on('close', () => resolve(Date.now() - opened)));
+    const hello = encodeTcpHello(1);
+    // One byte every 3 s: each one would restart an inactivity timer; the hello never completes.
+    for (let i = 0; i < 5 && !sock.destroyed; i++) {
+      sock.write(hello.subarray(i, i + 1));
+      await Promise.race([sleep(3000), closed]);
+    }
+    const after = await Promise.race([closed, sleep(1000).then(() => -1)]);
+    assert.ok(after > 0, 'the owner still holds the connection after 13 s of a hello that never completes');
+    assert.ok(after < 12_000, `closed after ${after} ms`);
+  } finally {
+    sock.destroy();
+    await o.close();
+    await cleanup();
+  }
+});
+
+test('a refused requester that never closes its side is disconnected by the owner', async () => {
+  const { dir, cleanup } = await tempDir();
+  const file = join(dir, 'a.txt');
+  await randomFile(file, 10);
+  const o = await owner([file]);
+  const sock = net.connect({ port: o.port, host: '127.0.0.1', allowHalfOpen: true });
+  sock.on('error', () => {});
+  const connections = () => new Promise<number>((resolve) => o.tcp.getConnections((_err, n) => resolve(n)));
+  try {
+    let reply = Buffer.alloc(0);
+    sock.on('data', (c: Buffer) => (reply = Buffer.concat([reply, c])));
+    sock.on('end', () => {}); // our side stays open (allowHalfOpen), as a hostile requester's would
+    await new Promise<void>((resolve) => sock.on('connect', () => resolve()));
+    sock.write(encodeTcpHello(4242)); // no such ticket
+    let open = 1;
+    for (let waited = 0; waited < 13_000 && open > 0; waited += 100) {
+      await sleep(100);
+      open = await connections();
+    }
+    assert.equal(decodeTcpReply(reply.subarray(0, TCP_REPLY_BYTES))?.status, TcpStatus.badTicket);
+    assert.equal(open, 0, 'the owner still holds the connection of a refused requester after 13 s');
+  } finally {
+    sock.destroy();
     await o.close();
     await cleanup();
   }
