@@ -64,63 +64,77 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
   const endpoint = await Endpoint.bind(0);
   try {
     const control = new ControlClient(endpoint);
-    const entry = (await control.list(to, o.peer)).find((e) => e.name === o.file);
-    if (!entry) throw new CliError(ExitCode.noSuchFile, `no such file on ${o.peer}: '${o.file}'`);
-    const via = o.via === 'auto' ? defaultVia(entry) : o.via;
-    const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
-    if (via === 'udp' && !udp) throw new CliError(ExitCode.failed, 'UDP transfer is not available in this build; use --via tcp');
-    const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
-    const started = Date.now();
-    try {
-      o.onStart?.({ entry, via, offset: part.offset });
-      const progress = o.onProgress ? (n: number) => o.onProgress!(part.offset + n) : undefined;
-      const sessionId = randomInt(1, 0xffffffff);
-      const count = entry.size - part.offset;
-      // UDP data may arrive before the GET answer: the receiver is listening first.
-      const udpDone = udp?.receive({ from: to, sessionId, partPath: part.path, offset: part.offset, size: entry.size, ...(progress ? { onProgress: progress } : {}) });
-      udpDone?.catch(() => {}); // judged below; never an unhandled rejection
-      const answer = await control.get(to, o.peer, {
-        transport: via,
-        sessionId,
-        offset: part.offset,
-        expectedSha256: entry.sha256,
-        maxPayload: via === 'udp' ? DEFAULT_MAX_PAYLOAD : 0,
-        name: entry.name,
-      }).catch((err) => {
-        udp?.cancel(sessionId);
-        throw err;
-      });
-      if (answer.status !== GetStatus.ok) {
-        udp?.cancel(sessionId);
-        throw refusal(answer.status, o.peer, entry.name);
-      }
-      if (via === 'tcp') {
-        await fetchOverTcp({ host: to.address, port: to.port, sessionId, partPath: part.path, offset: part.offset, count, ...(progress ? { onProgress: progress } : {}) });
-      } else {
-        await udpDone;
-      }
-      if (!(await verifyPart(part.path, entry.sha256))) {
-        throw new CliError(ExitCode.failed, `integrity check failed for ${entry.name}: SHA-256 differs from the owner's; the partial file was removed`);
-      }
-      const path = await finish(part.path, o.downloads, entry.name);
-      return {
-        name: entry.name,
-        size: entry.size,
-        sha256: entry.sha256,
-        via,
-        path,
-        seconds: (Date.now() - started) / 1000,
-        bytesTransferred: count,
-        resumedFrom: part.offset,
-      };
-    } catch (err) {
-      if (err instanceof CliError) throw err;
-      throw new CliError(ExitCode.failed, `transfer of ${entry.name} from ${o.peer} failed: ${(err as Error).message} (partial file kept; run again to resume)`, { cause: err });
-    } finally {
-      await part.release();
+    // The owner's list shows the digest of its last hashing; a file edited since is refused as
+    // 'changed' by a GET carrying that digest, and that GET made the owner re-hash it. So one
+    // fresh list has the new digest: ask once more before telling the user.
+    for (let attempt = 1; ; attempt++) {
+      const entry = (await control.list(to, o.peer)).find((e) => e.name === o.file);
+      if (!entry) throw new CliError(ExitCode.noSuchFile, `no such file on ${o.peer}: '${o.file}'`);
+      const res = await fetchEntry(o, control, endpoint, to, entry);
+      if (res !== 'changed') return res;
+      if (attempt === 2) throw refusal(GetStatus.changed, o.peer, entry.name);
     }
   } finally {
     await endpoint.close();
+  }
+}
+
+/** Requests `entry` and moves it into the .part, verified and linked; 'changed' when refused so. */
+async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: Endpoint, to: Remote, entry: ListEntry): Promise<FetchResult | 'changed'> {
+  const via = o.via === 'auto' ? defaultVia(entry) : o.via;
+  const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
+  if (via === 'udp' && !udp) throw new CliError(ExitCode.failed, 'UDP transfer is not available in this build; use --via tcp');
+  const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
+  const started = Date.now();
+  try {
+    const progress = o.onProgress ? (n: number) => o.onProgress!(part.offset + n) : undefined;
+    const sessionId = randomInt(1, 0xffffffff);
+    const count = entry.size - part.offset;
+    // UDP data may arrive before the GET answer: the receiver is listening first.
+    const udpDone = udp?.receive({ from: to, sessionId, partPath: part.path, offset: part.offset, size: entry.size, ...(progress ? { onProgress: progress } : {}) });
+    udpDone?.catch(() => {}); // judged below; never an unhandled rejection
+    const answer = await control.get(to, o.peer, {
+      transport: via,
+      sessionId,
+      offset: part.offset,
+      expectedSha256: entry.sha256,
+      maxPayload: via === 'udp' ? DEFAULT_MAX_PAYLOAD : 0,
+      name: entry.name,
+    }).catch((err) => {
+      udp?.cancel(sessionId);
+      throw err;
+    });
+    if (answer.status !== GetStatus.ok) {
+      udp?.cancel(sessionId);
+      if (answer.status === GetStatus.changed) return 'changed';
+      throw refusal(answer.status, o.peer, entry.name);
+    }
+    // Only now: a request refused as 'changed' is asked again with another size and digest.
+    o.onStart?.({ entry, via, offset: part.offset });
+    if (via === 'tcp') {
+      await fetchOverTcp({ host: to.address, port: to.port, sessionId, partPath: part.path, offset: part.offset, count, ...(progress ? { onProgress: progress } : {}) });
+    } else {
+      await udpDone;
+    }
+    if (!(await verifyPart(part.path, entry.sha256))) {
+      throw new CliError(ExitCode.failed, `integrity check failed for ${entry.name}: SHA-256 differs from the owner's; the partial file was removed`);
+    }
+    const path = await finish(part.path, o.downloads, entry.name);
+    return {
+      name: entry.name,
+      size: entry.size,
+      sha256: entry.sha256,
+      via,
+      path,
+      seconds: (Date.now() - started) / 1000,
+      bytesTransferred: count,
+      resumedFrom: part.offset,
+    };
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(ExitCode.failed, `transfer of ${entry.name} from ${o.peer} failed: ${(err as Error).message} (partial file kept; run again to resume)`, { cause: err });
+  } finally {
+    await part.release();
   }
 }
 
