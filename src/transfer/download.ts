@@ -2,7 +2,8 @@
 // then linked into place under a free name. Never overwrites, never leaves a half file under
 // the final name.
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, stat, truncate, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { link, mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { sha256File } from '../peer/share';
 
@@ -27,12 +28,16 @@ export async function openPart(dir: string, name: string, size: number, sha256: 
   let lockHeld = false;
   if (await takeLock(lock)) lockHeld = true;
   else path = join(dir, `${base}.${sha256.slice(0, 12)}.${randomBytes(4).toString('hex')}.part`);
-  const fh = await open(path, 'a');
-  await fh.close();
-  let offset = (await stat(path)).size;
-  if (offset > size) {
-    await truncate(path, 0);
-    offset = 0;
+  let offset: number;
+  const fh = await openPartFile(path);
+  try {
+    offset = (await fh.stat()).size;
+    if (offset > size) {
+      await fh.truncate(0);
+      offset = 0;
+    }
+  } finally {
+    await fh.close();
   }
   return {
     path,
@@ -45,6 +50,28 @@ export async function openPart(dir: string, name: string, size: number, sha256: 
       if (lockHeld) await unlink(lock).catch(() => {});
     },
   };
+}
+
+/**
+ * Opens (creating) the .part as a regular file of ours. A link found under its name is removed,
+ * never followed: the resume logic would otherwise truncate and overwrite whatever it points at,
+ * and the finished download would be that link. O_NONBLOCK: a FIFO there fails instead of hanging.
+ */
+async function openPartFile(path: string): Promise<FileHandle> {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  let fh: FileHandle;
+  try {
+    fh = await open(path, flags, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err;
+    await unlink(path);
+    fh = await open(path, flags | constants.O_EXCL, 0o644);
+  }
+  if (!(await fh.stat()).isFile()) {
+    await fh.close();
+    throw new Error(`${path} is not a regular file`);
+  }
+  return fh;
 }
 
 /**

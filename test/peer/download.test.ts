@@ -1,7 +1,7 @@
 // The requester's downloads folder after fetches that fail: what is left behind, and what not.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CliError, ExitCode } from '../../src/cli/errors';
@@ -11,7 +11,7 @@ import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
 import { RegistryClient } from '../../src/registry/client';
 import { tempDir } from '../support/cli';
-import { randomFile, registry } from './support';
+import { randomFile, registry, sha256 } from './support';
 
 test('a fetch refused before any byte arrived (owner busy) leaves nothing in the downloads folder', async () => {
   const { dir, cleanup } = await tempDir();
@@ -50,6 +50,29 @@ test('requesters taking over a stale .part lock at the same moment: exactly one 
     }
     assert.equal(doubled, 0, `in ${doubled} of 200 rounds two requesters would write one .part`);
   } finally {
+    await cleanup();
+  }
+});
+
+test('a link planted under the .part name is replaced, never followed: the file it points at is left as it was', async () => {
+  const { dir, cleanup } = await tempDir();
+  const reg = await registry();
+  const digest = await randomFile(join(dir, 'share', 'a.bin'), 1000);
+  const owner = await Peer.start({ name: 'plain', registryUrl: reg.url, share: await ShareIndex.build([join(dir, 'share', 'a.bin')]), port: 0 });
+  const downloads = join(dir, 'dl');
+  const victim = join(dir, 'precious.txt');
+  const precious = 'someone else\'s file, longer than the download would ever be... '.repeat(40);
+  try {
+    await writeFile(victim, precious);
+    await mkdir(downloads);
+    await symlink(victim, join(downloads, `a.bin.${digest.slice(0, 12)}.part`));
+    const res = await fetchFile({ registry: new RegistryClient(reg.url), peer: 'plain', file: 'a.bin', via: 'tcp', downloads });
+    assert.equal(await readFile(victim, 'utf8'), precious, 'the file behind the link was truncated or overwritten');
+    assert.ok((await lstat(res.path)).isFile() && !(await lstat(res.path)).isSymbolicLink(), 'the download is a link');
+    assert.equal(await sha256(res.path), digest);
+  } finally {
+    await owner.stop();
+    await reg.close();
     await cleanup();
   }
 });
