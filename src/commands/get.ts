@@ -32,13 +32,15 @@ Options:
     if (via !== 'auto' && via !== 'tcp' && via !== 'udp') throw new UsageError(`--via must be auto, tcp or udp, got '${via}'`);
     const json = boolOpt(args, 'json');
     let progress: Progress | undefined;
-    // Ctrl+C: leave a clean terminal and say what is left behind (the .part resumes next time).
+    // Ctrl+C ends the transfer cleanly, so the .part is a correct resume point; fetchFile then
+    // fails with one line saying so. A second Ctrl+C, or a transfer that will not end, exits now.
+    const interrupt = new AbortController();
     const onInterrupt = () => {
-      progress?.finish();
-      process.stderr.write(`interrupted: the partial download is kept; run the same command again to resume\n`);
-      process.exit(ExitCode.failed);
+      if (interrupt.signal.aborted) process.exit(ExitCode.failed);
+      interrupt.abort();
+      setTimeout(() => process.exit(ExitCode.failed), 5000).unref();
     };
-    process.once('SIGINT', onInterrupt);
+    process.on('SIGINT', onInterrupt);
     const res = await fetchFile({
       registry: new RegistryClient(registryUrl(args)),
       peer,
@@ -50,6 +52,7 @@ Options:
         progress.update(offset);
       },
       onProgress: (bytesDone) => progress?.update(bytesDone),
+      signal: interrupt.signal,
     }).finally(() => {
       process.off('SIGINT', onInterrupt);
       progress?.finish();

@@ -33,6 +33,8 @@ export interface FetchOptions {
   downloads: string;
   onStart?: (info: { entry: ListEntry; via: TransportName; offset: number }) => void;
   onProgress?: (bytesDone: number) => void;
+  /** Ctrl+C: ends the transfer cleanly (a UDP .part is cut to its hole-free prefix) and keeps the .part. */
+  signal?: AbortSignal;
 }
 
 /** How a file travels when the user does not say: images over UDP (SPEC section 1). */
@@ -91,7 +93,7 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
     const sessionId = randomInt(1, 0xffffffff);
     const count = entry.size - part.offset;
     // UDP data may arrive before the GET answer: the receiver is listening first.
-    const udpDone = udp?.receive({ from: to, sessionId, partPath: part.path, offset: part.offset, size: entry.size, ...(progress ? { onProgress: progress } : {}) });
+    const udpDone = udp?.receive({ from: to, sessionId, partPath: part.path, offset: part.offset, size: entry.size, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     udpDone?.catch(() => {}); // judged below; never an unhandled rejection
     const answer = await control.get(to, o.peer, {
       transport: via,
@@ -112,7 +114,7 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
     // Only now: a request refused as 'changed' is asked again with another size and digest.
     o.onStart?.({ entry, via, offset: part.offset });
     if (via === 'tcp') {
-      await fetchOverTcp({ host: to.address, port: to.port, sessionId, partPath: part.path, offset: part.offset, count, ...(progress ? { onProgress: progress } : {}) });
+      await fetchOverTcp({ host: to.address, port: to.port, sessionId, partPath: part.path, offset: part.offset, count, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     } else {
       await udpDone;
     }
@@ -132,6 +134,7 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
     };
   } catch (err) {
     if (err instanceof CliError) throw err;
+    if (o.signal?.aborted) throw new CliError(ExitCode.failed, `interrupted: ${entry.name} not finished; the partial file is kept, run again to resume`, { cause: err });
     throw new CliError(ExitCode.failed, `transfer of ${entry.name} from ${o.peer} failed: ${(err as Error).message} (partial file kept; run again to resume)`, { cause: err });
   } finally {
     await part.release();

@@ -297,7 +297,7 @@ async function fetchAndShow(registry: RegistryClient, owner: string, entry: List
   let res;
   try {
     res = await withAbort(
-      fetchFile({ registry, peer: owner, file: entry.name, via, downloads, onProgress: (n) => progress.update(n) }),
+      fetchFile({ registry, peer: owner, file: entry.name, via, downloads, onProgress: (n) => progress.update(n), signal }),
       signal,
     );
   } finally {
@@ -312,7 +312,7 @@ async function fetchAndShow(registry: RegistryClient, owner: string, entry: List
   }
 }
 
-/** Resolves like `p`, or rejects as soon as `signal` aborts (p then finishes unobserved). */
+/** Resolves like `p`, or rejects as soon as `signal` aborts (p then winds down unobserved). */
 function withAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(new Error('stopped'));
   return new Promise<T>((resolve, reject) => {

@@ -14,6 +14,8 @@ export interface TcpFetchOptions {
   count: number;
   idleTimeoutMs?: number;
   onProgress?: (bytesDone: number) => void;
+  /** Aborting ends the transfer at once; the bytes written so far stay in the .part. */
+  signal?: AbortSignal;
 }
 
 export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
@@ -30,6 +32,10 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       socket.destroy();
       out.end(() => reject(new Error(msg)));
     };
+    const onAbort = () => fail('interrupted');
+    if (o.signal?.aborted) onAbort();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('close', () => o.signal?.removeEventListener('abort', onAbort));
     socket.setTimeout(idle, () => fail(`no data from peer for ${Math.round(idle / 1000)} s (idle timeout)`));
     socket.on('error', (err) => fail(`connection to peer failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
     out.on('error', (err) => fail(`cannot write ${o.partPath}: ${err.message}`));

@@ -108,7 +108,7 @@ export class UdpTransfers {
       },
     );
     this.sends.set(key, sender);
-    onAbortSignal(o.signal, () => sender.cancel('transfer aborted'));
+    onAbortSignal(o.signal, () => sender.cancel('transfer aborted'), sender.promise);
     return sender.promise;
   }
 
@@ -129,7 +129,7 @@ export class UdpTransfers {
       },
     );
     this.receives.set(id, { from: o.from, receiver });
-    onAbortSignal(o.signal, () => receiver.cancel('transfer aborted'));
+    onAbortSignal(o.signal, () => receiver.cancel('transfer aborted'), receiver.promise);
     return receiver.promise;
   }
 
@@ -194,8 +194,11 @@ function validRange(offset: number, size: number): boolean {
   return Number.isSafeInteger(offset) && Number.isSafeInteger(size) && offset >= 0 && offset <= size;
 }
 
-function onAbortSignal(signal: AbortSignal | undefined, abort: () => void): void {
+/** Runs `abort` when `signal` fires before `done` settles; one long-lived signal may serve many sessions. */
+function onAbortSignal(signal: AbortSignal | undefined, abort: () => void, done: Promise<unknown>): void {
   if (!signal) return;
-  if (signal.aborted) setImmediate(abort);
-  else signal.addEventListener('abort', abort, { once: true });
+  if (signal.aborted) return void setImmediate(abort);
+  signal.addEventListener('abort', abort, { once: true });
+  const forget = () => signal.removeEventListener('abort', abort);
+  done.then(forget, forget);
 }

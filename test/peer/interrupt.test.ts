@@ -1,0 +1,87 @@
+// Ctrl+C during `get`: the transfer ends cleanly with one line and exit 1, the .part left behind is
+// a true prefix of the file (for UDP: cut to its hole-free prefix), and the next `get` resumes it.
+// The owner sits behind a slow relay/proxy under an alias, so the interrupt lands mid-transfer.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { runCli, startCli, tempDir } from '../support/cli';
+import { UdpRelay } from '../support/relay';
+import { TcpProxy } from '../support/tcp-proxy';
+import { call } from '../registry/http';
+import { randomFile, registry, sha256, startPeer } from './support';
+
+const SIZE = 8 * 1024 * 1024 + 5;
+let reg: Awaited<ReturnType<typeof registry>>;
+let owner: Awaited<ReturnType<typeof startPeer>>;
+let dir: string;
+let original: Buffer;
+let digest: string;
+let relay: UdpRelay;
+let proxy: TcpProxy;
+let cleanup: () => Promise<void>;
+
+before(async () => {
+  ({ dir, cleanup } = await tempDir('p2pshare-interrupt-'));
+  reg = await registry({ ttl: 300 });
+  digest = await randomFile(join(dir, 'share', 'big.bin'), SIZE);
+  original = await readFile(join(dir, 'share', 'big.bin'));
+  owner = await startPeer('owner', reg.url, join(dir, 'share'));
+  // 16 Mbit/s: the 8 MiB file takes about 4 s, so an interrupt after the first MiB is mid-way.
+  relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: owner.port }, toClient: { rateMbit: 16 } });
+  proxy = await TcpProxy.start({ target: { address: '127.0.0.1', port: owner.port }, port: relay.port, rateMbit: 16 });
+  const alias = await call(reg.url, 'POST', '/v1/peers', { name: 'slow-owner', port: relay.port, ip: '127.0.0.1' });
+  assert.equal(alias.status, 201, alias.text);
+});
+
+after(async () => {
+  await proxy?.close();
+  await relay?.close();
+  await owner?.cli.stop();
+  await reg?.close();
+  await cleanup?.();
+});
+
+async function partOf(downloads: string): Promise<string | undefined> {
+  const names = await readdir(downloads).catch(() => [] as string[]);
+  const part = names.find((n) => n.endsWith('.part'));
+  return part && join(downloads, part);
+}
+
+async function waitForPartBytes(downloads: string, bytes: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    const part = await partOf(downloads);
+    if (part && (await stat(part)).size >= bytes) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no .part of ${bytes} bytes in ${downloads} within 20 s`);
+}
+
+for (const via of ['udp', 'tcp'] as const) {
+  test(`Ctrl+C during a ${via.toUpperCase()} get: one line, exit 1, a true prefix kept, then resumed byte-exact`, async () => {
+    const downloads = join(dir, `dl-${via}`);
+    const get = startCli(['get', 'slow-owner', 'big.bin', '--via', via, '--registry', reg.url, '--downloads', downloads]);
+    await waitForPartBytes(downloads, 1024 * 1024);
+    const code = await get.stop('SIGINT');
+    assert.equal(code, 1);
+    assert.match(get.stderr, /interrupted: big\.bin not finished; the partial file is kept, run again to resume/);
+    assert.equal(get.stderr.trim().split('\n').length, 1, get.stderr);
+
+    const names = await readdir(downloads);
+    assert.deepEqual(names.filter((n) => !n.endsWith('.part')), [], 'no lock and no final file left behind');
+    const part = (await partOf(downloads))!;
+    const kept = await readFile(part);
+    assert.ok(kept.length >= 1024 * 1024 && kept.length < SIZE, `kept ${kept.length} bytes`);
+    const prefix = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    assert.equal(prefix(kept), prefix(original.subarray(0, kept.length)), 'the .part is exactly the start of the file');
+
+    const res = await runCli(['get', 'owner', 'big.bin', '--via', via, '--registry', reg.url, '--downloads', downloads, '--json'], { timeoutMs: 60_000 });
+    assert.equal(res.code, 0, res.stderr);
+    const out = JSON.parse(res.stdout) as { path: string; resumedFrom: number; bytesTransferred: number };
+    assert.equal(out.resumedFrom, kept.length);
+    assert.equal(out.bytesTransferred, SIZE - kept.length);
+    assert.equal(await sha256(out.path), digest);
+  });
+}
