@@ -1,5 +1,7 @@
 // The peers' client of the registry HTTP API (SPEC section 3). Every call has a timeout; failures
 // become CliErrors with the exit codes of SPEC section 2.
+import http from 'node:http';
+import https from 'node:https';
 import { CliError, ExitCode } from '../cli/errors';
 
 export interface Registration {
@@ -68,35 +70,70 @@ export class RegistryClient {
   }
 
   private async call(method: string, path: string, body?: unknown, token?: string): Promise<unknown> {
-    let res: Response;
+    let res: { status: number; text: string };
     try {
-      res = await fetch(this.url + path, {
-        method,
-        headers: {
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-      });
+      res = await httpRequest(new URL(path, this.url), method, body === undefined ? undefined : JSON.stringify(body), token);
     } catch (err) {
-      const why = (err as Error).name === 'TimeoutError' ? `no answer within ${TIMEOUT_MS / 1000} s` : ((err as { cause?: { code?: string; errors?: { code?: string }[] } }).cause?.code ?? (err as { cause?: { errors?: { code?: string }[] } }).cause?.errors?.[0]?.code ?? (err as Error).message);
+      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       throw new CliError(ExitCode.registryUnavailable, `registry ${this.url} unreachable (${why})`, { cause: err });
     }
-    const text = await res.text().catch(() => '');
     let json: unknown = undefined;
     try {
-      json = text ? JSON.parse(text) : undefined;
+      json = res.text ? JSON.parse(res.text) : undefined;
     } catch {
       /* not JSON: judged by status below */
     }
-    if (res.ok) return json;
+    if (res.status >= 200 && res.status < 300) return json;
     const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
     if (res.status >= 500) {
       throw new CliError(ExitCode.registryUnavailable, `registry ${this.url} unhealthy (${res.status}${e?.message ? `: ${e.message}` : ''})`);
     }
     throw new RegistryHttpError(res.status, e?.code ?? 'error', e?.message ?? `HTTP ${res.status}`);
   }
+}
+
+/** The largest answer read: a page of 1000 peers is about 60 KB. */
+const MAX_ANSWER_BYTES = 1024 * 1024;
+
+/**
+ * One HTTP exchange with node:http, not fetch(): fetch refuses a list of "bad ports" (6665-6669,
+ * 10080, ...) that a registry may well use, and reads an answer of any size into memory.
+ * Settles within TIMEOUT_MS whatever the server does.
+ */
+function httpRequest(url: URL, method: string, body: string | undefined, token: string | undefined): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = {};
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = Buffer.byteLength(body);
+    }
+    if (token) headers.authorization = `Bearer ${token}`;
+    let settled = false;
+    const settle = (err: Error | null, value?: { status: number; text: string }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) {
+        req.destroy();
+        reject(err);
+      } else resolve(value!);
+    };
+    const req = (url.protocol === 'https:' ? https : http).request(url, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_ANSWER_BYTES) return settle(new Error(`answer too large (over ${MAX_ANSWER_BYTES / 1024 / 1024} MiB)`));
+        chunks.push(chunk);
+      });
+      res.on('end', () => settle(null, { status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', (err) => settle(err));
+      res.on('aborted', () => settle(new Error('connection closed mid-answer')));
+    });
+    const timer = setTimeout(() => settle(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS);
+    req.on('error', (err) => settle(err));
+    req.end(body);
+  });
 }
 
 /** A 4xx answer; callers decide what it means for them. */
