@@ -44,6 +44,7 @@ export class ControlServer {
   private readonly tickets = new Map<number, TcpTicket & { expires: number }>();
   private readonly answers = new Map<string, { body: Buffer; expires: number }>();
   private readonly sweeper: NodeJS.Timeout;
+  private closed = false;
 
   constructor(
     private readonly endpoint: Endpoint,
@@ -56,11 +57,14 @@ export class ControlServer {
     },
   ) {
     endpoint.on(FrameType.listRequest, (f, from) => this.onList(f, from));
-    endpoint.on(FrameType.getRequest, (f, from) => void this.onGet(f, from));
+    // onGet answers after an await (a re-hash can take seconds): a failure then, such as the
+    // socket closed by a shutdown meanwhile, must not become an unhandled rejection (fatal).
+    endpoint.on(FrameType.getRequest, (f, from) => void this.onGet(f, from).catch(() => endpoint.reject()));
     this.sweeper = setInterval(() => this.sweep(), 5_000).unref();
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.sweeper);
     this.endpoint.off(FrameType.listRequest);
     this.endpoint.off(FrameType.getRequest);
@@ -123,6 +127,7 @@ export class ControlServer {
     const pending: { body: Buffer; expires: number } = { body: Buffer.alloc(0), expires: Date.now() + ANSWER_MEMORY_MS };
     this.answers.set(key, pending);
     const verdict = await this.admit(req, from);
+    if (this.closed) return; // shut down meanwhile: no answer, no ticket, no transfer
     const file = 'file' in verdict ? verdict.file : undefined;
     pending.body = encodeGetResponse(file ? { status: GetStatus.ok, size: file.size, sha256: file.sha256 } : { status: verdict.status, size: 0, sha256: '' });
     if (!file) this.answers.delete(key); // nothing started: a retry may be judged afresh

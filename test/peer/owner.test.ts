@@ -245,3 +245,29 @@ test('a refused requester that never closes its side is disconnected by the owne
     await cleanup();
   }
 });
+
+test('an owner shutting down while a GET is still being judged does not crash on the late answer', async () => {
+  const { dir, cleanup } = await tempDir();
+  const file = join(dir, 'big.bin');
+  await randomFile(file, 48 * 1024 * 1024);
+  const o = await owner([file]);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  const sock = dgram.createSocket('udp4');
+  try {
+    await appendFile(file, 'x'); // changed: the GET re-hashes 48 MiB before answering
+    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+    const get = encodeFrame(FrameType.getRequest, 78, encodeGetRequest({ transport: 'tcp', sessionId: 6, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' }));
+    const received = o.endpoint.received;
+    sock.send(get, o.port, '127.0.0.1');
+    for (let waited = 0; o.endpoint.received === received && waited < 2000; waited += 5) await sleep(5);
+    await o.close(); // Ctrl+C at the owner while it hashes
+    await sleep(1500); // the re-hash ends and the answer finds the socket closed
+    assert.deepEqual(unhandled.map(String), [], 'an unhandled rejection would end the peer process');
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    sock.close();
+    await cleanup();
+  }
+});
