@@ -10,7 +10,7 @@ import { CliError, ExitCode, UsageError } from '../cli/errors';
 import type { TransportName } from '../peer/control';
 import type { FetchEvent } from '../peer/control-server';
 import { fetchFile, listFiles, type FetchResult } from '../peer/fetch';
-import { describeFetch, udpAvailable } from '../peer/interactive';
+import { describeFetch } from '../peer/interactive';
 import { Peer } from '../peer/peer';
 import { ShareIndex } from '../peer/share';
 import { RegistryClient } from '../registry/client';
@@ -118,11 +118,9 @@ async function runDemo(root: string, cleanup: Array<() => Promise<unknown>>): Pr
   }
   out.write('\n');
 
-  const haveUdp = await udpAvailable();
   const sizeOf = (name: string) => entries.find((e) => e.name === name)?.size ?? 0;
   const text = await fetchShown(client, 'my_file.txt', sizeOf('my_file.txt'), 'tcp', downloads, aliceLog);
-  if (!haveUdp) out.write(c.yellow('  note: this build has no UDP transport yet, so the image travels over TCP too\n'));
-  const image = await fetchShown(client, 'my_file.jpg', sizeOf('my_file.jpg'), haveUdp ? 'udp' : 'tcp', downloads, aliceLog);
+  const image = await fetchShown(client, 'my_file.jpg', sizeOf('my_file.jpg'), 'udp', downloads, aliceLog);
   await showPreview(image.path, out);
 
   const total = (Date.now() - started) / 1000;

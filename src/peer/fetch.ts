@@ -85,7 +85,6 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
 async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: Endpoint, to: Remote, entry: ListEntry): Promise<FetchResult | 'changed'> {
   const via = o.via === 'auto' ? defaultVia(entry) : o.via;
   const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
-  if (via === 'udp' && !udp) throw new CliError(ExitCode.failed, 'UDP transfer is not available in this build; use --via tcp');
   const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
   const started = Date.now();
   try {

@@ -6,7 +6,6 @@ import prompts from 'prompts';
 import { CliError, ExitCode } from '../cli/errors';
 import { RegistryClient } from '../registry/client';
 import { isValidName, nameKey } from '../registry/names';
-import { Endpoint } from '../transfer/endpoint';
 import { formatBytes } from '../ui/format';
 import { imageSizeOfFile } from '../ui/image-info';
 import { colors } from '../ui/output';
@@ -19,7 +18,6 @@ import type { FetchEvent } from './control-server';
 import { defaultVia, fetchFile, listFiles } from './fetch';
 import { Peer, type PeerOptions } from './peer';
 import type { ShareIndex } from './share';
-import { udpTransport } from './udp';
 
 export interface InteractiveOptions {
   /** Asked for when missing. */
@@ -44,16 +42,6 @@ export function describeFetch(e: FetchEvent): string {
   return e.ok
     ? `${who} fetched ${printable(e.name)} (${formatBytes(e.size - e.offset)} over ${e.via.toUpperCase()})`
     : `${who} failed to fetch ${printable(e.name)}: ${printable(e.error ?? 'unknown error')}`;
-}
-
-/** Whether this build has the UDP transport (checked on a throwaway socket). */
-export async function udpAvailable(): Promise<boolean> {
-  const endpoint = await Endpoint.bind(0, '127.0.0.1');
-  try {
-    return udpTransport(endpoint) !== undefined;
-  } finally {
-    await endpoint.close();
-  }
 }
 
 const REFRESH = '\0refresh';
@@ -126,8 +114,6 @@ export async function runInteractive(o: InteractiveOptions): Promise<number> {
     const serving = o.share.list().length ? 'others can fetch your files while you browse; ' : '';
     out.write(c.dim(`${serving}downloads go to ${o.downloads}; Ctrl+C unregisters and quits\n`));
     const registry = new RegistryClient(o.registryUrl);
-    const haveUdp = await udpAvailable();
-    if (!haveUdp) out.write(c.dim('(UDP transport not in this build: images travel over TCP)\n'));
     while (!stop.signal.aborted) {
       const owner = await choosePeer(registry, peer.name, ask, out);
       if (owner === undefined || owner === QUIT) break;
@@ -148,12 +134,12 @@ export async function runInteractive(o: InteractiveOptions): Promise<number> {
         out.write(`${owner} shares no files\n`);
         continue;
       }
-      const file = await chooseFile(owner, entries, haveUdp, ask);
+      const file = await chooseFile(owner, entries, ask);
       if (file === undefined || file === QUIT) break;
       if (file === BACK) continue;
       const entry = entries.find((e) => e.name === file)!;
       try {
-        await fetchAndShow(registry, owner, entry, effectiveVia(entry, haveUdp), o.downloads, stop.signal);
+        await fetchAndShow(registry, owner, entry, defaultVia(entry), o.downloads, stop.signal);
       } catch (err) {
         if (stop.signal.aborted) break;
         out.write(`${c.red('✖')} ${oneLine(err)}\n`);
@@ -261,20 +247,15 @@ async function choosePeer(registry: RegistryClient, self: string, ask: Ask, out:
   }, REFRESH);
 }
 
-/** How a file will travel: images over UDP when this build has it, else TCP. */
-function effectiveVia(entry: ListEntry, haveUdp: boolean): TransportName {
-  const via = defaultVia(entry);
-  return via === 'udp' && !haveUdp ? 'tcp' : via;
-}
 
-async function chooseFile(owner: string, entries: ListEntry[], haveUdp: boolean, ask: Ask): Promise<string | undefined> {
+async function chooseFile(owner: string, entries: ListEntry[], ask: Ask): Promise<string | undefined> {
   const shown = (e: ListEntry) => truncateToWidth(printable(e.name), 40);
   const nameWidth = Math.max(...entries.map((e) => displayWidth(shown(e))));
   const sorted = [...entries].sort((a, b) => a.name.localeCompare(b.name));
   const choices = sorted.map((e) => {
     const dims = e.kind === 'image' && e.width > 0 && e.height > 0 ? ` ${e.width} × ${e.height}` : '';
     return {
-      title: `${padToWidth(shown(e), nameWidth)}  ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(17)} via ${effectiveVia(e, haveUdp).toUpperCase()}`,
+      title: `${padToWidth(shown(e), nameWidth)}  ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(17)} via ${defaultVia(e).toUpperCase()}`,
       value: e.name,
     };
   });

@@ -85,3 +85,26 @@ for (const via of ['udp', 'tcp'] as const) {
     assert.equal(await sha256(out.path), digest);
   });
 }
+
+test('an owner stopped mid-UDP-transfer tells the requester (ABORT): it fails at once, not after its 15 s idle timeout', async () => {
+  const second = await startPeer('owner2', reg.url, join(dir, 'share'));
+  // A queue big enough that the ABORT is not dropped behind the data (a full drop-tail queue
+  // would leave the requester to its idle timeout, which is the protocol's fallback).
+  const slow = await UdpRelay.start({ target: { address: '127.0.0.1', port: second.port }, toClient: { rateMbit: 16, queueBytes: 64 << 20 } });
+  try {
+    const alias = await call(reg.url, 'POST', '/v1/peers', { name: 'slow-owner2', port: slow.port, ip: '127.0.0.1' });
+    assert.equal(alias.status, 201, alias.text);
+    const downloads = join(dir, 'dl-owner-stops');
+    const get = startCli(['get', 'slow-owner2', 'big.bin', '--via', 'udp', '--registry', reg.url, '--downloads', downloads]);
+    await waitForPartBytes(downloads, 512 * 1024);
+    assert.equal(await second.cli.stop('SIGTERM'), 0);
+    const stopped = Date.now();
+    const { code } = await get.exited;
+    assert.equal(code, 1);
+    assert.match(get.stderr, /sender aborted the transfer \(cancelled\)/);
+    assert.ok(Date.now() - stopped < 10_000, 'ended by the ABORT, not by the idle timeout');
+  } finally {
+    await slow.close();
+    await second.cli.stop();
+  }
+});

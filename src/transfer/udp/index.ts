@@ -133,6 +133,12 @@ export class UdpTransfers {
     return receiver.promise;
   }
 
+  /** Ends every session now, telling each remote (ABORT) while the socket is still open. */
+  cancelAll(message: string): void {
+    for (const s of [...this.sends.values()]) s.cancel(message);
+    for (const r of [...this.receives.values()]) r.receiver.cancel(message);
+  }
+
   /** Ends a session now (send or receive); its promise rejects. */
   cancel(sessionId: number): void {
     const id = sessionId >>> 0;
