@@ -45,6 +45,7 @@ export class ControlServer {
   private readonly answers = new Map<string, { body: Buffer; expires: number }>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
+  private listed: { version: number; entries: ListEntry[] } | undefined;
 
   constructor(
     private readonly endpoint: Endpoint,
@@ -92,14 +93,22 @@ export class ControlServer {
     ).finally(() => this.active--);
   }
 
+  /**
+   * The list as LIST pages it, built again only when the share changed: a LIST datagram is 16
+   * bytes, and copying 100,000 entries for each would let anyone keep the owner's CPU busy.
+   */
   private entries(): ListEntry[] {
-    return this.share.list().map((f) => ({
-      name: f.name,
-      size: f.size,
-      sha256: f.sha256,
-      kind: f.kind,
-      ...(this.opts.sizes?.(f) ?? { width: 0, height: 0 }),
-    }));
+    if (this.listed?.version !== this.share.version) {
+      const entries = this.share.list().map((f) => ({
+        name: f.name,
+        size: f.size,
+        sha256: f.sha256,
+        kind: f.kind,
+        ...(this.opts.sizes?.(f) ?? { width: 0, height: 0 }),
+      }));
+      this.listed = { version: this.share.version, entries };
+    }
+    return this.listed.entries;
   }
 
   private onList(frame: Frame, from: Remote): void {

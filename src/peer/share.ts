@@ -57,6 +57,7 @@ interface Candidate {
 export class ShareIndex {
   private readonly files = new Map<string, SharedFile>();
   private readonly rehashing = new Map<string, Promise<SharedFile>>();
+  private changes = 0;
   readonly skipped: string[] = [];
 
   /** Builds the index from --share arguments (files or folders), or the visible files of `cwd`. */
@@ -109,6 +110,11 @@ export class ShareIndex {
     return [...this.files.values()];
   }
 
+  /** Grows each time an entry is re-hashed: views of list() built at another version are stale. */
+  get version(): number {
+    return this.changes;
+  }
+
   get totalBytes(): number {
     let n = 0;
     for (const f of this.files.values()) n += f.size;
@@ -136,6 +142,7 @@ export class ShareIndex {
       running = describe({ name: entry.name, path: entry.path })
         .then((fresh) => {
           this.files.set(entry.name, fresh);
+          this.changes++;
           return fresh;
         })
         .finally(() => this.rehashing.delete(entry.name));

@@ -2,12 +2,12 @@
 // state (open files, connections) can be inspected: retried GETs, aborted transfers, shutdown.
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { appendFile, open, readdir, readlink } from 'node:fs/promises';
+import { appendFile, mkdir, open, readdir, readlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { decodeGetResponse, decodeTcpReply, encodeGetRequest, encodeTcpHello, GetStatus, TCP_REPLY_BYTES, TcpStatus } from '../../src/peer/control';
+import { decodeGetResponse, decodeTcpReply, encodeGetRequest, encodeListRequest, encodeTcpHello, GetStatus, TCP_REPLY_BYTES, TcpStatus } from '../../src/peer/control';
 import { ControlClient } from '../../src/peer/control-client';
 import { ControlServer } from '../../src/peer/control-server';
 import { Peer } from '../../src/peer/peer';
@@ -268,6 +268,41 @@ test('an owner shutting down while a GET is still being judged does not crash on
   } finally {
     process.off('unhandledRejection', onUnhandled);
     sock.close();
+    await cleanup();
+  }
+});
+
+test('LIST requests cost the owner little CPU however many files it shares (no per-datagram copy of the list)', async () => {
+  const { dir, cleanup } = await tempDir();
+  const folder = join(dir, 'many');
+  await mkdir(folder);
+  const files = 20_000;
+  for (let i = 0; i < files; i += 500) {
+    await Promise.all(Array.from({ length: 500 }, (_, k) => writeFile(join(folder, `f${String(i + k).padStart(5, '0')}.txt`), '')));
+  }
+  const o = await owner([folder]);
+  const ep = await Endpoint.bind(0, '127.0.0.1');
+  try {
+    const client = new ControlClient(ep);
+    const to = { address: '127.0.0.1', port: o.port };
+    // Pages from the end of the list: cheap to encode, so what is measured is the per-request overhead.
+    const tail = encodeListRequest(files - 5);
+    const answered = () => o.endpoint.sent;
+    const before = answered();
+    const cpu0 = process.cpuUsage();
+    const requests = 500;
+    for (let i = 0; i < requests; i++) o.endpoint.socket.send(encodeFrame(FrameType.listRequest, 1000 + i, tail), o.port, '127.0.0.1');
+    for (let waited = 0; answered() - before < requests && waited < 60_000; waited += 10) await sleep(10);
+    const cpu = process.cpuUsage(cpu0);
+    assert.equal(answered() - before, requests);
+    const perRequestMs = (cpu.user + cpu.system) / 1000 / requests;
+    // CPU time, not wall-clock: measured here 3.7 ms per request when the whole list was copied
+    // for each one, 0.14 ms (mostly the datagrams themselves) without.
+    assert.ok(perRequestMs < 1, `${perRequestMs.toFixed(2)} ms of CPU per LIST request with ${files} files shared`);
+    assert.equal((await client.list(to, 'o')).length, files);
+  } finally {
+    await ep.close();
+    await o.close();
     await cleanup();
   }
 });
