@@ -87,12 +87,14 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
   const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
   const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
   const started = Date.now();
+  let udpDone: Promise<unknown> | undefined;
   try {
     const progress = o.onProgress ? (n: number) => o.onProgress!(part.offset + n) : undefined;
     const sessionId = randomInt(1, 0xffffffff);
     const count = entry.size - part.offset;
     // UDP data may arrive before the GET answer: the receiver is listening first.
-    const udpDone = udp?.receive({ from: to, sessionId, partPath: part.path, offset: part.offset, size: entry.size, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    if (udp) await part.markUnordered();
+    udpDone = udp?.receive({ from: to, sessionId, partPath: part.path, offset: part.offset, size: entry.size, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     udpDone?.catch(() => {}); // judged below; never an unhandled rejection
     const answer = await control.get(to, o.peer, {
       transport: via,
@@ -136,6 +138,7 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
     if (o.signal?.aborted) throw new CliError(ExitCode.failed, `interrupted: ${entry.name} not finished; the partial file is kept, run again to resume`, { cause: err });
     throw new CliError(ExitCode.failed, `transfer of ${entry.name} from ${o.peer} failed: ${(err as Error).message} (partial file kept; run again to resume)`, { cause: err });
   } finally {
+    await udpDone?.catch(() => {}); // a cancelled receive first cuts the .part to its hole-free prefix
     await part.release();
   }
 }

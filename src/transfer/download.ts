@@ -11,8 +11,19 @@ export interface PartFile {
   path: string;
   /** Bytes already there: the transfer resumes from this offset. */
   offset: number;
+  /** Says that chunks are about to land out of order (UDP) until release(). */
+  markUnordered(): Promise<void>;
   release(): Promise<void>;
 }
+
+/**
+ * A UDP receive writes chunks out of order; when it ends cleanly it cuts the .part to its
+ * hole-free prefix, but a process killed outright cannot. Its marker file survives it, and the
+ * resume then starts this far below the .part's end, where no hole can be left in practice (the
+ * sender's in-flight limit is 32,768 datagrams of at most 1448 bytes, about 45 MiB). Should a
+ * hole still be there, the whole-file SHA-256 catches it: a wasted transfer, never a wrong file.
+ */
+export const UNORDERED_TAIL_BYTES = 64 * 1024 * 1024;
 
 /**
  * Opens (or creates) the .part file for `name`/`sha256` in `dir`. The .part name carries the
@@ -28,21 +39,26 @@ export async function openPart(dir: string, name: string, size: number, sha256: 
   let lockHeld = false;
   if (await takeLock(lock)) lockHeld = true;
   else path = join(dir, `${base}.${sha256.slice(0, 12)}.${randomBytes(4).toString('hex')}.part`);
+  const unordered = `${path}.unordered`;
   let offset: number;
   const fh = await openPartFile(path);
   try {
     offset = (await fh.stat()).size;
-    if (offset > size) {
-      await fh.truncate(0);
-      offset = 0;
-    }
+    if (offset > size) offset = 0;
+    if (await exists(unordered)) offset = Math.max(0, offset - UNORDERED_TAIL_BYTES);
+    await fh.truncate(offset);
+    await unlink(unordered).catch(() => {});
   } finally {
     await fh.close();
   }
   return {
     path,
     offset,
+    markUnordered: async () => {
+      await (await open(unordered, 'w')).close();
+    },
     release: async () => {
+      await unlink(unordered).catch(() => {});
       // A private .part is never resumed; an empty one has nothing to resume (the fetch was
       // refused or failed before the first byte) and would only litter the downloads folder.
       const empty = await stat(path).then((st) => st.size === 0, () => false);
@@ -118,6 +134,10 @@ async function createLock(path: string): Promise<boolean> {
     await fh.close();
   }
   return true;
+}
+
+function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
 }
 
 function isAlive(pid: number): boolean {

@@ -3,13 +3,14 @@
 // The owner sits behind a slow relay/proxy under an alias, so the interrupt lands mid-transfer.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { runCli, startCli, tempDir } from '../support/cli';
 import { UdpRelay } from '../support/relay';
 import { TcpProxy } from '../support/tcp-proxy';
 import { call } from '../registry/http';
+import { openPart, UNORDERED_TAIL_BYTES } from '../../src/transfer/download';
 import { randomFile, registry, sha256, startPeer } from './support';
 
 const SIZE = 8 * 1024 * 1024 + 5;
@@ -106,5 +107,47 @@ test('an owner stopped mid-UDP-transfer tells the requester (ABORT): it fails at
   } finally {
     await slow.close();
     await second.cli.stop();
+  }
+});
+
+test('a .part left by a killed UDP receive (marker present) resumes below its possibly holed tail; without the marker, from its end', async () => {
+  const downloads = join(dir, 'dl-marker');
+  await mkdir(downloads, { recursive: true });
+  const digest = 'cd'.repeat(32);
+  const part = join(downloads, `x.bin.${digest.slice(0, 12)}.part`);
+  const MiB = 1024 * 1024;
+  await writeFile(part, '');
+  await truncate(part, 100 * MiB); // sparse
+  await writeFile(`${part}.unordered`, '');
+  const a = await openPart(downloads, 'x.bin', 200 * MiB, digest);
+  assert.equal(a.offset, 100 * MiB - UNORDERED_TAIL_BYTES);
+  assert.equal((await stat(part)).size, a.offset, 'the doubtful tail is cut off');
+  assert.ok(!(await readdir(downloads)).includes(`x.bin.${digest.slice(0, 12)}.part.unordered`));
+  await a.release();
+  const b = await openPart(downloads, 'x.bin', 200 * MiB, digest);
+  assert.equal(b.offset, 100 * MiB - UNORDERED_TAIL_BYTES, 'a clean .part resumes from its end');
+  await b.release();
+});
+
+test('a UDP get killed outright (SIGKILL) through a lossy link: the next get still ends byte-exact', async () => {
+  const lossy = await UdpRelay.start({ target: { address: '127.0.0.1', port: owner.port }, toClient: { rateMbit: 16, lossPercent: 5, seed: 11 } });
+  try {
+    const alias = await call(reg.url, 'POST', '/v1/peers', { name: 'lossy-owner', port: lossy.port, ip: '127.0.0.1' });
+    assert.equal(alias.status, 201, alias.text);
+    const downloads = join(dir, 'dl-killed');
+    const get = startCli(['get', 'lossy-owner', 'big.bin', '--via', 'udp', '--registry', reg.url, '--downloads', downloads]);
+    await waitForPartBytes(downloads, 2 * 1024 * 1024);
+    await get.stop('SIGKILL');
+    assert.ok(lossy.counters.toClient.lost > 0, 'the link really lost datagrams');
+    const names = await readdir(downloads);
+    assert.ok(names.some((n) => n.endsWith('.part.unordered')), `the marker survives the kill: ${names.join(', ')}`);
+    const res = await runCli(['get', 'owner', 'big.bin', '--via', 'udp', '--registry', reg.url, '--downloads', downloads, '--json'], { timeoutMs: 60_000 });
+    assert.equal(res.code, 0, res.stderr);
+    const out = JSON.parse(res.stdout) as { path: string; resumedFrom: number };
+    assert.equal(out.resumedFrom, 0, 'an 8 MiB .part lies wholly inside the doubtful tail');
+    assert.equal(await sha256(out.path), digest);
+    assert.deepEqual((await readdir(downloads)).sort(), ['big.bin']);
+  } finally {
+    await lossy.close();
   }
 });
