@@ -2,6 +2,7 @@
 // out one-shot TCP tickets, starts UDP sends, and says "busy" past its transfer limit.
 import type { Endpoint, Remote } from '../transfer/endpoint';
 import { FrameType, type Frame } from '../transfer/frame';
+import { chunkBytesFor } from '../transfer/udp/index';
 import {
   decodeGetRequest,
   decodeListRequest,
@@ -149,7 +150,8 @@ export class ControlServer {
   }
 
   private async admit(req: GetRequest, from: Remote): Promise<{ status: typeof GetStatus.ok; file: SharedFile } | { status: GetStatus }> {
-    if (req.transport === 'udp' && !this.opts.udp) return { status: GetStatus.badRequest };
+    // UDP needs a transport here and a max payload it can cut chunks to (PROTOCOL.md 6.1).
+    if (req.transport === 'udp' && (!this.opts.udp || chunkBytesFor(req.maxPayload) === null)) return { status: GetStatus.badRequest };
     let file: SharedFile | undefined;
     try {
       file = await this.share.lookup(req.name);
