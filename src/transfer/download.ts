@@ -165,6 +165,14 @@ export async function verifyPart(partPath: string, sha256: string): Promise<bool
 
 /** Links the verified .part to `name`, `name (1).ext`, ... whichever is free; removes the .part. */
 export async function finish(partPath: string, dir: string, name: string): Promise<string> {
+  // On disk before it gets its final name: after a power cut, a name linked to pages still in
+  // the cache can come back as an empty or partly written file (the UDP receiver syncs too).
+  const fh = await open(partPath, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
   const base = safeBaseName(name);
   const ext = extname(base);
   const stem = base.slice(0, base.length - ext.length);
