@@ -18,6 +18,8 @@ export interface TcpFetchOptions {
   signal?: AbortSignal;
 }
 
+const DISK_STALL_MS = 60_000;
+
 export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
   const idle = o.idleTimeoutMs ?? 15_000;
   return new Promise((resolve, reject) => {
@@ -26,9 +28,11 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
     let received = 0;
     let header = Buffer.alloc(0);
     let settled = false;
+    let diskStall: NodeJS.Timeout | undefined;
     const fail = (msg: string) => {
       if (settled) return;
       settled = true;
+      clearTimeout(diskStall);
       socket.destroy();
       out.end(() => reject(new Error(msg)));
     };
@@ -46,8 +50,17 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       received += chunk.length;
       o.onProgress?.(received);
       if (!out.write(chunk)) {
+        // Our disk is behind, not the peer: while we do not read, its silence is not idleness.
+        // The wait for the disk has its own, longer bound.
         socket.pause();
-        out.once('drain', () => socket.resume());
+        socket.setTimeout(0);
+        diskStall = setTimeout(() => fail(`cannot write ${o.partPath}: the disk took over ${DISK_STALL_MS / 1000} s`), DISK_STALL_MS);
+        out.once('drain', () => {
+          clearTimeout(diskStall);
+          if (settled) return;
+          socket.setTimeout(idle);
+          socket.resume();
+        });
       }
     };
     socket.on('data', (chunk: Buffer) => {

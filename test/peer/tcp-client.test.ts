@@ -1,0 +1,42 @@
+// The requester's TCP transfer when its own disk falls behind: the owner is not to blame.
+import assert from 'node:assert/strict';
+import { pbkdf2 } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { GetStatus } from '../../src/peer/control';
+import { ControlClient } from '../../src/peer/control-client';
+import { Endpoint } from '../../src/transfer/endpoint';
+import { fetchOverTcp } from '../../src/transfer/tcp-client';
+import { tempDir } from '../support/cli';
+import { randomFile, registry, sha256, startPeer } from './support';
+
+test('a requester whose disk stalls longer than the idle timeout still completes: only the peer\'s silence counts as idle', async () => {
+  const { dir, cleanup } = await tempDir();
+  const reg = await registry();
+  const size = 32 * 1024 * 1024;
+  const digest = await randomFile(join(dir, 'share', 'big.bin'), size);
+  const owner = await startPeer('steady', reg.url, join(dir, 'share')); // its own process: its disk is fine
+  const ep = await Endpoint.bind(0, '127.0.0.1');
+  try {
+    const to = { address: '127.0.0.1', port: owner.port };
+    const answer = await new ControlClient(ep).get(to, 'steady', { transport: 'tcp', sessionId: 31, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
+    assert.equal(answer.status, GetStatus.ok);
+    const part = join(dir, 'big.part');
+    await writeFile(part, '');
+    // Our disk "stalls" for about 3 s: every libuv thread is busy, so no file write can run.
+    const stall = Array.from({ length: 4 }, () => new Promise((resolve) => pbkdf2('a', 'b', 3_000_000, 64, 'sha512', resolve)));
+    let stallOver = false;
+    const stalled = Promise.all(stall).then(() => (stallOver = true));
+    const res = await fetchOverTcp({ host: to.address, port: to.port, sessionId: 31, partPath: part, offset: 0, count: size, idleTimeoutMs: 1000 });
+    assert.ok(stallOver, 'the stall did not happen: the transfer ended before the threads were free');
+    await stalled;
+    assert.equal(res.bytes, size);
+    assert.equal(await sha256(part), digest);
+  } finally {
+    await ep.close();
+    await owner.cli.stop();
+    await reg.close();
+    await cleanup();
+  }
+});
