@@ -82,6 +82,9 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
         return fail(`connection closed after ${received} of ${o.count} bytes`);
       }
       settled = true;
+      // The end of the stream can come while we wait for the disk, and an ended write stream
+      // never says 'drain': the disk timer is cleared here, or it would hold the process 60 s.
+      clearTimeout(diskStall);
       out.end(() => resolve({ bytes: received }));
     });
     socket.on('close', () => {

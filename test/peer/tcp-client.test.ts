@@ -41,3 +41,34 @@ test('a requester whose disk stalls longer than the idle timeout still completes
     await cleanup();
   }
 });
+
+test('a download whose last write waits for the disk leaves no timer behind (the process can exit)', async () => {
+  const { dir, cleanup } = await tempDir();
+  const reg = await registry();
+  // Exactly the write stream's buffer: the last write is the one that finds it full.
+  const size = 1024 * 1024;
+  const digest = await randomFile(join(dir, 'share', 'one.bin'), size);
+  const owner = await startPeer('quick', reg.url, join(dir, 'share'));
+  const ep = await Endpoint.bind(0, '127.0.0.1');
+  try {
+    const to = { address: '127.0.0.1', port: owner.port };
+    const answer = await new ControlClient(ep).get(to, 'quick', { transport: 'tcp', sessionId: 32, offset: 0, expectedSha256: null, maxPayload: 0, name: 'one.bin' });
+    assert.equal(answer.status, GetStatus.ok);
+    const part = join(dir, 'one.part');
+    await writeFile(part, '');
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    // The whole file and the end of the stream arrive while no write can complete.
+    const stall = Array.from({ length: 4 }, () => new Promise((resolve) => pbkdf2('a', 'b', 1_500_000, 64, 'sha512', resolve)));
+    const res = await fetchOverTcp({ host: to.address, port: to.port, sessionId: 32, partPath: part, offset: 0, count: size });
+    await Promise.all(stall);
+    assert.equal(res.bytes, size);
+    assert.equal(await sha256(part), digest);
+    assert.ok(timers() <= before, `${timers() - before} timer(s) left running after the download`);
+  } finally {
+    await ep.close();
+    await owner.cli.stop();
+    await reg.close();
+    await cleanup();
+  }
+});
