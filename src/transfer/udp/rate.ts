@@ -10,6 +10,9 @@ const CRUISE_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1];
 const CWND_GAIN = 2;
 const FILTER_ROUNDS = 10;
 const INITIAL_RATE = 4_000_000; // bytes/s until the first delivery samples
+/** As TCP's and QUIC's initial window: in startup the pacing rate is at least this many packets
+ *  per minimum RTT (times the startup gain), as BBR's pacing rate initialised from the RTT. */
+export const INITIAL_WINDOW_PACKETS = 10;
 const MIN_RATE = 256_000;
 const MIN_CWND_PACKETS = 256;
 /** Added to the minimum RTT for the window: ACK delay, timer ticks and event-loop turns on both
@@ -57,6 +60,19 @@ export class RateControl {
   private cycle = 0;
   private fullBw = 0;
   private fullBwRounds = 0;
+
+  constructor(private readonly packetBytes = 1200) {}
+
+  /**
+   * A packet is about to be sent while `inflight` packets are in flight. A sender with nothing in
+   * flight starts its delivery-rate intervals now (as BBR does), so the time before its first
+   * send (file open, first read) or an idle pause does not dilute the next samples.
+   */
+  onSend(now: number, inflight: number): void {
+    if (inflight > 0) return;
+    this.deliveredAt = now;
+    this.firstSentAt = now;
+  }
 
   snapshot(now: number): SendSnapshot {
     return { delivered: this.delivered, deliveredAt: this.deliveredAt, firstSentAt: this.firstSentAt, sentAt: now };
@@ -161,7 +177,13 @@ export class RateControl {
   pacingRate(): number {
     const bw = this.btlBw();
     if (bw === 0) return INITIAL_RATE;
-    const gain = this.mode === 'startup' ? STARTUP_GAIN : this.mode === 'drain' ? DRAIN_GAIN : CRUISE_GAINS[this.cycle];
+    if (this.mode === 'startup') {
+      // The first samples only measure what the initial rate let through: never pace below an
+      // initial window per RTT while the delivery rate is still being discovered.
+      const byRtt = Number.isFinite(this.minRtt) ? (INITIAL_WINDOW_PACKETS * this.packetBytes * 1000) / this.minRtt : 0;
+      return Math.max(MIN_RATE, STARTUP_GAIN * Math.max(bw, byRtt));
+    }
+    const gain = this.mode === 'drain' ? DRAIN_GAIN : CRUISE_GAINS[this.cycle];
     return Math.max(MIN_RATE, bw * gain);
   }
 

@@ -6,7 +6,7 @@
 import type { Endpoint, Remote } from '../endpoint';
 import { FrameType } from '../frame';
 import { AbortReason, encodeAbort, encodeDataFrame, nowUs, safeSend, type AckPacket } from './packets';
-import { RateControl } from './rate';
+import { INITIAL_WINDOW_PACKETS, RateControl } from './rate';
 import { ChunkReader } from './reader';
 
 const RING = 1 << 16; // packets in flight at most (cwnd is capped well below)
@@ -71,7 +71,7 @@ export class Sender {
   private readonly ringFirstSentAt = new Float64Array(RING);
   private readonly lost: number[] = []; // chunks to retransmit
   private lostHead = 0;
-  private readonly rate = new RateControl();
+  private readonly rate: RateControl;
   private latestRtt = 0;
   private tokens = 0;
   private lastRefill = performance.now();
@@ -94,6 +94,9 @@ export class Sender {
     this.acked = new Uint8Array(this.total);
     this.reader = new ChunkReader(o.path, o.offset, o.size, o.chunkBytes, this.total);
     this.window = Math.min(this.total, 256); // until the first ACK says otherwise
+    this.rate = new RateControl(o.chunkBytes);
+    // The first flight goes out at once, as TCP's initial window: its ACK brings the first RTT.
+    this.tokens = INITIAL_WINDOW_PACKETS * o.chunkBytes;
     this.promise = new Promise((res, rej) => {
       this.resolveP = res;
       this.rejectP = rej;
@@ -284,7 +287,8 @@ export class Sender {
     const bytesPerMs = this.rate.pacingRate() / 1000;
     const pkt = this.o.chunkBytes;
     const cap = Math.max(4 * pkt, bytesPerMs * MAX_BURST_MS);
-    this.tokens = Math.min(cap, this.tokens + bytesPerMs * (now - this.lastRefill));
+    // Tokens above the cap (the initial window) are kept until spent, but not added to.
+    if (this.tokens < cap) this.tokens = Math.min(cap, this.tokens + bytesPerMs * (now - this.lastRefill));
     this.lastRefill = now;
     if (this.socketQueue() > MAX_SOCKET_QUEUE_BYTES) return 0;
     if (DEBUG && now - this.lastDebug > 200) {
@@ -338,6 +342,7 @@ export class Sender {
     const pn = this.nextPn++;
     const slot = pn & (RING - 1);
     const now = performance.now();
+    this.rate.onSend(now, this.inflight);
     this.ringChunk[slot] = chunk;
     this.ringSentAt[slot] = now;
     this.ringDelivered[slot] = this.rate.delivered;
