@@ -10,6 +10,9 @@ import { INITIAL_WINDOW_PACKETS, RateControl } from './rate';
 import { ChunkReader } from './reader';
 
 const RING = 1 << 16; // packets in flight at most (cwnd is capped well below)
+/** A small file gets a small ring: 4 packet numbers per chunk, at least this many. The ring's
+ *  five typed arrays take 2.3 MB at full size, allocated (and later collected) per transfer. */
+const MIN_RING = 1 << 12;
 const TICK_MS = 1;
 const MAX_BURST_MS = 2; // pacing tokens never exceed this much sending time
 const REORDER_THRESHOLD = 3; // packets, until the path is seen reordering
@@ -63,12 +66,13 @@ export class Sender {
   private largestAcked = -1;
   private inflight = 0;
   // Per packet-number slot: the chunk while in flight, -1 once resolved.
-  private readonly ringChunk = new Int32Array(RING).fill(-1);
+  private readonly ringMask: number;
+  private readonly ringChunk: Int32Array;
   // Rate state when each packet was sent (RateControl.snapshot), in typed arrays: no object per packet.
-  private readonly ringSentAt = new Float64Array(RING);
-  private readonly ringDelivered = new Float64Array(RING);
-  private readonly ringDeliveredAt = new Float64Array(RING);
-  private readonly ringFirstSentAt = new Float64Array(RING);
+  private readonly ringSentAt: Float64Array;
+  private readonly ringDelivered: Float64Array;
+  private readonly ringDeliveredAt: Float64Array;
+  private readonly ringFirstSentAt: Float64Array;
   private readonly lost: number[] = []; // chunks to retransmit
   private lostHead = 0;
   private readonly rate: RateControl;
@@ -95,6 +99,14 @@ export class Sender {
     this.reader = new ChunkReader(o.path, o.offset, o.size, o.chunkBytes, this.total);
     this.window = Math.min(this.total, 256); // until the first ACK says otherwise
     this.rate = new RateControl(o.chunkBytes);
+    let ring = MIN_RING;
+    while (ring < RING && ring < 4 * this.total) ring *= 2;
+    this.ringMask = ring - 1;
+    this.ringChunk = new Int32Array(ring).fill(-1);
+    this.ringSentAt = new Float64Array(ring);
+    this.ringDelivered = new Float64Array(ring);
+    this.ringDeliveredAt = new Float64Array(ring);
+    this.ringFirstSentAt = new Float64Array(ring);
     // The first flight goes out at once, as TCP's initial window: its ACK brings the first RTT.
     this.tokens = INITIAL_WINDOW_PACKETS * o.chunkBytes;
     this.promise = new Promise((res, rej) => {
@@ -133,7 +145,7 @@ export class Sender {
     for (const r of a.ranges) {
       if (r.last < this.lowPn) break; // the rest is older still: already resolved
       for (let pn = Math.max(r.first, this.lowPn); pn <= r.last; pn++) {
-        const slot = pn & (RING - 1);
+        const slot = pn & this.ringMask;
         const chunk = this.ringChunk[slot];
         if (chunk < 0) continue;
         this.ringChunk[slot] = -1;
@@ -148,7 +160,7 @@ export class Sender {
       this.rtoBackoff = 1;
     }
     if (newestPn >= 0) {
-      const slot = newestPn & (RING - 1);
+      const slot = newestPn & this.ringMask;
       const snap = { sentAt: this.ringSentAt[slot], delivered: this.ringDelivered[slot], deliveredAt: this.ringDeliveredAt[slot], firstSentAt: this.ringFirstSentAt[slot] };
       this.rate.onDelivered(bytes, snap, newestPn, this.nextPn, now, this.inflight, this.o.chunkBytes);
     }
@@ -184,7 +196,7 @@ export class Sender {
     const packetThreshold = this.reorderSeen ? Infinity : REORDER_THRESHOLD;
     let n = 0;
     while (this.lowPn < this.nextPn && this.lowPn < this.largestAcked) {
-      const slot = this.lowPn & (RING - 1);
+      const slot = this.lowPn & this.ringMask;
       const chunk = this.ringChunk[slot];
       if (chunk >= 0) {
         const old = now - this.ringSentAt[slot] > delay;
@@ -239,7 +251,7 @@ export class Sender {
   private checkRto(now: number): void {
     if (this.inflight === 0 || now - this.lastAckAt < this.rtoMs()) return;
     for (; this.lowPn < this.nextPn; this.lowPn++) {
-      const slot = this.lowPn & (RING - 1);
+      const slot = this.lowPn & this.ringMask;
       if (this.ringChunk[slot] >= 0) this.declareLost(slot, this.ringChunk[slot]);
     }
     this.rtoBackoff = Math.min(this.rtoBackoff * 2, 64);
@@ -298,7 +310,7 @@ export class Sender {
     const byPacing = Math.floor(this.tokens / pkt);
     const byCwnd = this.rate.cwndPackets(pkt) - this.inflight;
     const byWindow = Math.max(this.window, 1) - this.inflight;
-    return Math.min(byPacing, byCwnd, Math.max(byWindow, this.inflight === 0 ? 1 : 0), RING / 2 - (this.nextPn - this.lowPn));
+    return Math.min(byPacing, byCwnd, Math.max(byWindow, this.inflight === 0 ? 1 : 0), (this.ringMask + 1) / 2 - (this.nextPn - this.lowPn));
   }
 
   private socketQueue(): number {
@@ -340,7 +352,7 @@ export class Sender {
   private transmit(chunk: number, payload: Buffer): void {
     if (this.nextPn >= 0xffffffff) throw new Error('too many packets for one session');
     const pn = this.nextPn++;
-    const slot = pn & (RING - 1);
+    const slot = pn & this.ringMask;
     const now = performance.now();
     this.rate.onSend(now, this.inflight);
     this.ringChunk[slot] = chunk;
