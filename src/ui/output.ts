@@ -1,6 +1,7 @@
 // Terminal output rules of SPEC section 2: colour only on a TTY and never with NO_COLOR;
 // progress bars follow their own rule in progress.ts (progressAllowed).
 import pc from 'picocolors';
+import { printable } from './text';
 
 type Stream = NodeJS.WriteStream;
 
@@ -12,8 +13,8 @@ export function colors(stream: Stream = process.stdout) {
   return pc.createColors(colorEnabled(stream));
 }
 
-/** One readable error line on stderr. */
+/** One readable error line on stderr; control characters (say, in a peer's file name) cannot reach the terminal. */
 export function printError(message: string): void {
   const c = colors(process.stderr);
-  process.stderr.write(`${c.red('error:')} ${message}\n`);
+  process.stderr.write(`${c.red('error:')} ${printable(message)}\n`);
 }
