@@ -119,7 +119,9 @@ export function decodeListResponse(body: Buffer): ListResponse | null {
     const height = body.readUInt16BE(off + 43);
     const nameLen = body.readUInt16BE(off + 45);
     if (nameLen === 0 || nameLen > MAX_NAME_BYTES || off + 47 + nameLen > body.length) return null;
-    const name = body.toString('utf8', off + 47, off + 47 + nameLen);
+    const nameBytes = body.subarray(off + 47, off + 47 + nameLen);
+    const name = nameBytes.toString('utf8');
+    if (!Buffer.from(name, 'utf8').equals(nameBytes)) return null; // not valid UTF-8 (PROTOCOL.md 4.2)
     entries.push({ name, size: Number(size), sha256, kind, width, height });
     off += 47 + nameLen;
   }

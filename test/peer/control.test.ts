@@ -75,6 +75,15 @@ test('LIST pages: every entry comes back exactly once, each page fits one datagr
   assert.equal(decodeListRequest(Buffer.from([0, 0, 7])), null);
 });
 
+test('a LIST_RESPONSE whose name is not valid UTF-8 is refused as malformed', () => {
+  const entry: ListEntry = { name: 'abc', size: 1, sha256: '00'.repeat(32), kind: 'other', width: 0, height: 0 };
+  const body = encodeListResponse([entry], 0);
+  assert.ok(decodeListResponse(body));
+  const bad = Buffer.from(body);
+  bad[bad.length - 2] = 0xc3; // a lead byte followed by 'c': an invalid sequence
+  assert.equal(decodeListResponse(bad), null);
+});
+
 test('shared names: traversal, absolute paths, NUL and backslashes are not names', () => {
   for (const bad of ['', '../x', 'a/../b', '/etc/passwd', 'a\0b', 'a\\b', './a', 'a//b', 'a/']) assert.equal(isValidSharedName(bad), false, bad);
   for (const good of ['a', 'a.txt', 'folder/b.jpg', 'ünï çödé.txt', '..hidden-ish']) assert.equal(isValidSharedName(good), true, good);
