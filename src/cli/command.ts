@@ -95,3 +95,16 @@ export function registryUrl(args: ParsedArgs): string {
 }
 
 export const registryOption: OptionSpec = { registry: { type: 'string' } };
+
+/** Resolves at the first SIGINT or SIGTERM: how a long-running command waits to shut down. */
+export function untilSignalled(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

@@ -1,5 +1,5 @@
 import type { Command } from '../cli/command';
-import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt } from '../cli/command';
+import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt, untilSignalled } from '../cli/command';
 import { CliError, ExitCode, UsageError } from '../cli/errors';
 import { readyLine, runInteractive } from '../peer/interactive';
 import { Peer } from '../peer/peer';
@@ -72,15 +72,7 @@ async function serveOnly(o: { name: string; registryUrl: string; share: ShareInd
     onNotice: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(`${readyLine(peer, o.share)}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  await untilSignalled();
   await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
   // A transfer cut short by the signal may still hold a timer or socket: never let it keep us.
   setTimeout(() => process.exit(), 1000).unref();

@@ -1,5 +1,5 @@
 import type { Command } from '../cli/command';
-import { intOpt, stringOpt } from '../cli/command';
+import { intOpt, stringOpt, untilSignalled } from '../cli/command';
 import { CliError, ExitCode, UsageError } from '../cli/errors';
 import { startRegistry } from '../registry/index';
 
@@ -44,15 +44,7 @@ Prints one line once ready, then serves until SIGINT/SIGTERM.`,
     }
     const stun = registry.stunPort === null ? 'stun: off' : `stun: udp port ${registry.stunPort}`;
     process.stdout.write(`registry listening on ${registry.url} (store: ${registry.store}, ${stun})\n`);
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+    await untilSignalled();
     // Shutdown is bounded: whatever is still open after 3 s is abandoned.
     await Promise.race([registry.close(), new Promise((r) => setTimeout(r, 3000).unref())]);
     return ExitCode.ok;
