@@ -3,19 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startRegistry, type RunningRegistry } from '../../src/registry/index';
+import { seededRandom } from '../support/random';
 import { call, keepAlive } from './http';
 
-// A small seeded PRNG so a failure can be replayed (the seed is printed on failure).
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEEDS = [
   '{"name":"alice","port":4000}',
@@ -57,7 +47,7 @@ after(async () => {
 
 test('3000 random and mutated registration bodies: every answer well-formed, server still healthy', async () => {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
-  const rand = prng(seed);
+  const rand = seededRandom(seed); // the seed is printed on failure, so a run can be replayed
   const counts = new Map<number, number>();
   const N = 3000;
   let next = 0;

@@ -1,17 +1,5 @@
-// Helpers for the STUN tests: a seeded PRNG, datagram mutation, hand-built messages.
+// Helpers for the STUN tests: datagram mutation, hand-built messages.
 import { randomBytes } from 'node:crypto';
-
-/** A small seeded PRNG so a failing fuzz run can be replayed. */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Appends one attribute (zero padded) and fixes the header length; `declaredLength` lies on purpose. */
 export function withAttribute(message: Buffer, type: number, value: Buffer, declaredLength = value.length): Buffer {

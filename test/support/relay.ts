@@ -12,6 +12,7 @@
 // so the relay keeps up with loopback packet rates.
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
+import { seededRandom } from './random';
 
 export interface Impairment {
   lossPercent?: number;
@@ -46,18 +47,6 @@ const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export function emptyCounters(): RelayCounters {
   return { received: 0, forwarded: 0, lost: 0, duplicated: 0, reordered: 0, corrupted: 0, queueDrops: 0, bytesForwarded: 0 };
-}
-
-/** mulberry32: a small, fast, seedable PRNG; returns a function giving floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Scheduled<T> {

@@ -20,7 +20,7 @@ import {
   encodeDone,
 } from '../../src/transfer/udp/packets';
 import { chunkBytesFor, DEFAULT_MAX_PAYLOAD } from '../../src/transfer/udp/index';
-import { seededRandom } from '../support/relay';
+import { seededRandom } from '../support/random';
 
 test('DATA layout: u32 packet number, u32 chunk, u32 send time, then the payload', () => {
   const body = encodeData({ packetNumber: 0x01020304, chunk: 0x0a0b0c0d, sendTimeUs: 0xfffffffe }, Buffer.from('hi'));
