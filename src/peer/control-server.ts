@@ -3,6 +3,7 @@
 import type { Endpoint, Remote } from '../transfer/endpoint';
 import { FrameType, type Frame } from '../transfer/frame';
 import { chunkBytesFor } from '../transfer/udp/index';
+import { normalizeIp } from '../registry/names';
 import {
   decodeGetRequest,
   decodeListRequest,
@@ -75,7 +76,8 @@ export class ControlServer {
   /** The TCP server redeems a ticket: once, within 30 s, only from the IP that asked. */
   takeTicket(sessionId: number, fromAddress: string): TcpTicket | undefined {
     const t = this.tickets.get(sessionId);
-    if (!t || t.expires < Date.now() || t.from.address !== fromAddress) return undefined;
+    // Compared in one spelling: a TCP socket may say '::ffff:1.2.3.4' where UDP said '1.2.3.4'.
+    if (!t || t.expires < Date.now() || normalizeIp(t.from.address) !== normalizeIp(fromAddress)) return undefined;
     this.tickets.delete(sessionId);
     return t;
   }

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream';
 import { decodeTcpHello, encodeTcpReply, TCP_HELLO_BYTES, TcpStatus } from '../peer/control';
 import type { TcpTicket } from '../peer/control-server';
 import type { Remote } from './endpoint';
+import { normalizeIp } from '../registry/names';
 
 export interface TcpServerHooks {
   takeTicket(sessionId: number, fromAddress: string): TcpTicket | undefined;
@@ -59,7 +60,7 @@ function serve(socket: net.Socket, hooks: TcpServerHooks): void {
     const hello = decodeTcpHello(buffered.subarray(0, TCP_HELLO_BYTES));
     if (!hello) return void socket.destroy();
     if (hello.version !== 1) return void socket.end(encodeTcpReply(TcpStatus.badVersion, 0));
-    const ticket = hooks.takeTicket(hello.sessionId, normalize(socket.remoteAddress ?? ''));
+    const ticket = hooks.takeTicket(hello.sessionId, socket.remoteAddress ?? '');
     if (!ticket) return void socket.end(encodeTcpReply(TcpStatus.badTicket, 0));
     // The GET answer announced a digest; bytes of another version must not follow it.
     void hooks.isCurrent(ticket.file).then((current) => {
@@ -91,10 +92,6 @@ function stream(socket: net.Socket, t: TcpTicket, hooks: TcpServerHooks): void {
       reject((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' ? new Error('connection closed before the end') : err);
     });
   });
-  hooks.track({ from: { address: normalize(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 }, name: t.file.name, size: t.file.size, offset: t.offset, via: 'tcp' }, done);
+  hooks.track({ from: { address: normalizeIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 }, name: t.file.name, size: t.file.size, offset: t.offset, via: 'tcp' }, done);
 }
 
-/** '::ffff:1.2.3.4' -> '1.2.3.4', so TCP and UDP (udp4) addresses compare equal. */
-export function normalize(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
-}
