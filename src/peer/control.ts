@@ -1,7 +1,7 @@
 // Control messages (PROTOCOL.md section 4): pure encoders and decoders of frame bodies.
 // Decoders never throw: hostile input yields `null`.
 import { MAX_DATAGRAM_BYTES, FRAME_OVERHEAD } from '../transfer/frame';
-import type { FileKind } from './share';
+import { MAX_SHARED_NAME_BYTES, type FileKind } from './share';
 
 export const Transport = { tcp: 1, udp: 2 } as const;
 export type TransportName = 'tcp' | 'udp';
@@ -20,7 +20,6 @@ export type GetStatus = (typeof GetStatus)[keyof typeof GetStatus];
 export const LIST_END = 0xffffffff;
 const KINDS: FileKind[] = ['other', 'text', 'image'];
 const ZERO_DIGEST = Buffer.alloc(32);
-const MAX_NAME_BYTES = 1024;
 /** Room for list entries in one LIST_RESPONSE datagram. */
 const LIST_BODY_BUDGET = MAX_DATAGRAM_BYTES - FRAME_OVERHEAD - 11;
 
@@ -118,7 +117,7 @@ export function decodeListResponse(body: Buffer): ListResponse | null {
     const width = body.readUInt16BE(off + 41);
     const height = body.readUInt16BE(off + 43);
     const nameLen = body.readUInt16BE(off + 45);
-    if (nameLen === 0 || nameLen > MAX_NAME_BYTES || off + 47 + nameLen > body.length) return null;
+    if (nameLen === 0 || nameLen > MAX_SHARED_NAME_BYTES || off + 47 + nameLen > body.length) return null;
     const nameBytes = body.subarray(off + 47, off + 47 + nameLen);
     const name = nameBytes.toString('utf8');
     if (!Buffer.from(name, 'utf8').equals(nameBytes)) return null; // not valid UTF-8 (PROTOCOL.md 4.2)
@@ -156,7 +155,7 @@ export function decodeGetRequest(body: Buffer): GetRequest | null {
   const digest = body.subarray(13, 45);
   const maxPayload = body.readUInt16BE(45);
   const nameLen = body.readUInt16BE(47);
-  if (nameLen === 0 || nameLen > MAX_NAME_BYTES || 49 + nameLen !== body.length) return null;
+  if (nameLen === 0 || nameLen > MAX_SHARED_NAME_BYTES || 49 + nameLen !== body.length) return null;
   const nameBytes = body.subarray(49);
   const name = nameBytes.toString('utf8');
   // Refuse names that are not valid UTF-8 rather than guess what was meant.
