@@ -111,7 +111,6 @@ export class Peer {
     this.control.close();
     // Requesters hear the end at once (ABORT) instead of waiting out their idle timeout.
     udpTransport(this.endpoint).cancelAll('the owner stopped');
-    await new Promise((r) => setTimeout(r, 20)); // let those ABORTs leave before the socket closes
     await this.endpoint.close();
     await closeTcpServer(this.tcp);
   }

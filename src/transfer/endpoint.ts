@@ -22,6 +22,9 @@ export interface DropCounters {
   rejected: number;
 }
 
+/** How long close() waits for datagrams already handed to send(). */
+const CLOSE_DRAIN_MS = 100;
+
 export class Endpoint {
   readonly drops: DropCounters = {
     too_short: 0,
@@ -34,6 +37,9 @@ export class Endpoint {
   };
   received = 0;
   sent = 0;
+  /** Datagrams handed to the socket whose send has not completed yet. */
+  private unsent = 0;
+  private onDrained: (() => void) | undefined;
   private readonly handlers = new Map<number, FrameHandler>();
   private lastVersionReply = 0;
 
@@ -80,10 +86,25 @@ export class Endpoint {
 
   sendRaw(datagram: Buffer, to: Remote, cb?: (err: Error | null) => void): void {
     this.sent++;
-    this.socket.send(datagram, to.port, to.address, (err) => cb?.(err ?? null));
+    this.socket.send(datagram, to.port, to.address, (err) => {
+      if (--this.unsent === 0) this.onDrained?.();
+      cb?.(err ?? null);
+    });
+    this.unsent++; // after send(): it throws, without calling back, on a closed socket
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    // What was handed to send() (a last ABORT or DONE) leaves before the socket closes; bounded.
+    if (this.unsent > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, CLOSE_DRAIN_MS);
+        this.onDrained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.onDrained = undefined;
+    }
     return new Promise((resolve) => {
       try {
         this.socket.close(() => resolve());
