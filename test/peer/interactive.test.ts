@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { RegistryClient } from '../../src/registry/client';
 import { sampleJpeg } from '../../src/ui/sample';
 import { CLI, runCli, tempDir } from '../support/cli';
@@ -112,17 +112,22 @@ async function registered(client: RegistryClient, name: string): Promise<boolean
   return (await client.list()).some((p) => p.name === name);
 }
 
-test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C', { skip: skipReason, timeout: 90_000 }, async (t) => {
-  assert.ok(existsSync(CLI), `${CLI} is missing: run \`node build.mjs\` first (npm test does)`);
+/** A registry and two folders, 'owner' (what the owner shares) and 'me' (the interactive peer's), removed after `t`. */
+async function ownerAndMe(t: TestContext) {
   const reg = await registry();
   t.after(() => reg.close());
-  const client = new RegistryClient(reg.url);
   const { dir, cleanup } = await tempDir();
   t.after(cleanup);
   const ownerDir = join(dir, 'owner');
   const meDir = join(dir, 'me');
   await mkdir(ownerDir);
   await mkdir(meDir);
+  return { reg, client: new RegistryClient(reg.url), ownerDir, meDir };
+}
+
+test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C', { skip: skipReason, timeout: 90_000 }, async (t) => {
+  assert.ok(existsSync(CLI), `${CLI} is missing: run \`node build.mjs\` first (npm test does)`);
+  const { reg, client, ownerDir, meDir } = await ownerAndMe(t);
   await writeFile(join(ownerDir, 'a-first.txt'), 'the first file, not the one we pick\n');
   const picture = sampleJpeg(64, 48);
   await writeFile(join(ownerDir, 'c-third.jpg'), picture);
@@ -228,15 +233,7 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
 });
 
 test('interactive peer: Ctrl+C in the middle of a transfer exits 0, unregisters, keeps the .part', { skip: skipReason, timeout: 60_000 }, async (t) => {
-  const reg = await registry();
-  t.after(() => reg.close());
-  const client = new RegistryClient(reg.url);
-  const { dir, cleanup } = await tempDir();
-  t.after(cleanup);
-  const ownerDir = join(dir, 'owner');
-  const meDir = join(dir, 'me');
-  await mkdir(ownerDir);
-  await mkdir(meDir);
+  const { reg, client, ownerDir, meDir } = await ownerAndMe(t);
   const bigSha = await randomFile(join(ownerDir, 'big.jpg'), 6 * 1024 * 1024);
   const owner = await startPeer('owner', reg.url, ownerDir, ['--share', 'big.jpg']);
   t.after(() => owner.cli.stop());
