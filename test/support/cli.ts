@@ -32,17 +32,38 @@ function cliEnv(extra?: Record<string, string | undefined>): NodeJS.ProcessEnv {
 
 /** Runs `p2pshare ...args` to completion; kills it (and fails loudly) after timeoutMs. */
 export function runCli(args: string[], opts: CliOptions = {}): Promise<RunResult> {
-  const proc = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: cliEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  return runProcess(process.execPath, [CLI, ...args], { ...opts, env: cliEnv(opts.env), label: `p2pshare ${args.join(' ')}` });
+}
+
+export interface ProcessOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Written to the process's standard input, which is then closed (default: no standard input). */
+  input?: string;
+  /** How errors name the process (default: the command line). */
+  label?: string;
+}
+
+/** Runs `command ...args` to completion; kills it (and fails loudly) after timeoutMs (default 60 s). */
+export function runProcess(command: string, args: string[], opts: ProcessOptions = {}): Promise<RunResult> {
+  const label = opts.label ?? [command, ...args].join(' ');
+  const proc = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  if (opts.input !== undefined) proc.stdin!.end(opts.input);
   let stdout = '';
   let stderr = '';
-  proc.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-  proc.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+  proc.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d));
+  proc.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
   const timeoutMs = opts.timeoutMs ?? 60_000;
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
-      reject(new Error(`p2pshare ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(new Error(`${label} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, timeoutMs);
+    proc.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     proc.on('close', (code, signal) => {
       clearTimeout(timer);
       resolvePromise({ code, signal, stdout, stderr });
@@ -50,7 +71,8 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<RunResult
   });
 }
 
-export interface RunningCli {
+/** A long-running process (a p2pshare command, or anything startProcess started). */
+export interface RunningProcess {
   proc: ChildProcess;
   readonly stdout: string;
   readonly stderr: string;
@@ -61,9 +83,21 @@ export interface RunningCli {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+export type RunningCli = RunningProcess;
+
 /** Starts a long-running `p2pshare ...args` (serve-registry, peer). */
 export function startCli(args: string[], opts: CliOptions = {}): RunningCli {
-  const proc = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: cliEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  return startProcess(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: cliEnv(opts.env), label: `p2pshare ${args.join(' ')}` });
+}
+
+/** Starts `command ...args` with its output captured; `stdin: 'pipe'` leaves proc.stdin open. */
+export function startProcess(
+  command: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; label?: string; stdin?: 'ignore' | 'pipe' } = {},
+): RunningProcess {
+  const label = opts.label ?? [command, ...args].join(' ');
+  const proc = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   const waiters: Array<() => void> = [];
@@ -101,11 +135,11 @@ export function startCli(args: string[], opts: CliOptions = {}): RunningCli {
           }
           if (proc.exitCode !== null || proc.signalCode !== null) {
             clearTimeout(timer);
-            reject(new Error(`p2pshare ${args.join(' ')} exited (${proc.exitCode ?? proc.signalCode}) before printing ${re}\nstdout: ${stdout}\nstderr: ${stderr}`));
+            reject(new Error(`${label} exited (${proc.exitCode ?? proc.signalCode}) before printing ${re}\nstdout: ${stdout}\nstderr: ${stderr}`));
           }
         };
         const timer = setTimeout(() => {
-          reject(new Error(`p2pshare ${args.join(' ')} did not print ${re} within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+          reject(new Error(`${label} did not print ${re} within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
         }, timeoutMs);
         waiters.push(check);
         check();
