@@ -1,8 +1,10 @@
 // A running peer: its one UDP endpoint and TCP server on the same port number, its share list,
 // and its registration kept alive (heartbeat well inside the TTL, re-registration when the
-// registry forgot it, serving on while the registry is unreachable).
+// registry forgot it, serving on while the registry is unreachable). The name is bound to the
+// peer's X25519 identity at the registry (README.md, "The registry API with curl").
 import type net from 'node:net';
 import { CliError, ExitCode } from '../cli/errors';
+import { PrivateKey } from '../core/x25519';
 import { RegistryClient, RegistryHttpError } from '../registry/client';
 import { Endpoint } from '../transfer/endpoint';
 import { closeTcpServer, createTcpServer } from '../transfer/tcp-server';
@@ -22,6 +24,8 @@ export interface PeerOptions {
   onFetch?: (e: FetchEvent) => void;
   /** Notices about the registration (lost, restored); one line each. */
   onNotice?: (line: string) => void;
+  /** The key the name is registered with; default: a new one for this run. */
+  identity?: PrivateKey;
 }
 
 export const DEFAULT_MAX_TRANSFERS = 32;
@@ -39,6 +43,7 @@ export class Peer {
     private readonly tcp: net.Server,
     readonly control: ControlServer,
     private readonly opts: PeerOptions,
+    readonly identity: PrivateKey,
   ) {}
 
   get port(): number {
@@ -48,7 +53,7 @@ export class Peer {
   static async start(o: PeerOptions): Promise<Peer> {
     const registry = new RegistryClient(o.registryUrl);
     const { endpoint, tcp, control } = await bindBoth(o);
-    const peer = new Peer(o.name, registry, endpoint, tcp, control, o);
+    const peer = new Peer(o.name, registry, endpoint, tcp, control, o, o.identity ?? PrivateKey.generate());
     try {
       await peer.register();
     } catch (err) {
@@ -61,11 +66,11 @@ export class Peer {
     return peer;
   }
 
-  /** Registers (or renews with our token); schedules the next heartbeat from the TTL. */
+  /** Registers (reclaiming the name if our key holds it already); schedules the next heartbeat from the TTL. */
   private async register(): Promise<void> {
     const reg = await this.registry.register(
       { name: this.name, port: this.port, ...(this.opts.advertise ? { ip: this.opts.advertise } : {}) },
-      this.token || undefined,
+      this.identity,
     );
     this.token = reg.token;
     this.schedule(reg.ttl);
