@@ -6,6 +6,7 @@ import type net from 'node:net';
 import { CliError, ExitCode } from '../cli/errors';
 import { PrivateKey } from '../core/x25519';
 import { RegistryClient, RegistryHttpError } from '../registry/client';
+import { toBase64url } from '../registry/proof';
 import { Endpoint } from '../transfer/endpoint';
 import { closeTcpServer, createTcpServer } from '../transfer/tcp-server';
 import { ControlServer, type FetchEvent } from './control-server';
@@ -22,7 +23,7 @@ export interface PeerOptions {
   advertise?: string;
   maxTransfers?: number;
   onFetch?: (e: FetchEvent) => void;
-  /** Notices about the registration (lost, restored); one line each. */
+  /** Notices about the registration (lost, restored, taken over); one line each. */
   onNotice?: (line: string) => void;
   /** The key the name is registered with; default: a new one for this run. */
   identity?: PrivateKey;
@@ -35,6 +36,8 @@ export class Peer {
   private timer: NodeJS.Timeout | undefined;
   private registryDown = false;
   private stopped = false;
+  /** Another process with our identity registered the name since: we leave it to that one. */
+  private superseded = false;
 
   private constructor(
     readonly name: string,
@@ -77,7 +80,7 @@ export class Peer {
   }
 
   private schedule(ttlSeconds: number): void {
-    if (this.stopped) return;
+    if (this.stopped || this.superseded) return;
     clearTimeout(this.timer);
     const every = Math.max(250, (ttlSeconds * 1000) / 3);
     this.timer = setTimeout(() => void this.beat(ttlSeconds), every);
@@ -95,6 +98,16 @@ export class Peer {
       if (this.registryDown) this.opts.onNotice?.('registry reachable again');
       this.registryDown = false;
     } catch (err) {
+      if (err instanceof RegistryHttpError && err.status === 403) {
+        // Our token no longer owns the name: normally a process with our key registered it since
+        // (a restart while this one still runs). We leave the name to it rather than fight.
+        this.superseded = true;
+        this.token = '';
+        const now = await this.registry.lookup(this.name).catch(() => undefined);
+        const who = now && now.publicKey !== toBase64url(this.identity.publicKey) ? 'a peer with another key' : 'another process with this identity';
+        this.opts.onNotice?.(`'${this.name}' was registered again by ${who}; no longer registering it, still serving`);
+        return;
+      }
       if (!this.registryDown) this.opts.onNotice?.(`registry problem, still serving: ${(err as Error).message}`);
       this.registryDown = true;
       this.schedule(ttl);
