@@ -5,6 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import jpeg from 'jpeg-js';
 import { fetchFile } from '../src/peer/fetch';
+import { PrivateKey } from '../src/core/x25519';
 import { RegistryClient } from '../src/registry/client';
 import { CLI, type RunningCli } from '../test/support/cli';
 import { registry, startPeer } from '../test/peer/support';
@@ -54,12 +55,7 @@ export async function startSetup(shareDir: string, ownerName = 'owner'): Promise
 
 /** Registers `name` at the registry as 127.0.0.1:`port` (CONTRACTS: the relay/proxy alias trick). */
 export async function registerAlias(registryUrl: string, name: string, port: number): Promise<void> {
-  const res = await fetch(`${registryUrl}/v1/peers`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name, port, ip: '127.0.0.1' }),
-  });
-  if (res.status !== 201) throw new Error(`registering alias ${name}: HTTP ${res.status} ${await res.text()}`);
+  await new RegistryClient(registryUrl).register({ name, port, ip: '127.0.0.1' }, PrivateKey.generate());
 }
 
 /** `p2pshare get PEER FILE --via T` as a process, timed from spawn to exit; the download is deleted after. */

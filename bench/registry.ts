@@ -4,6 +4,8 @@
 //   node build.mjs && node --import tsx bench/registry.ts   (BENCH_SECONDS=5 BENCH_CONNECTIONS=50 BENCH_ROUNDS=3)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { PrivateKey } from '../src/core/x25519';
+import { RegistryClient } from '../src/registry/client';
 import { startCli, type RunningCli } from '../test/support/cli';
 import { redisServerAvailable, startRedis, type TestRedis } from '../test/support/redis';
 
@@ -56,8 +58,7 @@ async function startRegistryProcess(extra: string[]): Promise<{ url: string; cli
 }
 
 async function register(url: string): Promise<unknown> {
-  const res = await fetch(`${url}/v1/peers`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'bench', port: 4000, addresses: ['10.0.0.7'] }) });
-  if (res.status !== 201) throw new Error(`registering at ${url}: ${res.status}`);
+  await new RegistryClient(url).register({ name: 'bench', port: 4000, addresses: ['10.0.0.7'] }, PrivateKey.generate());
   return (await fetch(`${url}/v1/peers/bench`)).json();
 }
 

@@ -1,6 +1,7 @@
 import type { Command } from '../cli/command';
 import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt, untilSignalled } from '../cli/command';
 import { CliError, ExitCode, UsageError } from '../cli/errors';
+import { PrivateKey, X25519_KEY_BYTES } from '../core/x25519';
 import { readyLine, runInteractive } from '../peer/interactive';
 import { Peer } from '../peer/peer';
 import { ShareIndex } from '../peer/share';
@@ -58,11 +59,26 @@ Options:
   },
 };
 
+/**
+ * Until peers keep an identity file, each run registers with a new key; for the tests that
+ * restart a peer under the same identity, P2PSHARE_TEST_IDENTITY (the 32 private key bytes in
+ * base64url; undocumented, test-only) fixes it.
+ */
+function testIdentity(): PrivateKey | undefined {
+  const text = process.env.P2PSHARE_TEST_IDENTITY;
+  if (!text) return undefined;
+  const raw = Buffer.from(text, 'base64url');
+  if (raw.length !== X25519_KEY_BYTES) throw new UsageError('P2PSHARE_TEST_IDENTITY must be 32 bytes in base64url');
+  return PrivateKey.fromRaw(raw);
+}
+
 /** Non-interactive mode: register, print the ready line, log fetches, serve until signalled. */
 async function serveOnly(o: { name: string; registryUrl: string; share: ShareIndex; port: number; advertise?: string }): Promise<number> {
   const { name } = o;
+  const identity = testIdentity();
   const peer = await Peer.start({
     ...o,
+    ...(identity ? { identity } : {}),
     onFetch: (e) =>
       process.stdout.write(
         e.ok

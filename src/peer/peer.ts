@@ -1,9 +1,12 @@
 // A running peer: its one UDP endpoint and TCP server on the same port number, its share list,
 // and its registration kept alive (heartbeat well inside the TTL, re-registration when the
-// registry forgot it, serving on while the registry is unreachable).
+// registry forgot it, serving on while the registry is unreachable). The name is bound to the
+// peer's X25519 identity at the registry (README.md, "The registry API with curl").
 import type net from 'node:net';
 import { CliError, ExitCode } from '../cli/errors';
+import { PrivateKey } from '../core/x25519';
 import { RegistryClient, RegistryHttpError } from '../registry/client';
+import { toBase64url } from '../registry/proof';
 import { Endpoint } from '../transfer/endpoint';
 import { closeTcpServer, createTcpServer } from '../transfer/tcp-server';
 import { ControlServer, type FetchEvent } from './control-server';
@@ -20,8 +23,10 @@ export interface PeerOptions {
   advertise?: string;
   maxTransfers?: number;
   onFetch?: (e: FetchEvent) => void;
-  /** Notices about the registration (lost, restored); one line each. */
+  /** Notices about the registration (lost, restored, taken over); one line each. */
   onNotice?: (line: string) => void;
+  /** The key the name is registered with; default: a new one for this run. */
+  identity?: PrivateKey;
 }
 
 export const DEFAULT_MAX_TRANSFERS = 32;
@@ -31,6 +36,8 @@ export class Peer {
   private timer: NodeJS.Timeout | undefined;
   private registryDown = false;
   private stopped = false;
+  /** Another process with our identity registered the name since: we leave it to that one. */
+  private superseded = false;
 
   private constructor(
     readonly name: string,
@@ -39,6 +46,7 @@ export class Peer {
     private readonly tcp: net.Server,
     readonly control: ControlServer,
     private readonly opts: PeerOptions,
+    readonly identity: PrivateKey,
   ) {}
 
   get port(): number {
@@ -48,7 +56,7 @@ export class Peer {
   static async start(o: PeerOptions): Promise<Peer> {
     const registry = new RegistryClient(o.registryUrl);
     const { endpoint, tcp, control } = await bindBoth(o);
-    const peer = new Peer(o.name, registry, endpoint, tcp, control, o);
+    const peer = new Peer(o.name, registry, endpoint, tcp, control, o, o.identity ?? PrivateKey.generate());
     try {
       await peer.register();
     } catch (err) {
@@ -61,18 +69,18 @@ export class Peer {
     return peer;
   }
 
-  /** Registers (or renews with our token); schedules the next heartbeat from the TTL. */
+  /** Registers (reclaiming the name if our key holds it already); schedules the next heartbeat from the TTL. */
   private async register(): Promise<void> {
     const reg = await this.registry.register(
       { name: this.name, port: this.port, ...(this.opts.advertise ? { ip: this.opts.advertise } : {}) },
-      this.token || undefined,
+      this.identity,
     );
     this.token = reg.token;
     this.schedule(reg.ttl);
   }
 
   private schedule(ttlSeconds: number): void {
-    if (this.stopped) return;
+    if (this.stopped || this.superseded) return;
     clearTimeout(this.timer);
     const every = Math.max(250, (ttlSeconds * 1000) / 3);
     this.timer = setTimeout(() => void this.beat(ttlSeconds), every);
@@ -90,6 +98,16 @@ export class Peer {
       if (this.registryDown) this.opts.onNotice?.('registry reachable again');
       this.registryDown = false;
     } catch (err) {
+      if (err instanceof RegistryHttpError && err.status === 403) {
+        // Our token no longer owns the name: normally a process with our key registered it since
+        // (a restart while this one still runs). We leave the name to it rather than fight.
+        this.superseded = true;
+        this.token = '';
+        const now = await this.registry.lookup(this.name).catch(() => undefined);
+        const who = now && now.publicKey !== toBase64url(this.identity.publicKey) ? 'a peer with another key' : 'another process with this identity';
+        this.opts.onNotice?.(`'${this.name}' was registered again by ${who}; no longer registering it, still serving`);
+        return;
+      }
       if (!this.registryDown) this.opts.onNotice?.(`registry problem, still serving: ${(err as Error).message}`);
       this.registryDown = true;
       this.schedule(ttl);

@@ -3,6 +3,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { CliError, ExitCode } from '../cli/errors';
+import type { PrivateKey } from '../core/x25519';
+import { signRegistration, type RegistrationFields } from './proof';
 
 export interface Registration {
   name: string;
@@ -17,6 +19,14 @@ export interface PeerRecord {
   port: number;
   addresses: string[];
   observedAddress: string;
+  /** The X25519 key (base64url) the name is bound to. */
+  publicKey: string;
+  lastSeen: string | number;
+}
+
+export interface ListedPeer {
+  name: string;
+  publicKey: string;
   lastSeen: string | number;
 }
 
@@ -25,8 +35,21 @@ const TIMEOUT_MS = 4_000;
 export class RegistryClient {
   constructor(readonly url: string) {}
 
-  register(body: { name: string; port: number; ip?: string; addresses?: string[] }, token?: string): Promise<Registration> {
-    return this.call('POST', '/v1/peers', body, token) as Promise<Registration>;
+  /**
+   * Registers `body` bound to `identity`'s public key, proving possession of it over a fresh
+   * challenge; when the challenge expired on the way (401 challenge_expired), once more.
+   */
+  async register(body: RegistrationFields, identity: PrivateKey): Promise<Registration> {
+    for (let attempt = 1; ; attempt++) {
+      const signed = signRegistration(identity, await this.call('GET', '/v1/challenge'), body);
+      if (!signed) throw new CliError(ExitCode.registryUnavailable, `registry ${this.url} sent a malformed challenge`);
+      try {
+        return (await this.call('POST', '/v1/peers', signed)) as Registration;
+      } catch (err) {
+        if (attempt === 1 && err instanceof RegistryHttpError && err.code === 'challenge_expired') continue;
+        throw err;
+      }
+    }
   }
 
   /** Resolves false when the registry no longer knows the name (expired, or registry restarted). */
@@ -45,12 +68,12 @@ export class RegistryClient {
   }
 
   /** All peers, following the pagination cursor (bounded to 100 pages). */
-  async list(): Promise<{ name: string; lastSeen: string | number }[]> {
-    const peers: { name: string; lastSeen: string | number }[] = [];
+  async list(): Promise<ListedPeer[]> {
+    const peers: ListedPeer[] = [];
     let cursor: string | null = null;
     for (let page = 0; page < 100; page++) {
       const q: string = cursor ? `?limit=1000&cursor=${encodeURIComponent(cursor)}` : '?limit=1000';
-      const res = (await this.call('GET', `/v1/peers${q}`)) as { peers: { name: string; lastSeen: string | number }[]; next: string | null };
+      const res = (await this.call('GET', `/v1/peers${q}`)) as { peers: ListedPeer[]; next: string | null };
       peers.push(...res.peers);
       cursor = res.next;
       if (!cursor) break;

@@ -16,6 +16,8 @@ export interface RegistryOptions {
   redisPrefix?: string;
   /** UDP port for STUN; 0 = any free port; null = no STUN server. */
   stunPort?: number | null;
+  /** How long a registration challenge stays valid (default 60 s; for tests). */
+  challengeTtlMs?: number;
 }
 
 export interface RunningRegistry {
@@ -33,7 +35,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     ? new RedisStore({ url: opts.redisUrl, ...(opts.redisPrefix ? { prefix: opts.redisPrefix } : {}) })
     : new MemoryStore();
   if (store instanceof RedisStore) await store.waitReady(2000); // not fatal: /healthz says 503 until it is up
-  const { server, metrics } = createRegistryServer({ store, ttl });
+  const { server, metrics } = createRegistryServer({ store, ttl, ...(opts.challengeTtlMs !== undefined ? { challengeTtlMs: opts.challengeTtlMs } : {}) });
   let port: number;
   try {
     port = await listen(server, host, opts.port ?? 8000);

@@ -1,5 +1,6 @@
-// In-process store: a Map with per-entry expiry, swept lazily on read and once a second.
-import { timingSafeEqual } from 'node:crypto';
+// In-process store: a Map with per-entry expiry, swept lazily on read and once a second. Its
+// secret is random per process (a restarted registry has new keys; its old challenges fail).
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ListPage, OwnerResult, PeerRecord, PeerStore, RegisterInput, RegisterResult } from './store';
 import { StoreUnavailableError } from './store';
 
@@ -18,6 +19,9 @@ export function sameHash(a: string, b: string): boolean {
 export class MemoryStore implements PeerStore {
   readonly kind = 'memory' as const;
   private readonly entries = new Map<string, Entry>();
+  /** Challenge id -> its expiry: challenges that already served a registration. */
+  private readonly usedChallenges = new Map<string, number>();
+  private readonly secretBytes = randomBytes(32);
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly maxPeers = 100_000) {
@@ -36,23 +40,37 @@ export class MemoryStore implements PeerStore {
 
   private sweep(now: number): void {
     for (const [k, e] of this.entries) if (e.expiresAt <= now) this.entries.delete(k);
+    for (const [id, expiresAt] of this.usedChallenges) if (expiresAt <= now) this.usedChallenges.delete(id);
+  }
+
+  async secret(): Promise<Buffer> {
+    return Buffer.from(this.secretBytes);
   }
 
   async register(input: RegisterInput): Promise<RegisterResult> {
     const key = input.record.name.toLowerCase();
     const now = Date.now();
+    const used = this.usedChallenges.get(input.challenge.id);
+    if (used !== undefined && used > now) return { outcome: 'challenge_used' };
     const cur = this.live(key, now);
+    if (cur && cur.record.publicKey !== input.record.publicKey) return { outcome: 'taken' };
+    if (this.usedChallenges.size >= this.maxPeers) {
+      this.sweep(now);
+      if (this.usedChallenges.size >= this.maxPeers) throw new StoreUnavailableError('too many registrations in flight');
+    }
+    this.usedChallenges.set(input.challenge.id, input.challenge.expiresAt);
     if (cur) {
-      if (!input.presentedTokenHash || !sameHash(cur.tokenHash, input.presentedTokenHash)) return { outcome: 'taken' };
-      cur.record = { ...input.record, name: cur.record.name };
+      // The same key: the registration is replaced, and only the new token owns it.
+      cur.record = { ...input.record, name: cur.record.name, addresses: [...input.record.addresses] };
+      cur.tokenHash = input.newTokenHash;
       cur.expiresAt = now + input.ttlMs;
-      return { outcome: 'renewed', name: cur.record.name };
+      return { outcome: 'reclaimed', name: cur.record.name };
     }
     if (this.entries.size >= this.maxPeers) {
       this.sweep(now);
       if (this.entries.size >= this.maxPeers) throw new StoreUnavailableError('registry is full');
     }
-    this.entries.set(key, { record: { ...input.record }, tokenHash: input.newTokenHash, expiresAt: now + input.ttlMs });
+    this.entries.set(key, { record: { ...input.record, addresses: [...input.record.addresses] }, tokenHash: input.newTokenHash, expiresAt: now + input.ttlMs });
     return { outcome: 'created', name: input.record.name };
   }
 
@@ -101,7 +119,7 @@ export class MemoryStore implements PeerStore {
     return {
       peers: page.map((k) => {
         const r = this.entries.get(k)!.record;
-        return { name: r.name, lastSeen: r.lastSeen };
+        return { name: r.name, publicKey: r.publicKey, lastSeen: r.lastSeen };
       }),
       after: keys.length > opts.limit ? page[page.length - 1]! : null,
     };

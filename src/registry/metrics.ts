@@ -15,7 +15,7 @@ export type StunOutcome = (typeof STUN_OUTCOMES)[number];
 export class RegistryMetrics {
   private readonly requests = new Map<string, number>();
   registrations = 0;
-  renewals = 0;
+  reclaims = 0;
   storeErrors = 0;
   /** Null while no STUN server runs (then nothing STUN is rendered). */
   stun: Record<StunOutcome, number> | null = null;
@@ -48,9 +48,9 @@ export class RegistryMetrics {
       '# HELP p2pshare_registry_registrations_total New registrations created.',
       '# TYPE p2pshare_registry_registrations_total counter',
       `p2pshare_registry_registrations_total ${this.registrations}`,
-      '# HELP p2pshare_registry_renewals_total Registrations renewed by their owner.',
-      '# TYPE p2pshare_registry_renewals_total counter',
-      `p2pshare_registry_renewals_total ${this.renewals}`,
+      '# HELP p2pshare_registry_reclaims_total Live registrations taken over by a new registration with the same key.',
+      '# TYPE p2pshare_registry_reclaims_total counter',
+      `p2pshare_registry_reclaims_total ${this.reclaims}`,
       '# HELP p2pshare_registry_store_errors_total Store operations that failed (store unreachable or erroring).',
       '# TYPE p2pshare_registry_store_errors_total counter',
       `p2pshare_registry_store_errors_total ${this.storeErrors}`,

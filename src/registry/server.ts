@@ -4,8 +4,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { RegistryMetrics } from './metrics';
 import { isValidName, nameKey, normalizeIp } from './names';
+import {
+  CHALLENGE_RANDOM_BYTES, CHALLENGE_TTL_MS, challengeExpiry, challengeId, checkChallenge, deriveRegistryKeys, issueChallenge,
+  toBase64url, verifyRegistrationMac, type RegistryKeys,
+} from './proof';
 import type { PeerRecord, PeerStore } from './store';
-import { bearerToken, checkListParams, checkRegistration, encodeCursor } from './validate';
+import { bearerToken, checkKeyProof, checkListParams, checkRegistration, encodeCursor } from './validate';
 
 export const MAX_BODY_BYTES = 16 * 1024;
 
@@ -13,6 +17,8 @@ export interface RegistryServerOptions {
   store: PeerStore;
   /** Seconds a registration lives after its last heartbeat. */
   ttl: number;
+  /** How long a challenge stays valid (default 60 s; tests shorten it). */
+  challengeTtlMs?: number;
 }
 
 class HttpError extends Error {
@@ -43,6 +49,7 @@ interface Route {
 /** Maps a path to its route (or null for 404). Pure. */
 export function matchRoute(path: string): Route | null {
   if (path === '/v1/peers') return { label: '/v1/peers', allow: ['GET', 'POST'], params: {} };
+  if (path === '/v1/challenge') return { label: '/v1/challenge', allow: ['GET'], params: {} };
   if (path === '/healthz') return { label: '/healthz', allow: ['GET', 'HEAD'], params: {} };
   if (path === '/metrics') return { label: '/metrics', allow: ['GET'], params: {} };
   const m = /^\/v1\/peers\/([^/]+)(\/heartbeat)?$/.exec(path);
@@ -98,6 +105,7 @@ function publicRecord(r: PeerRecord) {
     port: r.port,
     addresses: r.addresses,
     observedAddress: r.observedAddress,
+    publicKey: r.publicKey,
     lastSeen: new Date(r.lastSeen).toISOString(),
   };
 }
@@ -105,7 +113,9 @@ function publicRecord(r: PeerRecord) {
 export function createRegistryServer(opts: RegistryServerOptions): { server: Server; metrics: RegistryMetrics } {
   const { store } = opts;
   const ttlMs = opts.ttl * 1000;
+  const challengeTtlMs = opts.challengeTtlMs ?? CHALLENGE_TTL_MS;
   const metrics = new RegistryMetrics();
+  let derived: { secret: string; keys: RegistryKeys } | undefined;
 
   /** Store calls go through here so a failing backend becomes 503 and is counted. */
   async function storeCall<T>(op: () => Promise<T>): Promise<T> {
@@ -115,6 +125,14 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
       metrics.storeErrors++;
       throw new HttpError(503, 'store_unavailable', `the ${store.kind} store is unavailable: ${(err as Error).message}`);
     }
+  }
+
+  /** The keys of the store's current secret (derived again only when the secret changed). */
+  async function registryKeys(): Promise<RegistryKeys> {
+    const secret = await storeCall(() => store.secret());
+    const hex = secret.toString('hex');
+    if (derived?.secret !== hex) derived = { secret: hex, keys: deriveRegistryKeys(secret) };
+    return derived.keys;
   }
 
   function requireToken(req: IncomingMessage): string {
@@ -148,23 +166,44 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
         const checked = checkRegistration(body, observed);
         if (!checked.ok) throw new HttpError(400, 'invalid_registration', checked.message);
         const reg = checked.value;
-        const presented = bearerToken(req.headers.authorization);
-        const token = newToken();
+        const proof = checkKeyProof(body);
+        if (!proof.ok) throw new HttpError(400, proof.missing ? 'key_required' : 'invalid_registration', proof.message);
+        const { publicKey, challenge, mac, signed } = proof.value;
+        const keys = await registryKeys();
         const now = Date.now();
+        const fresh = checkChallenge(keys.challengeKey, challenge, now);
+        if (fresh !== 'ok') {
+          throw new HttpError(401, 'challenge_expired', fresh === 'expired'
+            ? 'the challenge has expired; get a new one from GET /v1/challenge'
+            : 'the challenge was not issued by this registry; get one from GET /v1/challenge');
+        }
+        const verdict = verifyRegistrationMac(keys.x25519, publicKey, challenge, signed, mac);
+        if (verdict === 'bad_key') throw new HttpError(400, 'invalid_registration', 'publicKey is not a usable X25519 public key');
+        if (!verdict) throw new HttpError(403, 'invalid_proof', 'the proof does not match this registration and publicKey');
+        const token = newToken();
         const result = await storeCall(() =>
           store.register({
-            record: { name: reg.name, ip: reg.ip, port: reg.port, addresses: reg.addresses, observedAddress: observed, lastSeen: now },
+            record: { name: reg.name, ip: reg.ip, port: reg.port, addresses: reg.addresses, observedAddress: observed, publicKey: signed.publicKey, lastSeen: now },
             newTokenHash: hashToken(token),
-            presentedTokenHash: presented ? hashToken(presented) : null,
             ttlMs,
+            challenge: { id: challengeId(challenge), expiresAt: challengeExpiry(challenge) },
           }),
         );
+        if (result.outcome === 'challenge_used') {
+          throw new HttpError(401, 'challenge_expired', 'the challenge was already used; get a new one from GET /v1/challenge');
+        }
         if (result.outcome === 'taken') throw new HttpError(409, 'name_taken', `the name '${reg.name}' is taken`);
         if (result.outcome === 'created') metrics.registrations++;
-        else metrics.renewals++;
-        const body201 = { name: result.name, token: result.outcome === 'renewed' ? presented! : token, ttl: opts.ttl, observedAddress: observed };
-        sendJson(res, 201, body201, { Location: `/v1/peers/${encodeURIComponent(result.name)}` });
+        else metrics.reclaims++;
+        sendJson(res, 201, { name: result.name, token, ttl: opts.ttl, observedAddress: observed }, { Location: `/v1/peers/${encodeURIComponent(result.name)}` });
         return 201;
+      }
+      case 'GET /v1/challenge': {
+        const keys = await registryKeys();
+        const expiresAt = Date.now() + challengeTtlMs;
+        const challenge = issueChallenge(keys.challengeKey, expiresAt, randomBytes(CHALLENGE_RANDOM_BYTES));
+        sendJson(res, 200, { challenge: toBase64url(challenge), registryKey: toBase64url(keys.x25519.publicKey), expires: new Date(expiresAt).toISOString() });
+        return 200;
       }
       case 'POST /v1/peers/{name}/heartbeat': {
         const token = requireToken(req);
@@ -191,7 +230,7 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
         if (!checked.ok) throw new HttpError(400, 'invalid_parameters', checked.message);
         const page = await storeCall(() => store.list(checked.value));
         sendJson(res, 200, {
-          peers: page.peers.map((p) => ({ name: p.name, lastSeen: new Date(p.lastSeen).toISOString() })),
+          peers: page.peers.map((p) => ({ name: p.name, publicKey: p.publicKey, lastSeen: new Date(p.lastSeen).toISOString() })),
           next: page.after === null ? null : encodeCursor(page.after),
         });
         return 200;

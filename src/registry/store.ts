@@ -7,35 +7,48 @@ export interface PeerRecord {
   port: number;
   addresses: string[];
   observedAddress: string;
+  /** The X25519 public key (base64url) the name is bound to. */
+  publicKey: string;
   /** Milliseconds since the epoch of the registration or last heartbeat. */
   lastSeen: number;
 }
 
 export interface RegisterInput {
   record: PeerRecord;
-  /** sha256 of the token a fresh registration gets. */
+  /** sha256 of the token the registration gets (a reclaim replaces the old one). */
   newTokenHash: string;
-  /** sha256 of the token the request presented, if any: renews a live registration it owns. */
-  presentedTokenHash: string | null;
   ttlMs: number;
+  /** The proof's challenge (its random part, hex) and when it expires: a challenge serves once. */
+  challenge: { id: string; expiresAt: number };
 }
 
+/**
+ * created: the name was free (or expired). reclaimed: it was live and bound to the same key, and
+ * is now this registration's (the old token no longer works). taken: live, bound to another key.
+ * challenge_used: the challenge already served a registration (a replayed request).
+ */
 export type RegisterResult =
   | { outcome: 'created'; name: string }
-  | { outcome: 'renewed'; name: string }
-  | { outcome: 'taken' };
+  | { outcome: 'reclaimed'; name: string }
+  | { outcome: 'taken' }
+  | { outcome: 'challenge_used' };
 
 export type OwnerResult = 'ok' | 'not_found' | 'forbidden';
 
 export interface ListPage {
-  peers: Array<{ name: string; lastSeen: number }>;
+  peers: Array<{ name: string; publicKey: string; lastSeen: number }>;
   /** Key of the last peer returned when more may follow, else null. */
   after: string | null;
 }
 
 export interface PeerStore {
   readonly kind: 'memory' | 'redis';
-  /** Atomic: of several concurrent registrations of one free name, exactly one is created. */
+  /**
+   * The deployment's 32-byte secret, from which the registry's keys derive: the same for every
+   * registry process sharing the store.
+   */
+  secret(): Promise<Buffer>;
+  /** Atomic: of several concurrent registrations of one free name by different keys, exactly one is created. */
   register(input: RegisterInput): Promise<RegisterResult>;
   heartbeat(key: string, tokenHash: string, ttlMs: number, now: number): Promise<OwnerResult>;
   remove(key: string, tokenHash: string): Promise<OwnerResult>;

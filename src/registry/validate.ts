@@ -1,5 +1,7 @@
 // Pure checks of what clients send: registration bodies, list parameters, cursors, tokens.
+import { X25519_KEY_BYTES } from '../core/x25519';
 import { isLoopback, isUnspecified, isValidIp, isValidName, isValidPrefix, nameKey, normalizeIp } from './names';
+import { CHALLENGE_BYTES, fromBase64url, MAC_BYTES, type SignedFields } from './proof';
 
 export const MAX_ADDRESSES = 8;
 export const DEFAULT_LIMIT = 100;
@@ -42,6 +44,42 @@ export function checkRegistration(body: unknown, observed: string): Checked<Regi
   ip = replace(ip);
   addresses = [...new Set(addresses.map(replace))];
   return { ok: true, value: { name: b.name, port: b.port, ip, addresses } };
+}
+
+export interface KeyProof {
+  publicKey: Buffer;
+  challenge: Buffer;
+  mac: Buffer;
+  /** What the mac covers, the values as sent. */
+  signed: SignedFields;
+}
+
+/**
+ * The `publicKey` and `proof` of a registration body that checkRegistration accepted.
+ * `missing` tells a body without them (an old client: key_required) from a malformed one.
+ */
+export function checkKeyProof(body: unknown): { ok: true; value: KeyProof } | { ok: false; missing: boolean; message: string } {
+  const b = body as Record<string, unknown>;
+  if (b.publicKey === undefined || b.publicKey === null || b.proof === undefined || b.proof === null) {
+    return { ok: false, missing: true, message: 'a registration needs "publicKey" and "proof" (GET /v1/challenge first)' };
+  }
+  const malformed = (message: string) => ({ ok: false as const, missing: false, message });
+  const publicKey = fromBase64url(b.publicKey, X25519_KEY_BYTES);
+  if (!publicKey) return malformed('publicKey must be 32 bytes in base64url without padding');
+  if (typeof b.proof !== 'object' || Array.isArray(b.proof)) return malformed('proof must be an object {"challenge","mac"}');
+  const p = b.proof as Record<string, unknown>;
+  const challenge = fromBase64url(p.challenge, CHALLENGE_BYTES);
+  if (!challenge) return malformed(`proof.challenge must be ${CHALLENGE_BYTES} bytes in base64url without padding`);
+  const mac = fromBase64url(p.mac, MAC_BYTES);
+  if (!mac) return malformed(`proof.mac must be ${MAC_BYTES} bytes in base64url without padding`);
+  const signed: SignedFields = {
+    name: b.name as string,
+    port: b.port as number,
+    ip: b.ip as string | null | undefined,
+    addresses: b.addresses as string[] | null | undefined,
+    publicKey: b.publicKey as string,
+  };
+  return { ok: true, value: { publicKey, challenge, mac, signed } };
 }
 
 export interface ListParams {

@@ -11,6 +11,7 @@ import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
+import { PrivateKey } from '../../src/core/x25519';
 import { RegistryClient } from '../../src/registry/client';
 import { sampleJpeg } from '../../src/ui/sample';
 import { CLI, runCli, tempDir } from '../support/cli';
@@ -142,7 +143,7 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
   const silent = dgram.createSocket('udp4');
   await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r));
   t.after(() => new Promise<void>((r) => silent.close(() => r())));
-  await client.register({ name: 'ghost', port: silent.address().port });
+  await client.register({ name: 'ghost', port: silent.address().port }, PrivateKey.generate());
 
   const pty = new Pty(['peer', '--registry', reg.url, '--downloads', join(meDir, 'downloads')], meDir);
   t.after(() => pty.kill());
@@ -240,7 +241,7 @@ test('interactive peer: Ctrl+C in the middle of a transfer exits 0, unregisters,
   // The owner reached through a relay limited to 8 Mbit/s: the 6 MiB image takes seconds over UDP.
   const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: owner.port }, toClient: { rateMbit: 8 } });
   t.after(() => relay.close());
-  await client.register({ name: 'slow', port: relay.port, ip: '127.0.0.1' });
+  await client.register({ name: 'slow', port: relay.port, ip: '127.0.0.1' }, PrivateKey.generate());
 
   const downloads = join(meDir, 'downloads');
   const pty = new Pty(['peer', '--name', 'me', '--registry', reg.url, '--downloads', downloads], meDir);

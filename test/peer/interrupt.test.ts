@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { runCli, startCli, tempDir } from '../support/cli';
 import { UdpRelay } from '../support/relay';
 import { TcpProxy } from '../support/tcp-proxy';
-import { call } from '../registry/http';
+import { register } from '../registry/http';
 import { openPart, UNORDERED_TAIL_BYTES } from '../../src/transfer/download';
 import { randomFile, registry, sha256, startPeer } from './support';
 
@@ -32,7 +32,7 @@ before(async () => {
   // 16 Mbit/s: the 8 MiB file takes about 4 s, so an interrupt after the first MiB is mid-way.
   relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: owner.port }, toClient: { rateMbit: 16 } });
   proxy = await TcpProxy.start({ target: { address: '127.0.0.1', port: owner.port }, port: relay.port, rateMbit: 16 });
-  const alias = await call(reg.url, 'POST', '/v1/peers', { name: 'slow-owner', port: relay.port, ip: '127.0.0.1' });
+  const alias = await register(reg.url, { name: 'slow-owner', port: relay.port, ip: '127.0.0.1' });
   assert.equal(alias.status, 201, alias.text);
 });
 
@@ -93,7 +93,7 @@ test('an owner stopped mid-UDP-transfer tells the requester (ABORT): it fails at
   // would leave the requester to its idle timeout, which is the protocol's fallback).
   const slow = await UdpRelay.start({ target: { address: '127.0.0.1', port: second.port }, toClient: { rateMbit: 16, queueBytes: 64 << 20 } });
   try {
-    const alias = await call(reg.url, 'POST', '/v1/peers', { name: 'slow-owner2', port: slow.port, ip: '127.0.0.1' });
+    const alias = await register(reg.url, { name: 'slow-owner2', port: slow.port, ip: '127.0.0.1' });
     assert.equal(alias.status, 201, alias.text);
     const downloads = join(dir, 'dl-owner-stops');
     const get = startCli(['get', 'slow-owner2', 'big.bin', '--via', 'udp', '--registry', reg.url, '--downloads', downloads]);
@@ -132,7 +132,7 @@ test('a .part left by a killed UDP receive (marker present) resumes below its po
 test('a UDP get killed outright (SIGKILL) through a lossy link: the next get still ends byte-exact', async () => {
   const lossy = await UdpRelay.start({ target: { address: '127.0.0.1', port: owner.port }, toClient: { rateMbit: 16, lossPercent: 5, seed: 11 } });
   try {
-    const alias = await call(reg.url, 'POST', '/v1/peers', { name: 'lossy-owner', port: lossy.port, ip: '127.0.0.1' });
+    const alias = await register(reg.url, { name: 'lossy-owner', port: lossy.port, ip: '127.0.0.1' });
     assert.equal(alias.status, 201, alias.text);
     const downloads = join(dir, 'dl-killed');
     const get = startCli(['get', 'lossy-owner', 'big.bin', '--via', 'udp', '--registry', reg.url, '--downloads', downloads]);

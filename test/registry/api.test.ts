@@ -1,51 +1,14 @@
 // Every route and status code of SPEC section 3, on both stores, through real HTTP on port 0.
+// (Keys, challenges and proofs: keys.test.ts.)
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
-import { after, before, describe, test } from 'node:test';
-import { startRegistry, type RunningRegistry } from '../../src/registry/index';
-import { redisServerAvailable, startRedis, type TestRedis } from '../support/redis';
-import { bearer, call, sleep } from './http';
+import { before, describe, test } from 'node:test';
+import { PrivateKey } from '../../src/core/x25519';
+import type { RunningRegistry } from '../../src/registry/index';
+import { bearer, call, register, signedBody, sleep } from './http';
+import { errorCode, haveRedis, storeCases } from './stores';
 
-const haveRedis = redisServerAvailable();
-
-interface StoreCase {
-  store: 'memory' | 'redis';
-  /** Starts a fresh, isolated registry on this store. */
-  start(ttl?: number, host?: string): Promise<RunningRegistry>;
-}
-
-let redis: TestRedis | undefined;
-const running: RunningRegistry[] = [];
-
-const cases: StoreCase[] = [
-  { store: 'memory', start: (ttl = 30, host = '127.0.0.1') => track(startRegistry({ host, port: 0, ttl, stunPort: null })) },
-  {
-    store: 'redis',
-    start: (ttl = 30, host = '127.0.0.1') =>
-      track(startRegistry({ host, port: 0, ttl, stunPort: null, redisUrl: redis!.url, redisPrefix: `t-${randomUUID()}:` })),
-  },
-];
-
-async function track(p: Promise<RunningRegistry>): Promise<RunningRegistry> {
-  const r = await p;
-  running.push(r);
-  return r;
-}
-
-before(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-after(async () => {
-  await Promise.all(running.map((r) => r.close()));
-  await redis?.close();
-});
-
-function errorCode(json: any): string {
-  assert.equal(typeof json?.error?.message, 'string', `error shape: ${JSON.stringify(json)}`);
-  assert.match(json.error.code, /^[a-z]+(_[a-z]+)*$/);
-  return json.error.code;
-}
+const cases = storeCases();
 
 /** A non-loopback IPv4 address of this machine, to be a "remote" client of a 0.0.0.0 registry. */
 function externalIpv4(): string | undefined {
@@ -69,14 +32,15 @@ for (const c of cases) {
       assert.match(String(r.headers['content-type']), /^application\/json/);
     });
 
-    test('register, look up case-insensitively, 409 for anyone else, renew with the token', async () => {
-      const r = await call(reg.url, 'POST', '/v1/peers', { name: 'Alice', port: 4000, addresses: ['10.0.0.5'] });
+    test('register, look up case-insensitively with its publicKey, 409 for another key, a token on POST changes nothing', async () => {
+      const r = await register(reg.url, { name: 'Alice', port: 4000, addresses: ['10.0.0.5'] });
       assert.equal(r.status, 201);
       assert.equal(r.json.name, 'Alice');
       assert.equal(r.json.ttl, 30);
       assert.equal(r.json.observedAddress, '127.0.0.1');
       assert.match(r.json.token, /^[A-Za-z0-9_-]{20,}$/);
       const token: string = r.json.token;
+      const aliceKey = r.key.publicKey.toString('base64url');
 
       const g = await call(reg.url, 'GET', '/v1/peers/ALICE');
       assert.equal(g.status, 200);
@@ -85,24 +49,24 @@ for (const c of cases) {
       assert.equal(g.json.port, 4000);
       assert.deepEqual(g.json.addresses, ['10.0.0.5']);
       assert.equal(g.json.observedAddress, '127.0.0.1');
+      assert.equal(g.json.publicKey, aliceKey);
+      assert.match(g.json.publicKey, /^[A-Za-z0-9_-]{43}$/);
       assert.ok(Math.abs(Date.parse(g.json.lastSeen) - Date.now()) < 60_000);
 
-      const taken = await call(reg.url, 'POST', '/v1/peers', { name: 'alice', port: 4001 });
+      const other = PrivateKey.generate();
+      const taken = await register(reg.url, { name: 'alice', port: 4001 }, other);
       assert.equal(taken.status, 409);
       assert.equal(errorCode(taken.json), 'name_taken');
-      const wrong = await call(reg.url, 'POST', '/v1/peers', { name: 'alice', port: 4001 }, bearer('not-the-token'));
-      assert.equal(wrong.status, 409);
-
-      const renewed = await call(reg.url, 'POST', '/v1/peers', { name: 'alice', port: 4002, ip: '10.1.2.3' }, bearer(token));
-      assert.equal(renewed.status, 201);
-      assert.equal(renewed.json.token, token);
-      assert.equal(renewed.json.name, 'Alice', 'the name as first registered stays');
-      const g2 = await call(reg.url, 'GET', '/v1/peers/alice');
-      assert.equal(g2.json.port, 4002);
-      assert.equal(g2.json.ip, '10.1.2.3');
+      // Alice's own token on another key's registration: ignored, still 409.
+      const withToken = await call(reg.url, 'POST', '/v1/peers', await signedBody(reg.url, { name: 'alice', port: 4001 }, other), bearer(token));
+      assert.equal(withToken.status, 409);
+      const still = await call(reg.url, 'GET', '/v1/peers/alice');
+      assert.equal(still.json.port, 4000);
+      assert.equal(still.json.publicKey, aliceKey);
+      assert.equal((await call(reg.url, 'POST', '/v1/peers/alice/heartbeat', undefined, bearer(token))).status, 200, 'the owner keeps its token');
     });
 
-    test('400 for every kind of invalid registration', async () => {
+    test('400 for every kind of invalid registration, even correctly signed', async () => {
       const bodies: unknown[] = [
         {}, [], 'x', 42, null,
         { name: '', port: 1 }, { name: 'a'.repeat(33), port: 1 }, { name: 'bad name', port: 1 }, { name: 'é', port: 1 },
@@ -111,15 +75,17 @@ for (const c of cases) {
         { name: 'ok', port: 1, addresses: '10.0.0.1' }, { name: 'ok', port: 1, addresses: ['10.0.0.1', 'nope'] },
         { name: 'ok', port: 1, addresses: Array.from({ length: 9 }, (_, i) => `10.0.0.${i + 1}`) },
       ];
+      const key = PrivateKey.generate();
       for (const b of bodies) {
-        const r = await call(reg.url, 'POST', '/v1/peers', b);
-        assert.equal(r.status, 400, `body ${JSON.stringify(b)} -> ${r.status} ${r.text}`);
+        const signed = typeof b === 'object' && b !== null && !Array.isArray(b) ? await signedBody(reg.url, b as any, key) : b;
+        const r = await call(reg.url, 'POST', '/v1/peers', signed);
+        assert.equal(r.status, 400, `body ${JSON.stringify(signed)} -> ${r.status} ${r.text}`);
         assert.equal(errorCode(r.json), 'invalid_registration');
       }
       const malformed = await call(reg.url, 'POST', '/v1/peers', '{"name":', {}, { raw: true });
       assert.equal(malformed.status, 400);
       assert.equal(errorCode(malformed.json), 'malformed_json');
-      const eight = await call(reg.url, 'POST', '/v1/peers', { name: 'eight', port: 1, addresses: Array.from({ length: 8 }, (_, i) => `10.0.0.${i + 1}`) });
+      const eight = await register(reg.url, { name: 'eight', port: 1, addresses: Array.from({ length: 8 }, (_, i) => `10.0.0.${i + 1}`) }, key);
       assert.equal(eight.status, 201, 'eight addresses are allowed');
     });
 
@@ -159,7 +125,7 @@ for (const c of cases) {
     });
 
     test('heartbeat: 401 without token, 403 wrong token, 200 right token, 404 unknown', async () => {
-      const { json } = await call(reg.url, 'POST', '/v1/peers', { name: 'beat', port: 9 });
+      const { json } = await register(reg.url, { name: 'beat', port: 9 });
       const noToken = await call(reg.url, 'POST', '/v1/peers/beat/heartbeat');
       assert.equal(noToken.status, 401);
       assert.equal(errorCode(noToken.json), 'token_required');
@@ -176,7 +142,7 @@ for (const c of cases) {
     });
 
     test('delete: 401, 403, 204, then 404', async () => {
-      const { json } = await call(reg.url, 'POST', '/v1/peers', { name: 'leaver', port: 9 });
+      const { json } = await register(reg.url, { name: 'leaver', port: 9 });
       assert.equal((await call(reg.url, 'DELETE', '/v1/peers/leaver')).status, 401);
       assert.equal((await call(reg.url, 'DELETE', '/v1/peers/leaver', undefined, bearer('nope-nope'))).status, 403);
       const gone = await call(reg.url, 'DELETE', '/v1/peers/Leaver', undefined, bearer(json.token));
@@ -184,14 +150,19 @@ for (const c of cases) {
       assert.equal(gone.text, '');
       assert.equal((await call(reg.url, 'GET', '/v1/peers/leaver')).status, 404);
       assert.equal((await call(reg.url, 'DELETE', '/v1/peers/leaver', undefined, bearer(json.token))).status, 404);
-      const again = await call(reg.url, 'POST', '/v1/peers', { name: 'leaver', port: 9 });
-      assert.equal(again.status, 201, 'a deleted name is free again');
+      const again = await register(reg.url, { name: 'leaver', port: 9 });
+      assert.equal(again.status, 201, 'a deleted name is free again, for any key');
     });
 
     test('listing pages with an opaque cursor, filters by prefix, rejects bad parameters', async () => {
       const fresh = await c.start();
       const names = ['Bob', 'bea', 'Carl', 'dora', 'Dan', 'eve', 'Ed', 'frank'];
-      for (const name of names) assert.equal((await call(fresh.url, 'POST', '/v1/peers', { name, port: 1 })).status, 201);
+      const keys = new Map<string, string>();
+      for (const name of names) {
+        const r = await register(fresh.url, { name, port: 1 });
+        assert.equal(r.status, 201);
+        keys.set(name, r.key.publicKey.toString('base64url'));
+      }
       const seen: string[] = [];
       let cursor: string | null = null;
       let pages = 0;
@@ -202,6 +173,7 @@ for (const c of cases) {
         assert.ok(r.json.peers.length <= 3);
         for (const p of r.json.peers) {
           assert.equal(typeof p.lastSeen, 'string');
+          assert.equal(p.publicKey, keys.get(p.name), 'each entry carries its key');
           seen.push(p.name);
         }
         cursor = r.json.next;
@@ -232,26 +204,29 @@ for (const c of cases) {
 
     test('metrics: requests by route and status, registrations, live peers, store errors', async () => {
       const fresh = await c.start();
-      await call(fresh.url, 'POST', '/v1/peers', { name: 'm1', port: 1 });
-      await call(fresh.url, 'POST', '/v1/peers', { name: 'm1', port: 1 });
+      const m1 = await register(fresh.url, { name: 'm1', port: 1 });
+      await register(fresh.url, { name: 'm1', port: 1 });
+      await register(fresh.url, { name: 'm1', port: 2 }, m1.key);
       await call(fresh.url, 'GET', '/nowhere');
       const r = await call(fresh.url, 'GET', '/metrics');
       assert.equal(r.status, 200);
       assert.match(String(r.headers['content-type']), /^text\/plain/);
-      assert.match(r.text, /p2pshare_registry_requests_total\{method="POST",route="\/v1\/peers",status="201"\} 1\n/);
+      assert.match(r.text, /p2pshare_registry_requests_total\{method="POST",route="\/v1\/peers",status="201"\} 2\n/);
+      assert.match(r.text, /p2pshare_registry_requests_total\{method="GET",route="\/v1\/challenge",status="200"\} 3\n/);
       assert.match(r.text, /p2pshare_registry_requests_total\{method="POST",route="\/v1\/peers",status="409"\} 1\n/);
       assert.match(r.text, /p2pshare_registry_requests_total\{method="GET",route="unknown",status="404"\} 1\n/);
       assert.match(r.text, /p2pshare_registry_registrations_total 1\n/);
+      assert.match(r.text, /p2pshare_registry_reclaims_total 1\n/);
       assert.match(r.text, new RegExp(`p2pshare_registry_live_peers\\{store="${c.store}"\\} 1\\n`));
       assert.match(r.text, /p2pshare_registry_store_errors_total 0\n/);
     });
 
     test('a registration expires after its TTL and the name can be registered again', async () => {
       const short = await c.start(1);
-      const first = await call(short.url, 'POST', '/v1/peers', { name: 'brief', port: 1 });
+      const first = await register(short.url, { name: 'brief', port: 1 });
       assert.equal(first.status, 201);
       assert.equal(first.json.ttl, 1);
-      assert.equal((await call(short.url, 'POST', '/v1/peers', { name: 'brief', port: 2 })).status, 409);
+      assert.equal((await register(short.url, { name: 'brief', port: 2 })).status, 409);
       // A heartbeat within the TTL keeps it alive past its first deadline.
       await sleep(600);
       assert.equal((await call(short.url, 'POST', '/v1/peers/brief/heartbeat', undefined, bearer(first.json.token))).status, 200);
@@ -262,14 +237,14 @@ for (const c of cases) {
       assert.equal((await call(short.url, 'POST', '/v1/peers/brief/heartbeat', undefined, bearer(first.json.token))).status, 404);
       const list = await call(short.url, 'GET', '/v1/peers');
       assert.deepEqual(list.json.peers, []);
-      const second = await call(short.url, 'POST', '/v1/peers', { name: 'Brief', port: 2 });
+      const second = await register(short.url, { name: 'Brief', port: 2 });
       assert.equal(second.status, 201);
       assert.notEqual(second.json.token, first.json.token);
       assert.equal(second.json.name, 'Brief');
     });
 
     test('a loopback ip claimed by a loopback client is kept', async () => {
-      const r = await call(reg.url, 'POST', '/v1/peers', { name: 'local', port: 7, ip: '127.0.1.1', addresses: ['::1'] });
+      const r = await register(reg.url, { name: 'local', port: 7, ip: '127.0.1.1', addresses: ['::1'] });
       assert.equal(r.status, 201);
       const g = await call(reg.url, 'GET', '/v1/peers/local');
       assert.equal(g.json.ip, '127.0.1.1');
@@ -280,13 +255,13 @@ for (const c of cases) {
     test('a loopback ip claimed by a non-loopback client is replaced by the observed address', { skip: ext ? false : 'no non-loopback IPv4 interface on this machine' }, async () => {
       const wide = await c.start(30, '0.0.0.0');
       const base = `http://${ext}:${wide.port}`;
-      const r = await call(base, 'POST', '/v1/peers', { name: 'remote', port: 7, ip: '127.0.1.1', addresses: ['127.0.0.1', '10.9.8.7'] }, {}, { localAddress: ext! });
+      const r = await register(base, { name: 'remote', port: 7, ip: '127.0.1.1', addresses: ['127.0.0.1', '10.9.8.7'] }, undefined, { localAddress: ext! });
       assert.equal(r.status, 201);
       assert.equal(r.json.observedAddress, ext);
       const g = await call(base, 'GET', '/v1/peers/remote');
       assert.equal(g.json.ip, ext);
       assert.deepEqual(g.json.addresses, [ext, '10.9.8.7']);
-      const noIp = await call(base, 'POST', '/v1/peers', { name: 'remote2', port: 7 }, {}, { localAddress: ext! });
+      const noIp = await register(base, { name: 'remote2', port: 7 }, undefined, { localAddress: ext! });
       assert.equal(noIp.status, 201);
       assert.equal((await call(base, 'GET', '/v1/peers/remote2')).json.ip, ext);
     });

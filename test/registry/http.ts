@@ -1,5 +1,8 @@
-// A small HTTP client for the registry tests (node:http, so nothing hides status codes or bodies).
+// A small HTTP client for the registry tests (node:http, so nothing hides status codes or bodies),
+// and registrations signed with a key over a fresh challenge, as every registration must be.
 import { Agent, request } from 'node:http';
+import { PrivateKey } from '../../src/core/x25519';
+import { signRegistration, type RegistrationFields } from '../../src/registry/proof';
 
 export interface Reply {
   status: number;
@@ -56,4 +59,21 @@ export const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+type CallOptions = NonNullable<Parameters<typeof call>[5]>;
+
+/** A POST /v1/peers body for `fields` bound to `key`, proven over a challenge fetched from `base`. */
+export async function signedBody(base: string, fields: RegistrationFields, key: PrivateKey, opts: CallOptions = {}) {
+  const ch = await call(base, 'GET', '/v1/challenge', undefined, {}, opts);
+  if (ch.status !== 200) throw new Error(`GET /v1/challenge: ${ch.status} ${ch.text}`);
+  const body = signRegistration(key, ch.json, fields);
+  if (!body) throw new Error(`unusable challenge: ${ch.text}`);
+  return body;
+}
+
+/** Registers `fields` with `key` (a new one by default): the reply, and the key for later reclaims. */
+export async function register(base: string, fields: RegistrationFields, key = PrivateKey.generate(), opts: CallOptions = {}): Promise<Reply & { key: PrivateKey }> {
+  const body = await signedBody(base, fields, key, opts);
+  return { ...(await call(base, 'POST', '/v1/peers', body, {}, opts)), key };
 }

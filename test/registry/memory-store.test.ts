@@ -10,8 +10,8 @@ test('paging returns every live peer exactly once, in key order, for any limit a
     while (names.size < 500) names.add(Math.random().toString(36).slice(2, 2 + 1 + Math.floor(Math.random() * 6)));
     for (const name of names) {
       const r = await store.register({
-        record: { name, ip: '10.0.0.1', port: 1, addresses: [], observedAddress: '10.0.0.1', lastSeen: 0 },
-        newTokenHash: 'h', presentedTokenHash: null, ttlMs: 60_000,
+        record: { name, ip: '10.0.0.1', port: 1, addresses: [], observedAddress: '10.0.0.1', publicKey: `key-${name}`, lastSeen: 0 },
+        newTokenHash: 'h', ttlMs: 60_000, challenge: { id: `challenge-${name}`, expiresAt: Date.now() + 60_000 },
       });
       assert.equal(r.outcome, 'created');
     }

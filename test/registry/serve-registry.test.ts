@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startCli, runCli } from '../support/cli';
 import { freePort } from '../support/redis';
-import { call } from './http';
+import { call, register } from './http';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { Attr, decodeAddress, decodeStunMessage, encodeBindingRequest } from '../../src/registry/stun';
@@ -47,7 +47,7 @@ test('serve-registry --port 0 --stun-port 0 prints one ready line, serves, exits
     assert.equal(cli.stdout.trim().split('\n').length, 1, 'exactly one line on stdout');
     const h = await call(url, 'GET', '/healthz');
     assert.deepEqual(h.json, { status: 'ok', store: 'memory' });
-    assert.equal((await call(url, 'POST', '/v1/peers', { name: 'cli-peer', port: 1 })).status, 201);
+    assert.equal((await register(url, { name: 'cli-peer', port: 1 })).status, 201);
     const t0 = Date.now();
     const code = await cli.stop('SIGTERM');
     assert.equal(code, 0, cli.stderr);

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import { startRegistry, type RunningRegistry } from '../../src/registry/index';
 import { Attr, StunClass, decodeAddress, decodeStunMessage, encodeBindingRequest, type StunMessage } from '../../src/registry/stun';
 import { MAX_STUN_DATAGRAM_BYTES } from '../../src/registry/stun-server';
-import { call, sleep } from './http';
+import { call, register, sleep } from './http';
 import { seededRandom } from '../support/random';
 import { legacyRequest, mutateDatagram, withAttribute } from './stun-support';
 
@@ -206,7 +206,7 @@ test('fuzz: 24 000 random and mutated datagrams at the real port, then STUN and 
     await assertBinding(client, reg.stunPort!, '127.0.0.1', '127.0.0.1', 4);
     const h = await call(reg.url, 'GET', '/healthz');
     assert.deepEqual(h.json, { status: 'ok', store: 'memory' });
-    assert.equal((await call(reg.url, 'POST', '/v1/peers', { name: 'after-fuzz', port: 9 })).status, 201);
+    assert.equal((await register(reg.url, { name: 'after-fuzz', port: 9 })).status, 201);
   } finally {
     await fuzzer.close();
   }

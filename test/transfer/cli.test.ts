@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { runCli, tempDir, type RunningCli } from '../support/cli';
 import { UdpRelay } from '../support/relay';
-import { call } from '../registry/http';
+import { register } from '../registry/http';
 import { randomFile, registry, sha256, startPeer } from '../peer/support';
 
 let reg: Awaited<ReturnType<typeof registry>>;
@@ -82,7 +82,7 @@ test('through the relay (3 % loss, 5 ms delay each way) under an alias: byte-exa
     toTarget: { lossPercent: 3, delayMs: 5, seed: 6 },
   });
   try {
-    const alias = await call(reg.url, 'POST', '/v1/peers', { name: 'owner-via-relay', port: relay.port, ip: '127.0.0.1' });
+    const alias = await register(reg.url, { name: 'owner-via-relay', port: relay.port, ip: '127.0.0.1' });
     assert.equal(alias.status, 201, alias.text);
     const out = await get('owner-via-relay', 'lossy.bin', join(dir, 'dl-relay'), 'udp');
     assert.equal(await sha256(out.path), digests.get('lossy.bin'));
