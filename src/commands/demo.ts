@@ -5,8 +5,8 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from '../cli/command';
-import { stringOpt } from '../cli/command';
-import { CliError, ExitCode, UsageError } from '../cli/errors';
+import { stringOpt, usage } from '../cli/command';
+import { P2pError } from '../core/errors';
 import type { TransportName } from '../peer/control';
 import type { FetchEvent } from '../peer/control-server';
 import { fetchFile, listFiles, type FetchResult } from '../peer/fetch';
@@ -44,18 +44,17 @@ Options:
   async run(args) {
     const keep = stringOpt(args, 'keep');
     if (keep !== undefined && (await readdir(keep).catch(() => [])).length > 0) {
-      throw new UsageError(`demo: --keep ${keep}: the folder must be empty or missing`);
+      throw usage(`demo: --keep ${keep}: the folder must be empty or missing`);
     }
     const root = keep ? resolve(keep) : await mkdtemp(join(tmpdir(), 'p2pshare-demo-'));
     const stop = new AbortController();
-    const onSignal = () => stop.abort(new CliError(ExitCode.failed, 'demo interrupted'));
+    const onSignal = () => stop.abort(new P2pError('ABORTED', 'demo interrupted'));
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const timer = setTimeout(() => stop.abort(new CliError(ExitCode.failed, `demo did not finish within ${DEMO_TIMEOUT_MS / 1000} s`)), DEMO_TIMEOUT_MS);
+    const timer = setTimeout(() => stop.abort(new P2pError('TIMEOUT', `demo did not finish within ${DEMO_TIMEOUT_MS / 1000} s`)), DEMO_TIMEOUT_MS);
     const cleanup: Array<() => Promise<unknown>> = [];
     try {
       await abortable(runDemo(root, cleanup), stop.signal);
-      return ExitCode.ok;
     } catch (err) {
       // A fetch abandoned by a timeout or Ctrl+C may still hold a socket: never let it keep us.
       setTimeout(() => process.exit(), 2000).unref();

@@ -1,6 +1,5 @@
 import type { Command } from '../cli/command';
 import { boolOpt, registryOption, registryUrl } from '../cli/command';
-import { ExitCode } from '../cli/errors';
 import { listFiles, defaultVia } from '../peer/fetch';
 import type { ListEntry } from '../peer/control';
 import { RegistryClient } from '../registry/client';
@@ -26,7 +25,6 @@ Lists the files PEER shares: name, size, kind and how it would travel
       process.stdout.write(fileTable(files));
       if (files.length === 0) process.stderr.write(`${peer} shares no files\n`);
     }
-    return ExitCode.ok;
   },
 };
 

@@ -1,6 +1,5 @@
 import type { Command } from '../cli/command';
-import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt, untilSignalled } from '../cli/command';
-import { CliError, ExitCode, UsageError } from '../cli/errors';
+import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt, untilSignalled, usage } from '../cli/command';
 import { readyLine, runInteractive } from '../peer/interactive';
 import { Peer } from '../peer/peer';
 import { ShareIndex } from '../peer/share';
@@ -39,8 +38,8 @@ Options:
   async run(args) {
     const name = stringOpt(args, 'name');
     const interactive = !boolOpt(args, 'no-interactive') && process.stdin.isTTY === true && process.stdout.isTTY === true;
-    if (name === undefined && !interactive) throw new UsageError('peer: --name NAME is required (without a terminal, or with --no-interactive)');
-    if (name !== undefined && !isValidName(name)) throw new UsageError(`peer: invalid name '${name}' (1-32 letters, digits, '.', '_', '-')`);
+    if (name === undefined && !interactive) throw usage('peer: --name NAME is required (without a terminal, or with --no-interactive)');
+    if (name !== undefined && !isValidName(name)) throw usage(`peer: invalid name '${name}' (1-32 letters, digits, '.', '_', '-')`);
     const port = intOpt(args, 'port', 0, 0, 65535);
     const registry = registryUrl(args);
     const advertise = stringOpt(args, 'advertise');
@@ -49,7 +48,7 @@ Options:
     try {
       share = await ShareIndex.build(listOpt(args, 'share'));
     } catch (err) {
-      throw new CliError(ExitCode.usage, (err as Error).message);
+      throw usage((err as Error).message);
     }
     if (interactive) {
       return runInteractive({ name, registryUrl: registry, share, port, downloads, ...(advertise ? { advertise } : {}) });
@@ -59,7 +58,7 @@ Options:
 };
 
 /** Non-interactive mode: register, print the ready line, log fetches, serve until signalled. */
-async function serveOnly(o: { name: string; registryUrl: string; share: ShareIndex; port: number; advertise?: string }): Promise<number> {
+async function serveOnly(o: { name: string; registryUrl: string; share: ShareIndex; port: number; advertise?: string }): Promise<void> {
   const { name } = o;
   const peer = await Peer.start({
     ...o,
@@ -76,5 +75,4 @@ async function serveOnly(o: { name: string; registryUrl: string; share: ShareInd
   await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
   // A transfer cut short by the signal may still hold a timer or socket: never let it keep us.
   setTimeout(() => process.exit(), 1000).unref();
-  return ExitCode.ok;
 }

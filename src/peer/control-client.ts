@@ -1,7 +1,7 @@
 // Requester side of the control protocol: requests with IDs over one UDP socket, retried with
 // back-off; an owner that never answers is reported offline (exit 3) within about 4 s.
 import { randomInt } from 'node:crypto';
-import { CliError, ExitCode } from '../cli/errors';
+import { P2pError } from '../core/errors';
 import type { Endpoint, Remote } from '../transfer/endpoint';
 import { FrameType, PROTOCOL_VERSION, type Frame } from '../transfer/frame';
 import {
@@ -56,7 +56,7 @@ export class ControlClient {
     } finally {
       this.pending.delete(id);
     }
-    throw new CliError(ExitCode.peerUnavailable, `peer '${peerName}' is offline (no answer from ${to.address}:${to.port})`);
+    throw new P2pError('OFFLINE', `peer '${peerName}' is offline (no answer from ${to.address}:${to.port})`);
   }
 
   async list(to: Remote, peerName: string): Promise<ListEntry[]> {
@@ -65,7 +65,7 @@ export class ControlClient {
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
       const f = await this.request(FrameType.listRequest, encodeListRequest(start), to, peerName);
       const res = decodeListResponse(f.body);
-      if (!res) throw new CliError(ExitCode.failed, `peer '${peerName}' sent a malformed file list`);
+      if (!res) throw new P2pError('FAILED', `peer '${peerName}' sent a malformed file list`);
       entries.push(...res.entries);
       if (res.nextIndex === LIST_END || res.nextIndex <= start || res.entries.length === 0) break;
       start = res.nextIndex;
@@ -76,7 +76,7 @@ export class ControlClient {
   async get(to: Remote, peerName: string, req: GetRequest): Promise<GetResponse> {
     const f = await this.request(FrameType.getRequest, encodeGetRequest(req), to, peerName);
     const res = decodeGetResponse(f.body);
-    if (!res) throw new CliError(ExitCode.failed, `peer '${peerName}' sent a malformed answer`);
+    if (!res) throw new P2pError('FAILED', `peer '${peerName}' sent a malformed answer`);
     return res;
   }
 
@@ -87,7 +87,7 @@ export class ControlClient {
   }
 }
 
-function versionError(f: Frame, peerName: string): CliError {
+function versionError(f: Frame, peerName: string): P2pError {
   const range = f.body.length >= 2 ? `${f.body[0]}-${f.body[1]}` : 'unknown';
-  return new CliError(ExitCode.failed, `peer '${peerName}' speaks protocol versions ${range}; this p2pshare speaks ${PROTOCOL_VERSION}`);
+  return new P2pError('INCOMPATIBLE_VERSION', `peer '${peerName}' speaks protocol versions ${range}; this p2pshare speaks ${PROTOCOL_VERSION}`);
 }

@@ -1,7 +1,7 @@
 // Fetching one file from a named peer: look it up, ask for its list, request the file over TCP
 // or UDP, write the .part, verify, link into place. Used by `get` and the interactive loop.
 import { randomInt } from 'node:crypto';
-import { CliError, ExitCode } from '../cli/errors';
+import { P2pError } from '../core/errors';
 import type { RegistryClient } from '../registry/client';
 import { Endpoint, type Remote } from '../transfer/endpoint';
 import { finish, openPart, verifyPart } from '../transfer/download';
@@ -60,7 +60,7 @@ export async function listFiles(registry: RegistryClient, peer: string): Promise
 }
 
 export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
-  if (!isValidSharedName(o.file)) throw new CliError(ExitCode.noSuchFile, `no such file on ${o.peer}: '${o.file}'`);
+  if (!isValidSharedName(o.file)) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${o.file}'`);
   const to = await locate(o.registry, o.peer);
   // One UDP socket for the whole exchange (SPEC section 5: NAT-ready).
   const endpoint = await Endpoint.bind(0);
@@ -71,7 +71,7 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
     // fresh list has the new digest: ask once more before telling the user.
     for (let attempt = 1; ; attempt++) {
       const entry = (await control.list(to, o.peer)).find((e) => e.name === o.file);
-      if (!entry) throw new CliError(ExitCode.noSuchFile, `no such file on ${o.peer}: '${o.file}'`);
+      if (!entry) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${o.file}'`);
       const res = await fetchEntry(o, control, endpoint, to, entry);
       if (res !== 'changed') return res;
       if (attempt === 2) throw refusal(GetStatus.changed, o.peer, entry.name);
@@ -120,7 +120,7 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
       await udpDone;
     }
     if (!(await verifyPart(part.path, entry.sha256))) {
-      throw new CliError(ExitCode.failed, `integrity check failed for ${entry.name}: SHA-256 differs from the owner's; the partial file was removed`);
+      throw new P2pError('INTEGRITY', `integrity check failed for ${entry.name}: SHA-256 differs from the owner's; the partial file was removed`);
     }
     const path = await finish(part.path, o.downloads, entry.name);
     return {
@@ -134,26 +134,26 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
       resumedFrom: part.offset,
     };
   } catch (err) {
-    if (err instanceof CliError) throw err;
-    if (o.signal?.aborted) throw new CliError(ExitCode.failed, `interrupted: ${entry.name} not finished; the partial file is kept, run again to resume`, { cause: err });
-    throw new CliError(ExitCode.failed, `transfer of ${entry.name} from ${o.peer} failed: ${(err as Error).message} (partial file kept; run again to resume)`, { cause: err });
+    if (err instanceof P2pError) throw err;
+    if (o.signal?.aborted) throw new P2pError('ABORTED', `interrupted: ${entry.name} not finished; the partial file is kept, run again to resume`, { cause: err });
+    throw new P2pError('FAILED', `transfer of ${entry.name} from ${o.peer} failed: ${(err as Error).message} (partial file kept; run again to resume)`, { cause: err });
   } finally {
     await udpDone?.catch(() => {}); // a cancelled receive first cuts the .part to its hole-free prefix
     await part.release();
   }
 }
 
-function refusal(status: GetStatus, peer: string, name: string): CliError {
+function refusal(status: GetStatus, peer: string, name: string): P2pError {
   switch (status) {
     case GetStatus.notFound:
-      return new CliError(ExitCode.noSuchFile, `no such file on ${peer}: '${name}'`);
+      return new P2pError('NO_SUCH_FILE', `no such file on ${peer}: '${name}'`);
     case GetStatus.busy:
-      return new CliError(ExitCode.failed, `peer '${peer}' is busy; try again in a moment`);
+      return new P2pError('BUSY', `peer '${peer}' is busy; try again in a moment`);
     case GetStatus.changed:
-      return new CliError(ExitCode.failed, `${name} changed on ${peer} while being fetched; run again`);
+      return new P2pError('FAILED', `${name} changed on ${peer} while being fetched; run again`);
     case GetStatus.badRequest:
-      return new CliError(ExitCode.failed, `peer '${peer}' refused the request as malformed (incompatible version?)`);
+      return new P2pError('FAILED', `peer '${peer}' refused the request as malformed (incompatible version?)`);
     default:
-      return new CliError(ExitCode.failed, `peer '${peer}' could not serve ${name} (status ${status})`);
+      return new P2pError('FAILED', `peer '${peer}' could not serve ${name} (status ${status})`);
   }
 }

@@ -3,7 +3,7 @@
 // while serving others the whole time. Ctrl+C at any point unregisters and resolves 0.
 import { basename } from 'node:path';
 import prompts from 'prompts';
-import { CliError, ExitCode } from '../cli/errors';
+import { P2pError } from '../core/errors';
 import { RegistryClient } from '../registry/client';
 import { isValidName, nameKey } from '../registry/names';
 import { formatBytes } from '../ui/format';
@@ -90,7 +90,7 @@ function eraseRows(text: string, columns: number | undefined): string {
   return '\x1b[2K' + '\x1b[1A\x1b[2K'.repeat(rows - 1) + '\r';
 }
 
-export async function runInteractive(o: InteractiveOptions): Promise<number> {
+export async function runInteractive(o: InteractiveOptions): Promise<void> {
   const out = process.stdout;
   const c = colors(out);
   const announcer = new Announcer(out);
@@ -108,7 +108,7 @@ export async function runInteractive(o: InteractiveOptions): Promise<number> {
     const ask: Ask = (question, onEscape) => askOne(question, announcer, stop.signal, onEscape);
     let onFetch: (e: FetchEvent) => void = () => {};
     peer = await register(o, ask, (e) => onFetch(e), (line) => announcer.line(c.yellow(line)), stop.signal);
-    if (!peer) return ExitCode.ok;
+    if (!peer) return;
     onFetch = (e) => announcer.line(c.dim(describeFetch(e)));
     out.write(`${readyLine(peer, o.share)}\n`);
     const serving = o.share.list().length ? 'others can fetch your files while you browse; ' : '';
@@ -145,7 +145,6 @@ export async function runInteractive(o: InteractiveOptions): Promise<number> {
         out.write(`${c.red('✖')} ${oneLine(err)}\n`);
       }
     }
-    return ExitCode.ok;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -212,7 +211,7 @@ async function register(
       }
       return peer;
     } catch (err) {
-      if (err instanceof CliError && err.exitCode === ExitCode.peerUnavailable) {
+      if (err instanceof P2pError && err.code === 'NAME_TAKEN') {
         process.stdout.write(`The name '${name}' is taken; choose another.\n`);
         name = undefined;
         continue;

@@ -2,7 +2,7 @@
 // and its registration kept alive (heartbeat well inside the TTL, re-registration when the
 // registry forgot it, serving on while the registry is unreachable).
 import type net from 'node:net';
-import { CliError, ExitCode } from '../cli/errors';
+import { P2pError } from '../core/errors';
 import { RegistryClient, RegistryHttpError } from '../registry/client';
 import { Endpoint } from '../transfer/endpoint';
 import { closeTcpServer, createTcpServer } from '../transfer/tcp-server';
@@ -54,7 +54,7 @@ export class Peer {
     } catch (err) {
       await peer.close();
       if (err instanceof RegistryHttpError && err.status === 409) {
-        throw new CliError(ExitCode.peerUnavailable, `the name '${o.name}' is taken; choose another with --name`);
+        throw new P2pError('NAME_TAKEN', `the name '${o.name}' is taken; choose another with --name`);
       }
       throw err;
     }
@@ -123,7 +123,7 @@ async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.
     try {
       endpoint = await Endpoint.bind(o.port, '0.0.0.0');
     } catch (err) {
-      throw new CliError(ExitCode.failed, `cannot use UDP port ${o.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new P2pError('FAILED', `cannot use UDP port ${o.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     const udp = udpTransport(endpoint);
     const control = new ControlServer(endpoint, o.share, {
@@ -146,7 +146,7 @@ async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.
       control.close();
       await endpoint.close();
       if (o.port !== 0 || attempt >= 20) {
-        throw new CliError(ExitCode.failed, `cannot use TCP port ${endpoint.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw new P2pError('FAILED', `cannot use TCP port ${endpoint.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
     }
   }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { CliError, ExitCode } from '../../src/cli/errors';
+import { P2pError } from '../../src/core/errors';
 import { encodeListRequest } from '../../src/peer/control';
 import { ControlClient } from '../../src/peer/control-client';
 import { Endpoint } from '../../src/transfer/endpoint';
@@ -51,8 +51,8 @@ test('a requester asking a peer that speaks only version 2 fails at once with on
       () => assert.fail('listing a version-2 peer must fail'),
       (e: unknown) => e,
     );
-    assert.ok(err instanceof CliError);
-    assert.equal(err.exitCode, ExitCode.failed);
+    assert.ok(err instanceof P2pError);
+    assert.equal(err.code, 'INCOMPATIBLE_VERSION'); // exit 1
     assert.match(err.message, /speaks protocol versions 2-3; this p2pshare speaks 1/);
     assert.ok(Date.now() - started < 3000, 'answered on the first try, not after every retry');
   } finally {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { CliError, ExitCode } from '../../src/cli/errors';
+import { P2pError } from '../../src/core/errors';
 import { RegistryClient } from '../../src/registry/client';
 import { startRegistry, type RunningRegistry } from '../../src/registry/index';
 
@@ -44,8 +44,8 @@ test('an answer that never ends is cut off: one line, exit 5, memory not filled'
   try {
     const rssBefore = process.memoryUsage().rss;
     await assert.rejects(new RegistryClient(url).list(), (err: unknown) => {
-      assert.ok(err instanceof CliError);
-      assert.equal(err.exitCode, ExitCode.registryUnavailable);
+      assert.ok(err instanceof P2pError);
+      assert.equal(err.code, 'REGISTRY_UNAVAILABLE'); // exit 5
       assert.doesNotMatch(err.message, /\n/);
       assert.match(err.message, /too large/);
       return true;
