@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from '../cli/command';
 import { stringOpt, usage } from '../cli/command';
+import { abortable } from '../core/async';
 import { P2pError } from '../core/errors';
 import type { TransportName } from '../peer/control';
 import type { FetchEvent } from '../peer/control-server';
@@ -174,14 +175,4 @@ class OwnerLog {
       this.waiters.set(name, done);
     });
   }
-}
-
-/** Resolves like `p`, or rejects with the signal's reason once it aborts. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolvePromise, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolvePromise, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

@@ -3,7 +3,7 @@
 import type { Endpoint, Remote } from '../transfer/endpoint';
 import { FrameType, type Frame } from '../transfer/frame';
 import { chunkBytesFor } from '../transfer/udp/index';
-import { normalizeIp } from '../registry/names';
+import { normalizeIp } from '../core/addresses';
 import {
   decodeGetRequest,
   decodeListRequest,

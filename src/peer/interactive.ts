@@ -3,6 +3,7 @@
 // while serving others the whole time. Ctrl+C at any point unregisters and resolves 0.
 import { basename } from 'node:path';
 import prompts from 'prompts';
+import { abortable } from '../core/async';
 import { P2pError } from '../core/errors';
 import { RegistryClient } from '../registry/client';
 import { isValidName, nameKey } from '../registry/names';
@@ -124,7 +125,7 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
       }
       let entries: ListEntry[];
       try {
-        entries = await withAbort(listFiles(registry, owner), stop.signal);
+        entries = await abortable(listFiles(registry, owner), stop.signal);
       } catch (err) {
         if (stop.signal.aborted) break;
         out.write(`${c.red('✖')} ${oneLine(err)}\n`);
@@ -276,7 +277,7 @@ async function fetchAndShow(registry: RegistryClient, owner: string, entry: List
   const progress = createProgress({ stream: process.stderr, label: `${printable(entry.name)} via ${via.toUpperCase()}`, total: entry.size });
   let res;
   try {
-    res = await withAbort(
+    res = await abortable(
       fetchFile({ registry, peer: owner, file: entry.name, via, downloads, onProgress: (n) => progress.update(n), signal }),
       signal,
     );
@@ -290,16 +291,6 @@ async function fetchAndShow(registry: RegistryClient, owner: string, entry: List
     const size = await imageSizeOfFile(res.path).catch(() => null);
     if (size) out.write(c.dim(`${printable(basename(res.path))}: ${size.width} × ${size.height}\n`));
   }
-}
-
-/** Resolves like `p`, or rejects as soon as `signal` aborts (p then winds down unobserved). */
-function withAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error('stopped'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('stopped'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 function oneLine(err: unknown): string {

@@ -2,6 +2,7 @@
 // and its registration kept alive (heartbeat well inside the TTL, re-registration when the
 // registry forgot it, serving on while the registry is unreachable).
 import type net from 'node:net';
+import { listening } from '../core/async';
 import { P2pError } from '../core/errors';
 import { RegistryClient, RegistryHttpError } from '../registry/client';
 import { Endpoint } from '../transfer/endpoint';
@@ -134,13 +135,7 @@ async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.
     });
     const tcp = createTcpServer(control);
     try {
-      await new Promise<void>((resolve, reject) => {
-        tcp.once('error', reject);
-        tcp.listen(endpoint.port, '0.0.0.0', () => {
-          tcp.off('error', reject);
-          resolve();
-        });
-      });
+      await listening(tcp, (done) => tcp.listen(endpoint.port, '0.0.0.0', done));
       return { endpoint, tcp, control };
     } catch (err) {
       control.close();

@@ -1,9 +1,9 @@
 // The share list: which files this peer serves, under which names, with size, SHA-256 and kind.
 // Only names in this index are ever served; a file changed on disk is re-hashed before serving.
-import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
+import { sha256File } from '../core/hash';
 import { imageSizeOfFile } from '../ui/image-info';
 
 export type FileKind = 'text' | 'image' | 'other';
@@ -41,12 +41,6 @@ export function isValidSharedName(name: string): boolean {
   if (name.length === 0 || Buffer.byteLength(name) > MAX_SHARED_NAME_BYTES) return false;
   if (name.includes('\0') || name.includes('\\') || name.startsWith('/')) return false;
   return name.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 interface Candidate {

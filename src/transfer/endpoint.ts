@@ -2,6 +2,7 @@
 // by type. Control (peer/) and UDP transfers (transfer/udp/) both sit on top of it, so the owner
 // answers and sends everything from its one port (SPEC section 5, NAT-ready).
 import dgram from 'node:dgram';
+import { listening } from '../core/async';
 import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, type Frame } from './frame';
 
 export interface Remote {
@@ -52,13 +53,7 @@ export class Endpoint {
   /** Binds a UDP socket (IPv4; port 0 picks a free one). */
   static async bind(port = 0, host = '0.0.0.0', bufferBytes = 4 * 1024 * 1024): Promise<Endpoint> {
     const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: bufferBytes, sendBufferSize: bufferBytes });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(port, host, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
+    await listening(socket, (done) => socket.bind(port, host, done));
     return new Endpoint(socket);
   }
 

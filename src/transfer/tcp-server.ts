@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream';
 import { decodeTcpHello, encodeTcpReply, TCP_HELLO_BYTES, TcpStatus } from '../peer/control';
 import type { TcpTicket } from '../peer/control-server';
 import type { Remote } from './endpoint';
-import { normalizeIp } from '../registry/names';
+import { normalizeIp } from '../core/addresses';
 
 export interface TcpServerHooks {
   takeTicket(sessionId: number, fromAddress: string): TcpTicket | undefined;

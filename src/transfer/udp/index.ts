@@ -1,6 +1,7 @@
 // Reliable UDP transfers on one Endpoint (PROTOCOL.md section 6): routes DATA, ACK, DONE and
 // ABORT frames to the session they belong to, by session ID and the exact remote address;
 // anything else (stale sessions, strangers, malformed bodies) is dropped and counted.
+import { onAbortSignal } from '../../core/async';
 import type { Endpoint, Remote } from '../endpoint';
 import { FrameType, type Frame } from '../frame';
 import { AbortReason, abortReasonText, encodeAbort, decodeAbort, decodeAck, decodeData, decodeDone, encodeDone, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, safeSend } from './packets';
@@ -198,13 +199,4 @@ export class UdpTransfers {
 
 function validRange(offset: number, size: number): boolean {
   return Number.isSafeInteger(offset) && Number.isSafeInteger(size) && offset >= 0 && offset <= size;
-}
-
-/** Runs `abort` when `signal` fires before `done` settles; one long-lived signal may serve many sessions. */
-function onAbortSignal(signal: AbortSignal | undefined, abort: () => void, done: Promise<unknown>): void {
-  if (!signal) return;
-  if (signal.aborted) return void setImmediate(abort);
-  signal.addEventListener('abort', abort, { once: true });
-  const forget = () => signal.removeEventListener('abort', abort);
-  done.then(forget, forget);
 }
