@@ -8,7 +8,7 @@ import { P2pError } from '../core/errors';
 import { RegistryClient } from '../registry/client';
 import { isValidName, nameKey } from '../registry/names';
 import { formatBytes } from '../ui/format';
-import { imageSizeOfFile } from '../ui/image-info';
+import { imageSizeOfFile } from '../media/image-info';
 import { colors } from '../ui/output';
 import { showPreview } from '../ui/preview';
 import { fetchSummaryLine } from '../ui/result';

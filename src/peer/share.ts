@@ -4,7 +4,7 @@ import type { Stats } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { sha256File } from '../core/hash';
-import { imageSizeOfFile } from '../ui/image-info';
+import { imageSizeOfFile } from '../media/image-info';
 
 export type FileKind = 'text' | 'image' | 'other';
 
