@@ -8,7 +8,7 @@ import type { Command } from '../cli/command';
 import { stringOpt, usage } from '../cli/command';
 import { abortable } from '../core/async';
 import { P2pError } from '../core/errors';
-import type { TransportName } from '../peer/control';
+import type { TransportName } from '../wire/control';
 import type { FetchEvent } from '../peer/control-server';
 import { fetchFile, listFiles, type FetchResult } from '../peer/fetch';
 import { describeFetch } from '../peer/interactive';

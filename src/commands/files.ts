@@ -1,7 +1,7 @@
 import type { Command } from '../cli/command';
 import { boolOpt, registryOption, registryUrl } from '../cli/command';
 import { listFiles, defaultVia } from '../peer/fetch';
-import type { ListEntry } from '../peer/control';
+import type { ListEntry } from '../wire/control';
 import { RegistryClient } from '../registry/client';
 import { formatBytes } from '../ui/format';
 import { displayWidth, padToWidth, printable } from '../ui/text';

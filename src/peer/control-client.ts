@@ -3,7 +3,7 @@
 import { randomInt } from 'node:crypto';
 import { P2pError } from '../core/errors';
 import type { Endpoint, Remote } from '../transfer/endpoint';
-import { FrameType, PROTOCOL_VERSION, type Frame } from '../transfer/frame';
+import { FrameType, PROTOCOL_VERSION, type Frame } from '../wire/frame';
 import {
   decodeGetResponse,
   decodeListResponse,
@@ -13,7 +13,7 @@ import {
   type GetRequest,
   type GetResponse,
   type ListEntry,
-} from './control';
+} from '../wire/control';
 
 /** Wait after each try: 3 tries, 3.5 s in all. */
 export const RETRY_DELAYS_MS = [500, 1000, 2000];

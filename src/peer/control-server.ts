@@ -1,7 +1,7 @@
 // Owner side of the control protocol: answers LIST and GET from the peer's one UDP port, hands
 // out one-shot TCP tickets, starts UDP sends, and says "busy" past its transfer limit.
 import type { Endpoint, Remote } from '../transfer/endpoint';
-import { FrameType, type Frame } from '../transfer/frame';
+import { FrameType, type Frame } from '../wire/frame';
 import { chunkBytesFor } from '../transfer/udp/index';
 import { normalizeIp } from '../core/addresses';
 import {
@@ -12,7 +12,7 @@ import {
   GetStatus,
   type GetRequest,
   type ListEntry,
-} from './control';
+} from '../wire/control';
 import type { ShareIndex, SharedFile } from './share';
 
 /** What the owner needs of the UDP transport (src/transfer/udp). */

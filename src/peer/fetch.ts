@@ -6,9 +6,9 @@ import type { RegistryClient } from '../registry/client';
 import { Endpoint, type Remote } from '../transfer/endpoint';
 import { finish, openPart, verifyPart } from '../transfer/download';
 import { fetchOverTcp } from '../transfer/tcp-client';
-import { GetStatus, type ListEntry, type TransportName } from './control';
+import { GetStatus, type ListEntry, type TransportName } from '../wire/control';
 import { ControlClient } from './control-client';
-import { isValidSharedName } from './share';
+import { isValidSharedName } from '../wire/shared-file';
 import { DEFAULT_MAX_PAYLOAD, udpTransport } from './udp';
 
 export type Via = 'auto' | TransportName;

@@ -14,7 +14,7 @@ import { showPreview } from '../ui/preview';
 import { fetchSummaryLine } from '../ui/result';
 import { displayWidth, padToWidth, printable, truncateToWidth } from '../ui/text';
 import { createProgress } from '../ui/progress';
-import type { ListEntry, TransportName } from './control';
+import type { ListEntry, TransportName } from '../wire/control';
 import type { FetchEvent } from './control-server';
 import { defaultVia, fetchFile, listFiles } from './fetch';
 import { Peer, type PeerOptions } from './peer';

@@ -3,7 +3,7 @@
 // answers and sends everything from its one port (SPEC section 5, NAT-ready).
 import dgram from 'node:dgram';
 import { listening } from '../core/async';
-import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, type Frame } from './frame';
+import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, type Frame } from '../wire/frame';
 
 export interface Remote {
   address: string;
@@ -141,5 +141,14 @@ export class Endpoint {
     if (now - this.lastVersionReply < 100 || frame.type === FrameType.versionNotSupported) return;
     this.lastVersionReply = now;
     this.send(FrameType.versionNotSupported, frame.id, Buffer.from([PROTOCOL_VERSION, PROTOCOL_VERSION]), to);
+  }
+}
+
+/** Sends a frame unless the socket is already closed (a late timer after the exchange ended). */
+export function safeSend(endpoint: Endpoint, type: number, id: number, body: Uint8Array, to: Remote): void {
+  try {
+    endpoint.send(type, id, body, to);
+  } catch {
+    // ERR_SOCKET_DGRAM_NOT_RUNNING: nobody is listening for this any more
   }
 }

@@ -3,7 +3,7 @@
 import { createReadStream } from 'node:fs';
 import net from 'node:net';
 import { pipeline } from 'node:stream';
-import { decodeTcpHello, encodeTcpReply, TCP_HELLO_BYTES, TcpStatus } from '../peer/control';
+import { decodeTcpHello, encodeTcpReply, TCP_HELLO_BYTES, TcpStatus } from '../wire/tcp';
 import type { TcpTicket } from '../peer/control-server';
 import type { Remote } from './endpoint';
 import { normalizeIp } from '../core/addresses';

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { ControlClient } from '../../src/peer/control-client';
-import { encodeGetRequest, encodeListRequest } from '../../src/peer/control';
+import { encodeGetRequest, encodeListRequest } from '../../src/wire/control';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
 import { RegistryClient } from '../../src/registry/client';
 import { Endpoint } from '../../src/transfer/endpoint';
-import { encodeFrame, FrameType } from '../../src/transfer/frame';
+import { encodeFrame, FrameType } from '../../src/wire/frame';
 import { runCli, startCli, tempDir } from '../support/cli';
 import { randomFile, registry, sha256, startPeer } from './support';
 

@@ -4,7 +4,7 @@ import { pbkdf2 } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { GetStatus } from '../../src/peer/control';
+import { GetStatus } from '../../src/wire/control';
 import { ControlClient } from '../../src/peer/control-client';
 import { Endpoint } from '../../src/transfer/endpoint';
 import { fetchOverTcp } from '../../src/transfer/tcp-client';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { GetStatus } from '../../src/peer/control';
+import { GetStatus } from '../../src/wire/control';
 import { ControlClient } from '../../src/peer/control-client';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';

@@ -6,10 +6,10 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { P2pError } from '../../src/core/errors';
-import { encodeListRequest } from '../../src/peer/control';
+import { encodeListRequest } from '../../src/wire/control';
 import { ControlClient } from '../../src/peer/control-client';
 import { Endpoint } from '../../src/transfer/endpoint';
-import { decodeFrame, encodeFrame, FrameType } from '../../src/transfer/frame';
+import { decodeFrame, encodeFrame, FrameType } from '../../src/wire/frame';
 
 test('a frame of version 2 is answered with VERSION_NOT_SUPPORTED listing version 1, at most 10 a second', async () => {
   const peer = await Endpoint.bind(0, '127.0.0.1');

@@ -6,8 +6,8 @@ import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Endpoint } from '../../src/transfer/endpoint';
-import { encodeFrame, FrameType } from '../../src/transfer/frame';
-import { encodeData } from '../../src/transfer/udp/packets';
+import { encodeFrame, FrameType } from '../../src/wire/frame';
+import { encodeData } from '../../src/wire/transfer';
 import { tempDir } from '../support/cli';
 import { pair, randomFile, sessionId, sha256, transfer } from './support';
 

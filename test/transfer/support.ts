@@ -3,7 +3,7 @@
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { Endpoint, type Remote } from '../../src/transfer/endpoint';
-import { FrameType } from '../../src/transfer/frame';
+import { FrameType } from '../../src/wire/frame';
 import { UdpTransfers } from '../../src/transfer/udp/index';
 import { UdpRelay, type Impairment } from '../support/relay';
 import { randomFile, sha256 } from '../peer/support';

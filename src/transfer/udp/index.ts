@@ -2,9 +2,9 @@
 // ABORT frames to the session they belong to, by session ID and the exact remote address;
 // anything else (stale sessions, strangers, malformed bodies) is dropped and counted.
 import { onAbortSignal } from '../../core/async';
-import type { Endpoint, Remote } from '../endpoint';
-import { FrameType, type Frame } from '../frame';
-import { AbortReason, abortReasonText, encodeAbort, decodeAbort, decodeAck, decodeData, decodeDone, encodeDone, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, safeSend } from './packets';
+import { FrameType, type Frame } from '../../wire/frame';
+import { AbortReason, abortReasonText, encodeAbort, decodeAbort, decodeAck, decodeData, decodeDone, encodeDone, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES } from '../../wire/transfer';
+import { safeSend, type Endpoint, type Remote } from '../endpoint';
 import { Receiver, type ReceiveResult } from './receiver';
 
 export type { ReceiveResult };

@@ -3,9 +3,9 @@
 // advertises a window of free write slots (a slow disk slows the sender), and says DONE once
 // every byte is written and fsynced. Memory: one byte per chunk plus the pending writes.
 import { promises as fsp, constants as fsc } from 'node:fs';
-import type { Endpoint, Remote } from '../endpoint';
-import { FrameType } from '../frame';
-import { AbortReason, encodeAbort, encodeAck, encodeDone, MAX_ACK_RANGES, safeSend, type DataPacket, type PnRange } from './packets';
+import { FrameType } from '../../wire/frame';
+import { AbortReason, encodeAbort, encodeAck, encodeDone, MAX_ACK_RANGES, type DataPacket, type PnRange } from '../../wire/transfer';
+import { safeSend, type Endpoint, type Remote } from '../endpoint';
 
 const ACK_EVERY_PACKETS = 8;
 const ACK_DELAY_MS = 2;

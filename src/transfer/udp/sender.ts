@@ -3,9 +3,10 @@
 // retransmission timer, retransmission of exactly the missing chunks under new packet numbers,
 // and BBR-like rate control (rate.ts). Memory: a ring of in-flight packets, one byte per chunk
 // for "acknowledged", and two read batches (reader.ts) — independent of the file's size otherwise.
-import type { Endpoint, Remote } from '../endpoint';
-import { FrameType } from '../frame';
-import { AbortReason, encodeAbort, encodeDataFrame, nowUs, safeSend, type AckPacket } from './packets';
+import { nowUs } from '../../core/clock';
+import { FrameType } from '../../wire/frame';
+import { AbortReason, encodeAbort, encodeDataFrame, type AckPacket } from '../../wire/transfer';
+import { safeSend, type Endpoint, type Remote } from '../endpoint';
 import { INITIAL_WINDOW_PACKETS, RateControl } from './rate';
 import { ChunkReader } from './reader';
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { decodeFrame, encodeFrame, FrameType, MAX_DATAGRAM_BYTES } from '../../src/transfer/frame';
+import { decodeFrame, encodeFrame, FrameType, MAX_DATAGRAM_BYTES } from '../../src/wire/frame';
 import {
   ACK_FIXED_BYTES,
   DATA_HEADER_BYTES,
@@ -18,7 +18,7 @@ import {
   encodeData,
   encodeDataFrame,
   encodeDone,
-} from '../../src/transfer/udp/packets';
+} from '../../src/wire/transfer';
 import { chunkBytesFor, DEFAULT_MAX_PAYLOAD } from '../../src/transfer/udp/index';
 import { seededRandom } from '../support/random';
 

@@ -7,17 +7,16 @@ import {
   decodeGetResponse,
   decodeListRequest,
   decodeListResponse,
-  decodeTcpHello,
-  decodeTcpReply,
   encodeGetRequest,
   encodeGetResponse,
   encodeListResponse,
   GetStatus,
   LIST_END,
   type ListEntry,
-} from '../../src/peer/control';
-import { decodeFrame, encodeFrame, FrameType, MAX_DATAGRAM_BYTES } from '../../src/transfer/frame';
-import { isValidSharedName } from '../../src/peer/share';
+} from '../../src/wire/control';
+import { decodeFrame, encodeFrame, FrameType, MAX_DATAGRAM_BYTES } from '../../src/wire/frame';
+import { isValidSharedName } from '../../src/wire/shared-file';
+import { decodeTcpHello, decodeTcpReply } from '../../src/wire/tcp';
 
 const digest = 'ab'.repeat(32);
 

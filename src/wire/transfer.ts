@@ -8,7 +8,7 @@
 // DONE  0x12: empty (receiver -> sender: every byte is on disk and fsynced)
 // ABORT 0x13: u8 reason (either direction)
 import { crc32 } from 'node:zlib';
-import { FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_OVERHEAD, FrameType, MAX_DATAGRAM_BYTES, PROTOCOL_VERSION } from '../frame';
+import { FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_OVERHEAD, FrameType, MAX_DATAGRAM_BYTES, PROTOCOL_VERSION } from './frame';
 
 export const DATA_HEADER_BYTES = 12;
 export const ACK_FIXED_BYTES = 17;
@@ -160,20 +160,6 @@ export function decodeAbort(body: Buffer): number | null {
   return body.length === 1 ? body.readUInt8(0) : null;
 }
 
-/** Microseconds since an arbitrary origin, mod 2^32 (wraps every ~71 minutes; only differences matter). */
-export function nowUs(): number {
-  return Math.floor(performance.now() * 1000) >>> 0;
-}
-
 function clampU32(v: number): number {
   return Math.max(0, Math.min(0xffffffff, Math.floor(v)));
-}
-
-/** Sends a frame unless the socket is already closed (a late timer after the exchange ended). */
-export function safeSend(endpoint: { send(type: number, id: number, body: Uint8Array, to: { address: string; port: number }): void }, type: number, id: number, body: Uint8Array, to: { address: string; port: number }): void {
-  try {
-    endpoint.send(type, id, body, to);
-  } catch {
-    // ERR_SOCKET_DGRAM_NOT_RUNNING: nobody is listening for this any more
-  }
 }
