@@ -9,7 +9,7 @@ import { stringOpt, usage } from '../cli/command';
 import { abortable } from '../core/async';
 import { P2pError } from '../core/errors';
 import type { TransportName } from '../wire/control';
-import type { FetchEvent } from '../peer/control-server';
+import type { FetchEvent } from '../control/server';
 import { fetchFile, listFiles, type FetchResult } from '../peer/fetch';
 import { describeFetch } from '../peer/interactive';
 import { Peer } from '../peer/peer';

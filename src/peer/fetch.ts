@@ -3,11 +3,11 @@
 import { randomInt } from 'node:crypto';
 import { P2pError } from '../core/errors';
 import type { RegistryClient } from '../registry/client';
-import { Endpoint, type Remote } from '../transfer/endpoint';
+import { Endpoint, type Remote } from '../net/endpoint';
 import { finish, openPart, verifyPart } from '../transfer/download';
 import { fetchOverTcp } from '../transfer/tcp-client';
 import { GetStatus, type ListEntry, type TransportName } from '../wire/control';
-import { ControlClient } from './control-client';
+import { ControlClient } from '../control/client';
 import { isValidSharedName } from '../wire/shared-file';
 import { DEFAULT_MAX_PAYLOAD, udpTransport } from './udp';
 

@@ -15,7 +15,7 @@ import { fetchSummaryLine } from '../ui/result';
 import { displayWidth, padToWidth, printable, truncateToWidth } from '../ui/text';
 import { createProgress } from '../ui/progress';
 import type { ListEntry, TransportName } from '../wire/control';
-import type { FetchEvent } from './control-server';
+import type { FetchEvent } from '../control/server';
 import { defaultVia, fetchFile, listFiles } from './fetch';
 import { Peer, type PeerOptions } from './peer';
 import type { ShareIndex } from './share';

@@ -5,10 +5,10 @@ import type net from 'node:net';
 import { listening } from '../core/async';
 import { P2pError } from '../core/errors';
 import { RegistryClient, RegistryHttpError } from '../registry/client';
-import { Endpoint } from '../transfer/endpoint';
+import { Endpoint } from '../net/endpoint';
 import { closeTcpServer, createTcpServer } from '../transfer/tcp-server';
-import { ControlServer, type FetchEvent } from './control-server';
-import type { ShareIndex } from './share';
+import { ControlServer, type FetchEvent } from '../control/server';
+import type { ShareIndex, SharedFile } from './share';
 import { udpTransport } from './udp';
 
 export interface PeerOptions {
@@ -38,7 +38,7 @@ export class Peer {
     readonly registry: RegistryClient,
     readonly endpoint: Endpoint,
     private readonly tcp: net.Server,
-    readonly control: ControlServer,
+    readonly control: ControlServer<SharedFile>,
     private readonly opts: PeerOptions,
   ) {}
 
@@ -118,7 +118,7 @@ export class Peer {
 }
 
 /** UDP first, then TCP on the same number; with port 0, retries when TCP finds it taken. */
-async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.Server; control: ControlServer }> {
+async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.Server; control: ControlServer<SharedFile> }> {
   for (let attempt = 0; ; attempt++) {
     let endpoint: Endpoint;
     try {

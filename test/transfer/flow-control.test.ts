@@ -6,7 +6,7 @@ import { fork } from 'node:child_process';
 import { pbkdf2 } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Endpoint } from '../../src/transfer/endpoint';
+import { Endpoint } from '../../src/net/endpoint';
 import { UdpTransfers } from '../../src/transfer/udp/index';
 import { tempDir } from '../support/cli';
 import { randomFile, sessionId, sha256 } from './support';

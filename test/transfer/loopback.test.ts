@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Endpoint } from '../../src/transfer/endpoint';
+import { Endpoint } from '../../src/net/endpoint';
 import { encodeFrame, FrameType } from '../../src/wire/frame';
 import { encodeData } from '../../src/wire/transfer';
 import { tempDir } from '../support/cli';

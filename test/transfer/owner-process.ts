@@ -1,6 +1,6 @@
 // An owner in its own process for transport tests that must disturb the requester's process
 // alone (e.g. a slow disk). Parent sends {to, sessionId, path, size}; this answers {ok|error}.
-import { Endpoint } from '../../src/transfer/endpoint';
+import { Endpoint } from '../../src/net/endpoint';
 import { UdpTransfers } from '../../src/transfer/udp/index';
 
 async function main(): Promise<void> {

@@ -2,7 +2,7 @@
 // optionally with the impairment relay between them, and a file sent from one to the other.
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
-import { Endpoint, type Remote } from '../../src/transfer/endpoint';
+import { Endpoint, type Remote } from '../../src/net/endpoint';
 import { FrameType } from '../../src/wire/frame';
 import { UdpTransfers } from '../../src/transfer/udp/index';
 import { UdpRelay, type Impairment } from '../support/relay';

@@ -4,7 +4,7 @@
 import { onAbortSignal } from '../../core/async';
 import { FrameType, type Frame } from '../../wire/frame';
 import { AbortReason, abortReasonText, encodeAbort, decodeAbort, decodeAck, decodeData, decodeDone, encodeDone, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES } from '../../wire/transfer';
-import { safeSend, type Endpoint, type Remote } from '../endpoint';
+import { safeSend, type Endpoint, type Remote } from '../../net/endpoint';
 import { Receiver, type ReceiveResult } from './receiver';
 
 export type { ReceiveResult };

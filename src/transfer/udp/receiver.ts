@@ -5,7 +5,7 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { FrameType } from '../../wire/frame';
 import { AbortReason, encodeAbort, encodeAck, encodeDone, MAX_ACK_RANGES, type DataPacket, type PnRange } from '../../wire/transfer';
-import { safeSend, type Endpoint, type Remote } from '../endpoint';
+import { safeSend, type Endpoint, type Remote } from '../../net/endpoint';
 
 const ACK_EVERY_PACKETS = 8;
 const ACK_DELAY_MS = 2;

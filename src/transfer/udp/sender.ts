@@ -6,7 +6,7 @@
 import { nowUs } from '../../core/clock';
 import { FrameType } from '../../wire/frame';
 import { AbortReason, encodeAbort, encodeDataFrame, type AckPacket } from '../../wire/transfer';
-import { safeSend, type Endpoint, type Remote } from '../endpoint';
+import { safeSend, type Endpoint, type Remote } from '../../net/endpoint';
 import { INITIAL_WINDOW_PACKETS, RateControl } from './rate';
 import { ChunkReader } from './reader';
 

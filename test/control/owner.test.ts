@@ -8,16 +8,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { decodeGetResponse, encodeGetRequest, encodeListRequest, GetStatus } from '../../src/wire/control';
-import { ControlClient } from '../../src/peer/control-client';
-import { ControlServer } from '../../src/peer/control-server';
+import { ControlClient } from '../../src/control/client';
+import { ControlServer } from '../../src/control/server';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
-import { Endpoint } from '../../src/transfer/endpoint';
+import { Endpoint } from '../../src/net/endpoint';
 import { decodeFrame, encodeFrame, FrameType } from '../../src/wire/frame';
 import { decodeTcpReply, encodeTcpHello, TCP_REPLY_BYTES, TcpStatus } from '../../src/wire/tcp';
 import { closeTcpServer, createTcpServer } from '../../src/transfer/tcp-server';
 import { tempDir } from '../support/cli';
-import { randomFile, registry } from './support';
+import { randomFile, registry } from '../peer/support';
 
 /** An owner (control + TCP on one port number) sharing `paths`, without a registry. */
 async function owner(paths: string[]) {

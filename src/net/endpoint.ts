@@ -1,6 +1,6 @@
 // A peer's one UDP socket: decodes frames, counts what it drops, and routes frames to handlers
-// by type. Control (peer/) and UDP transfers (transfer/udp/) both sit on top of it, so the owner
-// answers and sends everything from its one port (SPEC section 5, NAT-ready).
+// by type. Control (control/) and UDP transfers (transfer/udp/) both sit on top of it, so the owner
+// answers and sends everything from its one port (PROTOCOL.md section 2, NAT-ready).
 import dgram from 'node:dgram';
 import { listening } from '../core/async';
 import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, type Frame } from '../wire/frame';

@@ -1,9 +1,10 @@
 // Owner side of the control protocol: answers LIST and GET from the peer's one UDP port, hands
 // out one-shot TCP tickets, starts UDP sends, and says "busy" past its transfer limit.
-import type { Endpoint, Remote } from '../transfer/endpoint';
-import { FrameType, type Frame } from '../wire/frame';
-import { chunkBytesFor } from '../transfer/udp/index';
 import { normalizeIp } from '../core/addresses';
+import type { Endpoint, Remote } from '../net/endpoint';
+import type { ServedFile, TcpServerHooks, TcpTicket } from '../transfer/tcp-server';
+import { chunkBytesFor } from '../transfer/udp/index';
+import { FrameType, type Frame } from '../wire/frame';
 import {
   decodeGetRequest,
   decodeListRequest,
@@ -13,7 +14,24 @@ import {
   type GetRequest,
   type ListEntry,
 } from '../wire/control';
-import type { ShareIndex, SharedFile } from './share';
+import type { FileKind } from '../wire/shared-file';
+
+/** A file as the control server offers it: what LIST shows and GET and the transports need. */
+export interface OfferedFile extends ServedFile {
+  sha256: string;
+  kind: FileKind;
+}
+
+/** The files on offer (peer/share.ts's ShareIndex). */
+export interface Offer<F extends OfferedFile> {
+  /** Grows whenever an entry changes: a list built at another version is stale. */
+  readonly version: number;
+  list(): F[];
+  /** The current entry for a name (re-hashed first if it changed), or undefined. */
+  lookup(name: string): Promise<F | undefined>;
+  /** False when the file changed on disk since the entry was made. */
+  isCurrent(file: F): Promise<boolean>;
+}
 
 /** What the owner needs of the UDP transport (src/transfer/udp). */
 export interface UdpSender {
@@ -30,20 +48,14 @@ export interface FetchEvent {
   error?: string;
 }
 
-export interface TcpTicket {
-  file: SharedFile;
-  offset: number;
-  from: Remote;
-}
-
 const TICKET_TTL_MS = 30_000;
 /** How long an answered GET is remembered, so that a retry gets the same answer. */
 const ANSWER_MEMORY_MS = 60_000;
 const MAX_REMEMBERED = 4096;
 
-export class ControlServer {
+export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
   active = 0;
-  private readonly tickets = new Map<number, TcpTicket & { expires: number }>();
+  private readonly tickets = new Map<number, TcpTicket<F> & { expires: number }>();
   private readonly answers = new Map<string, { body: Buffer; expires: number }>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
@@ -51,12 +63,12 @@ export class ControlServer {
 
   constructor(
     private readonly endpoint: Endpoint,
-    private readonly share: ShareIndex,
+    private readonly share: Offer<F>,
     private readonly opts: {
       maxTransfers: number;
       udp?: UdpSender;
       onFetch?: (e: FetchEvent) => void;
-      sizes?: (f: SharedFile) => { width: number; height: number };
+      sizes?: (f: F) => { width: number; height: number };
     },
   ) {
     endpoint.on(FrameType.listRequest, (f, from) => this.onList(f, from));
@@ -74,7 +86,7 @@ export class ControlServer {
   }
 
   /** The TCP server redeems a ticket: once, within 30 s, only from the IP that asked. */
-  takeTicket(sessionId: number, fromAddress: string): TcpTicket | undefined {
+  takeTicket(sessionId: number, fromAddress: string): TcpTicket<F> | undefined {
     const t = this.tickets.get(sessionId);
     // Compared in one spelling: a TCP socket may say '::ffff:1.2.3.4' where UDP said '1.2.3.4'.
     if (!t || t.expires < Date.now() || normalizeIp(t.from.address) !== normalizeIp(fromAddress)) return undefined;
@@ -83,7 +95,7 @@ export class ControlServer {
   }
 
   /** For the TCP server: the file is still the version whose digest the GET answer gave. */
-  isCurrent(file: SharedFile): Promise<boolean> {
+  isCurrent(file: F): Promise<boolean> {
     return this.share.isCurrent(file);
   }
 
@@ -151,10 +163,10 @@ export class ControlServer {
     }
   }
 
-  private async admit(req: GetRequest, from: Remote): Promise<{ status: typeof GetStatus.ok; file: SharedFile } | { status: GetStatus }> {
+  private async admit(req: GetRequest, from: Remote): Promise<{ status: typeof GetStatus.ok; file: F } | { status: GetStatus }> {
     // UDP needs a transport here and a max payload it can cut chunks to (PROTOCOL.md 6.1).
     if (req.transport === 'udp' && (!this.opts.udp || chunkBytesFor(req.maxPayload) === null)) return { status: GetStatus.badRequest };
-    let file: SharedFile | undefined;
+    let file: F | undefined;
     try {
       file = await this.share.lookup(req.name);
     } catch {

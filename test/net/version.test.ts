@@ -7,8 +7,8 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { P2pError } from '../../src/core/errors';
 import { encodeListRequest } from '../../src/wire/control';
-import { ControlClient } from '../../src/peer/control-client';
-import { Endpoint } from '../../src/transfer/endpoint';
+import { ControlClient } from '../../src/control/client';
+import { Endpoint } from '../../src/net/endpoint';
 import { decodeFrame, encodeFrame, FrameType } from '../../src/wire/frame';
 
 test('a frame of version 2 is answered with VERSION_NOT_SUPPORTED listing version 1, at most 10 a second', async () => {

@@ -4,12 +4,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { GetStatus } from '../../src/wire/control';
-import { ControlClient } from '../../src/peer/control-client';
+import { ControlClient } from '../../src/control/client';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
-import { Endpoint } from '../../src/transfer/endpoint';
+import { Endpoint } from '../../src/net/endpoint';
 import { tempDir } from '../support/cli';
-import { randomFile, registry } from './support';
+import { randomFile, registry } from '../peer/support';
 
 test('UDP GET with max payload 63 is refused as bad_request; 64 and 1200 are accepted', async () => {
   const { dir, cleanup } = await tempDir();

@@ -2,7 +2,7 @@
 // back-off; an owner that never answers is reported offline (exit 3) within about 4 s.
 import { randomInt } from 'node:crypto';
 import { P2pError } from '../core/errors';
-import type { Endpoint, Remote } from '../transfer/endpoint';
+import type { Endpoint, Remote } from '../net/endpoint';
 import { FrameType, PROTOCOL_VERSION, type Frame } from '../wire/frame';
 import {
   decodeGetResponse,

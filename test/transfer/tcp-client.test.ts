@@ -5,11 +5,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { GetStatus } from '../../src/wire/control';
-import { ControlClient } from '../../src/peer/control-client';
-import { Endpoint } from '../../src/transfer/endpoint';
+import { ControlClient } from '../../src/control/client';
+import { Endpoint } from '../../src/net/endpoint';
 import { fetchOverTcp } from '../../src/transfer/tcp-client';
 import { tempDir } from '../support/cli';
-import { randomFile, registry, sha256, startPeer } from './support';
+import { randomFile, registry, sha256, startPeer } from '../peer/support';
 
 test('a requester whose disk stalls longer than the idle timeout still completes: only the peer\'s silence counts as idle', async () => {
   const { dir, cleanup } = await tempDir();
