@@ -1,6 +1,6 @@
 // The one entry point: dispatches `p2pshare <command>` to src/commands/*, maps errors to exit codes.
 import pkg from '../package.json';
-import { parseCommandArgs, usage, type CliContext, type Command } from './cli/command';
+import { parseCommandArgs, usage, type CliContext, type Command } from './commands/args';
 import { P2pError, type ErrorCode } from './core/errors';
 import { printError } from './ui/output';
 import { serveRegistryCommand } from './commands/serve-registry';

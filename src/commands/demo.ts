@@ -4,14 +4,14 @@
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Command } from '../cli/command';
-import { stringOpt, usage } from '../cli/command';
+import type { Command } from './args';
+import { stringOpt, usage } from './args';
 import { abortable } from '../core/async';
 import { P2pError } from '../core/errors';
 import type { TransportName } from '../wire/control';
 import type { FetchEvent } from '../control/server';
 import { fetchFile, listFiles, type FetchResult } from '../peer/fetch';
-import { describeFetch } from '../peer/interactive';
+import { describeFetch } from './interactive';
 import { Peer } from '../peer/peer';
 import { ShareIndex } from '../peer/share';
 import { RegistryClient } from '../registry/client';

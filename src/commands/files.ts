@@ -1,5 +1,5 @@
-import type { Command } from '../cli/command';
-import { boolOpt, registryOption, registryUrl } from '../cli/command';
+import type { Command } from './args';
+import { boolOpt, registryOption, registryUrl } from './args';
 import { listFiles, defaultVia } from '../peer/fetch';
 import type { ListEntry } from '../wire/control';
 import { RegistryClient } from '../registry/client';

@@ -1,5 +1,5 @@
-import type { Command } from '../cli/command';
-import { boolOpt, registryOption, registryUrl, stringOpt, usage } from '../cli/command';
+import type { Command } from './args';
+import { boolOpt, registryOption, registryUrl, stringOpt, usage } from './args';
 import { fetchFile, type Via } from '../peer/fetch';
 import { RegistryClient } from '../registry/client';
 import { colors } from '../ui/output';

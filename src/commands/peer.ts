@@ -1,6 +1,6 @@
-import type { Command } from '../cli/command';
-import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt, untilSignalled, usage } from '../cli/command';
-import { readyLine, runInteractive } from '../peer/interactive';
+import type { Command } from './args';
+import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt, untilSignalled, usage } from './args';
+import { readyLine, runInteractive } from './interactive';
 import { Peer } from '../peer/peer';
 import { ShareIndex } from '../peer/share';
 import { isValidName } from '../registry/names';

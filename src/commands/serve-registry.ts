@@ -1,5 +1,5 @@
-import type { Command } from '../cli/command';
-import { intOpt, stringOpt, untilSignalled, usage } from '../cli/command';
+import type { Command } from './args';
+import { intOpt, stringOpt, untilSignalled, usage } from './args';
 import { P2pError } from '../core/errors';
 import { startRegistry } from '../registry/index';
 

@@ -1,24 +1,24 @@
-// The interactive `peer` (SPEC section 2, issue 5): register (asking for a name when needed),
+// The interactive `peer` (README "A 60-second tour"): register (asking for a name when needed),
 // then loop — pick a peer, pick one of its files, fetch it with a progress bar, show the result —
 // while serving others the whole time. Ctrl+C at any point unregisters and resolves 0.
 import { basename } from 'node:path';
 import prompts from 'prompts';
 import { abortable } from '../core/async';
 import { P2pError } from '../core/errors';
+import { imageSizeOfFile } from '../media/image-info';
+import type { FetchEvent } from '../control/server';
+import { defaultVia, fetchFile, listFiles } from '../peer/fetch';
+import { Peer, type PeerOptions } from '../peer/peer';
+import type { ShareIndex } from '../peer/share';
 import { RegistryClient } from '../registry/client';
 import { isValidName, nameKey } from '../registry/names';
 import { formatBytes } from '../ui/format';
-import { imageSizeOfFile } from '../media/image-info';
 import { colors } from '../ui/output';
 import { showPreview } from '../ui/preview';
+import { createProgress } from '../ui/progress';
 import { fetchSummaryLine } from '../ui/result';
 import { displayWidth, padToWidth, printable, truncateToWidth } from '../ui/text';
-import { createProgress } from '../ui/progress';
 import type { ListEntry, TransportName } from '../wire/control';
-import type { FetchEvent } from '../control/server';
-import { defaultVia, fetchFile, listFiles } from './fetch';
-import { Peer, type PeerOptions } from './peer';
-import type { ShareIndex } from './share';
 
 export interface InteractiveOptions {
   /** Asked for when missing. */
