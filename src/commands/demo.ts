@@ -1,4 +1,4 @@
-// `p2pshare demo` (SPEC section 2, issue 5): the whole system in this one process — a registry on
+// `p2pshare demo` (README "A 60-second tour"): the whole system in this one process — a registry on
 // the memory store, alice sharing a generated text and JPEG, bob fetching both (text over TCP,
 // the image over UDP), verified, with rates and the preview; then everything is cleaned up.
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';

@@ -1,16 +1,13 @@
 // A peer's one UDP socket: decodes frames, counts what it drops, and routes frames to handlers
-// by type. Control (control/) and UDP transfers (transfer/udp/) both sit on top of it, so the owner
-// answers and sends everything from its one port (PROTOCOL.md section 2, NAT-ready).
+// by type, each with the connection of the address it came from. Control (control/) and UDP
+// transfers (transfer/udp/) both sit on top of it, so the owner answers and sends everything
+// from its one port (PROTOCOL.md section 2, NAT-ready).
 import dgram from 'node:dgram';
 import { listening } from '../core/async';
 import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, type Frame } from '../wire/frame';
+import { PlainConnection, type Connection, type DatagramSocket, type Remote } from './connection';
 
-export interface Remote {
-  address: string;
-  port: number;
-}
-
-export type FrameHandler = (frame: Frame, from: Remote) => void;
+export type FrameHandler = (frame: Frame, conn: Connection) => void;
 
 export interface DropCounters {
   too_short: number;
@@ -25,8 +22,12 @@ export interface DropCounters {
 
 /** How long close() waits for datagrams already handed to send(). */
 const CLOSE_DRAIN_MS = 100;
+/** Connections remembered at most; past this, ones nobody holds are forgotten (idle ones first). */
+const MAX_CONNECTIONS = 4096;
+/** A connection without a frame for this long is idle. */
+const IDLE_MS = 60_000;
 
-export class Endpoint {
+export class Endpoint implements DatagramSocket {
   readonly drops: DropCounters = {
     too_short: 0,
     too_long: 0,
@@ -38,16 +39,23 @@ export class Endpoint {
   };
   received = 0;
   sent = 0;
+  /** Sends that could not happen: the socket or the connection was closed. */
+  unsendable = 0;
+  private isClosed = false;
   /** Datagrams handed to the socket whose send has not completed yet. */
   private unsent = 0;
   private onDrained: (() => void) | undefined;
   private readonly handlers = new Map<number, FrameHandler>();
+  private readonly conns = new Map<string, PlainConnection>();
+  /** The connection of the last frame: a transfer's datagrams skip the table lookup. */
+  private last: PlainConnection | undefined;
   private lastVersionReply = 0;
 
   private constructor(readonly socket: dgram.Socket) {
-    socket.on('message', (msg, rinfo) => this.onMessage(msg, { address: rinfo.address, port: rinfo.port }));
+    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
     // A send to an unreachable port can surface as an async error on some platforms: never fatal.
     socket.on('error', () => {});
+    socket.once('close', () => (this.isClosed = true));
   }
 
   /** Binds a UDP socket (IPv4; port 0 picks a free one). */
@@ -59,6 +67,20 @@ export class Endpoint {
 
   get port(): number {
     return this.socket.address().port;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Connections in the table (each remote that sent a handled frame, or was connected to). */
+  get connections(): number {
+    return this.conns.size;
+  }
+
+  /** The connection to `remote`: the one its frames arrive on, made now if there is none. */
+  connect(remote: Remote): Connection {
+    return this.connectionOf(remote.address, remote.port);
   }
 
   /** Registers the handler for a frame type; one handler per type. */
@@ -75,17 +97,34 @@ export class Endpoint {
     this.drops.rejected++;
   }
 
-  send(type: number, id: number, body: Uint8Array, to: Remote, cb?: (err: Error | null) => void): void {
-    this.sendRaw(encodeFrame(type, id, body), to, cb);
+  /** Runs `listener` once the socket is closed. */
+  onClose(listener: () => void): void {
+    this.socket.once('close', listener);
   }
 
-  sendRaw(datagram: Buffer, to: Remote, cb?: (err: Error | null) => void): void {
+  sendRaw(datagram: Buffer, to: Remote): void {
+    try {
+      this.socket.send(datagram, to.port, to.address, () => {
+        if (--this.unsent === 0) this.onDrained?.();
+      });
+    } catch {
+      // ERR_SOCKET_DGRAM_NOT_RUNNING (a late timer after the exchange ended): nobody listens any more
+      return this.countUnsendable();
+    }
     this.sent++;
-    this.socket.send(datagram, to.port, to.address, (err) => {
-      if (--this.unsent === 0) this.onDrained?.();
-      cb?.(err ?? null);
-    });
-    this.unsent++; // after send(): it throws, without calling back, on a closed socket
+    this.unsent++;
+  }
+
+  countUnsendable(): void {
+    this.unsendable++;
+  }
+
+  queuedBytes(): number {
+    try {
+      return this.socket.getSendQueueSize();
+    } catch {
+      return 0; // closed: sends are no-ops from here
+    }
   }
 
   async close(): Promise<void> {
@@ -109,7 +148,7 @@ export class Endpoint {
     });
   }
 
-  private onMessage(msg: Buffer, from: Remote): void {
+  private onMessage(msg: Buffer, from: dgram.RemoteInfo): void {
     this.received++;
     const frame = decodeFrame(msg);
     if (typeof frame === 'string') {
@@ -128,10 +167,40 @@ export class Endpoint {
       return;
     }
     try {
-      handler(frame, from);
+      handler(frame, this.connectionOf(from.address, from.port));
     } catch {
       // A handler bug must not take the socket down; the frame counts as rejected.
       this.drops.rejected++;
+    }
+  }
+
+  private connectionOf(address: string, port: number): PlainConnection {
+    let c = this.last;
+    if (!c || c.remote.port !== port || c.remote.address !== address) {
+      const key = `${address}|${port}`;
+      c = this.conns.get(key);
+      if (!c) {
+        c = new PlainConnection({ address, port }, this);
+        this.conns.set(key, c);
+        if (this.conns.size > MAX_CONNECTIONS) this.forgetSome(c);
+      }
+      this.last = c;
+    }
+    c.lastActive = performance.now();
+    return c;
+  }
+
+  /** Forgets connections nobody holds (but `keep`), idle ones first, then the oldest, down to 3/4 of the cap. */
+  private forgetSome(keep: PlainConnection): void {
+    const now = performance.now();
+    for (const idleOnly of [true, false]) {
+      for (const [key, c] of this.conns) {
+        if (this.conns.size <= (MAX_CONNECTIONS * 3) / 4) return;
+        if (c === keep || c.held || (idleOnly && now - c.lastActive < IDLE_MS)) continue;
+        this.conns.delete(key);
+        c.forget();
+        if (this.last === c) this.last = undefined;
+      }
     }
   }
 
@@ -140,15 +209,6 @@ export class Endpoint {
     const now = Date.now();
     if (now - this.lastVersionReply < 100 || frame.type === FrameType.versionNotSupported) return;
     this.lastVersionReply = now;
-    this.send(FrameType.versionNotSupported, frame.id, Buffer.from([PROTOCOL_VERSION, PROTOCOL_VERSION]), to);
-  }
-}
-
-/** Sends a frame unless the socket is already closed (a late timer after the exchange ended). */
-export function safeSend(endpoint: Endpoint, type: number, id: number, body: Uint8Array, to: Remote): void {
-  try {
-    endpoint.send(type, id, body, to);
-  } catch {
-    // ERR_SOCKET_DGRAM_NOT_RUNNING: nobody is listening for this any more
+    this.sendRaw(encodeFrame(FrameType.versionNotSupported, frame.id, Buffer.from([PROTOCOL_VERSION, PROTOCOL_VERSION])), to);
   }
 }

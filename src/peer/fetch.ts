@@ -3,7 +3,8 @@
 import { randomInt } from 'node:crypto';
 import { P2pError } from '../core/errors';
 import type { RegistryClient } from '../registry/client';
-import { Endpoint, type Remote } from '../net/endpoint';
+import type { Connection, Remote } from '../net/connection';
+import { Endpoint } from '../net/endpoint';
 import { finish, openPart, verifyPart } from '../transfer/download';
 import { fetchOverTcp } from '../transfer/tcp-client';
 import { GetStatus, type ListEntry, type TransportName } from '../wire/control';
@@ -37,7 +38,7 @@ export interface FetchOptions {
   signal?: AbortSignal;
 }
 
-/** How a file travels when the user does not say: images over UDP (SPEC section 1). */
+/** How a file travels when the user does not say: images over UDP (README "Command reference"). */
 export function defaultVia(entry: Pick<ListEntry, 'kind'>): TransportName {
   return entry.kind === 'image' ? 'udp' : 'tcp';
 }
@@ -53,7 +54,7 @@ export async function listFiles(registry: RegistryClient, peer: string): Promise
   const to = await locate(registry, peer);
   const endpoint = await Endpoint.bind(0);
   try {
-    return await new ControlClient(endpoint).list(to, peer);
+    return await new ControlClient(endpoint).list(endpoint.connect(to), peer);
   } finally {
     await endpoint.close();
   }
@@ -62,27 +63,30 @@ export async function listFiles(registry: RegistryClient, peer: string): Promise
 export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
   if (!isValidSharedName(o.file)) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${o.file}'`);
   const to = await locate(o.registry, o.peer);
-  // One UDP socket for the whole exchange (SPEC section 5: NAT-ready).
+  // One UDP socket and connection for the whole exchange (PROTOCOL.md section 2: NAT-ready).
   const endpoint = await Endpoint.bind(0);
+  const conn = endpoint.connect(to);
+  const release = conn.hold();
   try {
     const control = new ControlClient(endpoint);
     // The owner's list shows the digest of its last hashing; a file edited since is refused as
     // 'changed' by a GET carrying that digest, and that GET made the owner re-hash it. So one
     // fresh list has the new digest: ask once more before telling the user.
     for (let attempt = 1; ; attempt++) {
-      const entry = (await control.list(to, o.peer)).find((e) => e.name === o.file);
+      const entry = (await control.list(conn, o.peer)).find((e) => e.name === o.file);
       if (!entry) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${o.file}'`);
-      const res = await fetchEntry(o, control, endpoint, to, entry);
+      const res = await fetchEntry(o, control, endpoint, conn, entry);
       if (res !== 'changed') return res;
       if (attempt === 2) throw refusal(GetStatus.changed, o.peer, entry.name);
     }
   } finally {
+    release();
     await endpoint.close();
   }
 }
 
 /** Requests `entry` and moves it into the .part, verified and linked; 'changed' when refused so. */
-async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: Endpoint, to: Remote, entry: ListEntry): Promise<FetchResult | 'changed'> {
+async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: Endpoint, conn: Connection, entry: ListEntry): Promise<FetchResult | 'changed'> {
   const via = o.via === 'auto' ? defaultVia(entry) : o.via;
   const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
   const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
@@ -94,9 +98,9 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
     const count = entry.size - part.offset;
     // UDP data may arrive before the GET answer: the receiver is listening first.
     if (udp) await part.markUnordered();
-    udpDone = udp?.receive({ from: to, sessionId, partPath: part.path, offset: part.offset, size: entry.size, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    udpDone = udp?.receive({ conn, sessionId, partPath: part.path, offset: part.offset, size: entry.size, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     udpDone?.catch(() => {}); // judged below; never an unhandled rejection
-    const answer = await control.get(to, o.peer, {
+    const answer = await control.get(conn, o.peer, {
       transport: via,
       sessionId,
       offset: part.offset,
@@ -115,7 +119,7 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
     // Only now: a request refused as 'changed' is asked again with another size and digest.
     o.onStart?.({ entry, via, offset: part.offset });
     if (via === 'tcp') {
-      await fetchOverTcp({ host: to.address, port: to.port, sessionId, partPath: part.path, offset: part.offset, count, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+      await fetchOverTcp({ host: conn.remote.address, port: conn.remote.port, sessionId, partPath: part.path, offset: part.offset, count, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     } else {
       await udpDone;
     }

@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import net from 'node:net';
 import { pipeline } from 'node:stream';
 import { decodeTcpHello, encodeTcpReply, TCP_HELLO_BYTES, TcpStatus } from '../wire/tcp';
-import type { Remote } from '../net/endpoint';
+import type { Remote } from '../net/connection';
 import { normalizeIp } from '../core/addresses';
 
 /** What the TCP server needs to know of a file it streams. */

@@ -1,6 +1,5 @@
 // Control messages (PROTOCOL.md section 4): pure encoders and decoders of frame bodies.
 // Decoders never throw: hostile input yields `null`.
-import { MAX_DATAGRAM_BYTES, FRAME_OVERHEAD } from './frame';
 import { MAX_SHARED_NAME_BYTES, type FileKind } from './shared-file';
 
 export const Transport = { tcp: 1, udp: 2 } as const;
@@ -20,8 +19,8 @@ export type GetStatus = (typeof GetStatus)[keyof typeof GetStatus];
 export const LIST_END = 0xffffffff;
 const KINDS: FileKind[] = ['other', 'text', 'image'];
 const ZERO_DIGEST = Buffer.alloc(32);
-/** Room for list entries in one LIST_RESPONSE datagram. */
-const LIST_BODY_BUDGET = MAX_DATAGRAM_BYTES - FRAME_OVERHEAD - 11;
+/** LIST_RESPONSE's fixed part before the entries. */
+const LIST_HEAD_BYTES = 11;
 
 export interface ListEntry {
   name: string;
@@ -70,15 +69,15 @@ function entryBytes(e: ListEntry): number {
   return 1 + 8 + 32 + 2 + 2 + 2 + Buffer.byteLength(e.name);
 }
 
-/** Packs as many entries from `start` as fit one datagram. */
-export function encodeListResponse(all: ListEntry[], start: number): Buffer {
+/** Packs as many entries from `start` as fit a body of `maxBody` bytes (one datagram). */
+export function encodeListResponse(all: ListEntry[], start: number, maxBody: number): Buffer {
   const parts: Buffer[] = [];
   let used = 0;
   let i = start;
   for (; i < all.length; i++) {
     const e = all[i]!;
     const n = entryBytes(e);
-    if (used + n > LIST_BODY_BUDGET) break;
+    if (LIST_HEAD_BYTES + used + n > maxBody) break;
     const b = Buffer.alloc(n);
     b.writeUInt8(Math.max(0, KINDS.indexOf(e.kind)), 0);
     b.writeBigUInt64BE(BigInt(e.size), 1);
@@ -91,7 +90,7 @@ export function encodeListResponse(all: ListEntry[], start: number): Buffer {
     parts.push(b);
     used += n;
   }
-  const head = Buffer.alloc(11);
+  const head = Buffer.alloc(LIST_HEAD_BYTES);
   head.writeUInt8(0, 0);
   head.writeUInt32BE(all.length, 1);
   head.writeUInt32BE(i >= all.length ? LIST_END : i, 5);
@@ -100,13 +99,13 @@ export function encodeListResponse(all: ListEntry[], start: number): Buffer {
 }
 
 export function decodeListResponse(body: Buffer): ListResponse | null {
-  if (body.length < 11) return null;
+  if (body.length < LIST_HEAD_BYTES) return null;
   const status = body.readUInt8(0);
   const total = body.readUInt32BE(1);
   const nextIndex = body.readUInt32BE(5);
   const count = body.readUInt16BE(9);
   const entries: ListEntry[] = [];
-  let off = 11;
+  let off = LIST_HEAD_BYTES;
   for (let k = 0; k < count; k++) {
     if (off + 47 > body.length) return null;
     const kind = KINDS[body.readUInt8(off)];

@@ -47,7 +47,7 @@ test('a requester asking a peer that speaks only version 2 fails at once with on
   const ep = await Endpoint.bind(0, '127.0.0.1');
   try {
     const started = Date.now();
-    const err = await new ControlClient(ep).list({ address: '127.0.0.1', port: future.address().port }, 'future').then(
+    const err = await new ControlClient(ep).list(ep.connect({ address: '127.0.0.1', port: future.address().port }), 'future').then(
       () => assert.fail('listing a version-2 peer must fail'),
       (e: unknown) => e,
     );

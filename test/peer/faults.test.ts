@@ -169,7 +169,7 @@ test('100,000 hostile datagrams at a peer: dropped and counted, the peer keeps s
     // Still serving: a real LIST from a real client.
     const ep = await Endpoint.bind(0);
     try {
-      const list = await new ControlClient(ep).list({ address: '127.0.0.1', port: peer.port }, 'target');
+      const list = await new ControlClient(ep).list(ep.connect({ address: '127.0.0.1', port: peer.port }), 'target');
       assert.deepEqual(list.map((f) => [f.name, f.sha256]), [['x.bin', digest]]);
     } finally {
       await ep.close();
