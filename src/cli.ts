@@ -1,7 +1,7 @@
 // The one entry point: dispatches `p2pshare <command>` to src/commands/*, maps errors to exit codes.
 import pkg from '../package.json';
-import { parseCommandArgs, type Command } from './cli/command';
-import { CliError, ExitCode, UsageError } from './cli/errors';
+import { parseCommandArgs, usage, type CliContext, type Command } from './commands/args';
+import { P2pError, type ErrorCode } from './core/errors';
 import { printError } from './ui/output';
 import { serveRegistryCommand } from './commands/serve-registry';
 import { peerCommand } from './commands/peer';
@@ -9,6 +9,31 @@ import { peersCommand } from './commands/peers';
 import { filesCommand } from './commands/files';
 import { getCommand } from './commands/get';
 import { demoCommand } from './commands/demo';
+
+/** Exit codes (README "Exit codes"): the one place an error code becomes one. */
+const EXIT_CODES: Record<ErrorCode, number> = {
+  FAILED: 1,
+  TIMEOUT: 1,
+  ABORTED: 1,
+  INTEGRITY: 1,
+  BUSY: 1,
+  INCOMPATIBLE_VERSION: 1,
+  HANDSHAKE_FAILED: 1,
+  USAGE: 2,
+  NAME_TAKEN: 3,
+  UNKNOWN_PEER: 3,
+  OFFLINE: 3,
+  NO_SUCH_FILE: 4,
+  FORBIDDEN: 4,
+  REGISTRY_UNAVAILABLE: 5,
+  KEY_MISMATCH: 6,
+};
+/** Any other error: a bug or an unexpected failure. */
+const EXIT_UNEXPECTED = 1;
+
+const cli: CliContext = {
+  exit: (code) => process.exit(EXIT_CODES[code]),
+};
 
 const commands: Command[] = [
   serveRegistryCommand,
@@ -31,7 +56,7 @@ function mainHelp(): string {
     '',
     'Options: --help, --version. Run `p2pshare <command> --help` for a command\'s options.',
     'Exit codes: 0 ok, 1 failed, 2 bad usage, 3 unknown/offline peer or name taken,',
-    '            4 no such file, 5 registry unreachable.',
+    '            4 no such file, 5 registry unreachable, 6 peer key mismatch.',
     '',
   ].join('\n');
 }
@@ -40,20 +65,21 @@ async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     process.stdout.write(mainHelp());
-    return first === undefined ? ExitCode.usage : ExitCode.ok;
+    return first === undefined ? EXIT_CODES.USAGE : 0;
   }
   if (first === '--version' || first === '-v') {
     process.stdout.write(`${pkg.version}\n`);
-    return ExitCode.ok;
+    return 0;
   }
   const cmd = commands.find((c) => c.name === first);
-  if (!cmd) throw new UsageError(`unknown command '${first}' (see p2pshare --help)`);
+  if (!cmd) throw usage(`unknown command '${first}' (see p2pshare --help)`);
   const args = parseCommandArgs(cmd, rest);
   if (args.help) {
     process.stdout.write(cmd.help.endsWith('\n') ? cmd.help : `${cmd.help}\n`);
-    return ExitCode.ok;
+    return 0;
   }
-  return cmd.run(args);
+  await cmd.run(args, cli);
+  return 0;
 }
 
 const debug = process.argv.includes('--debug');
@@ -62,14 +88,14 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof CliError) {
+    if (err instanceof P2pError) {
       printError(err.message);
       if (debug && err.cause) console.error(err.cause);
-      process.exitCode = err.exitCode;
+      process.exitCode = EXIT_CODES[err.code];
     } else {
       printError(err instanceof Error ? err.message : String(err));
       if (debug) console.error(err);
-      process.exitCode = ExitCode.failed;
+      process.exitCode = EXIT_UNEXPECTED;
     }
   },
 );

@@ -1,16 +1,17 @@
-// `p2pshare demo` (SPEC section 2, issue 5): the whole system in this one process — a registry on
+// `p2pshare demo` (README "A 60-second tour"): the whole system in this one process — a registry on
 // the memory store, alice sharing a generated text and JPEG, bob fetching both (text over TCP,
 // the image over UDP), verified, with rates and the preview; then everything is cleaned up.
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Command } from '../cli/command';
-import { stringOpt } from '../cli/command';
-import { CliError, ExitCode, UsageError } from '../cli/errors';
-import type { TransportName } from '../peer/control';
-import type { FetchEvent } from '../peer/control-server';
+import type { Command } from './args';
+import { stringOpt, usage } from './args';
+import { abortable } from '../core/async';
+import { P2pError } from '../core/errors';
+import type { TransportName } from '../wire/control';
+import type { FetchEvent } from '../control/server';
 import { fetchFile, listFiles, type FetchResult } from '../peer/fetch';
-import { describeFetch } from '../peer/interactive';
+import { describeFetch } from './interactive';
 import { Peer } from '../peer/peer';
 import { ShareIndex } from '../peer/share';
 import { RegistryClient } from '../registry/client';
@@ -44,18 +45,17 @@ Options:
   async run(args) {
     const keep = stringOpt(args, 'keep');
     if (keep !== undefined && (await readdir(keep).catch(() => [])).length > 0) {
-      throw new UsageError(`demo: --keep ${keep}: the folder must be empty or missing`);
+      throw usage(`demo: --keep ${keep}: the folder must be empty or missing`);
     }
     const root = keep ? resolve(keep) : await mkdtemp(join(tmpdir(), 'p2pshare-demo-'));
     const stop = new AbortController();
-    const onSignal = () => stop.abort(new CliError(ExitCode.failed, 'demo interrupted'));
+    const onSignal = () => stop.abort(new P2pError('ABORTED', 'demo interrupted'));
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const timer = setTimeout(() => stop.abort(new CliError(ExitCode.failed, `demo did not finish within ${DEMO_TIMEOUT_MS / 1000} s`)), DEMO_TIMEOUT_MS);
+    const timer = setTimeout(() => stop.abort(new P2pError('TIMEOUT', `demo did not finish within ${DEMO_TIMEOUT_MS / 1000} s`)), DEMO_TIMEOUT_MS);
     const cleanup: Array<() => Promise<unknown>> = [];
     try {
       await abortable(runDemo(root, cleanup), stop.signal);
-      return ExitCode.ok;
     } catch (err) {
       // A fetch abandoned by a timeout or Ctrl+C may still hold a socket: never let it keep us.
       setTimeout(() => process.exit(), 2000).unref();
@@ -175,14 +175,4 @@ class OwnerLog {
       this.waiters.set(name, done);
     });
   }
-}
-
-/** Resolves like `p`, or rejects with the signal's reason once it aborts. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolvePromise, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolvePromise, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

@@ -1,8 +1,7 @@
-import type { Command } from '../cli/command';
-import { boolOpt, registryOption, registryUrl } from '../cli/command';
-import { ExitCode } from '../cli/errors';
+import type { Command } from './args';
+import { boolOpt, registryOption, registryUrl } from './args';
 import { listFiles, defaultVia } from '../peer/fetch';
-import type { ListEntry } from '../peer/control';
+import type { ListEntry } from '../wire/control';
 import { RegistryClient } from '../registry/client';
 import { formatBytes } from '../ui/format';
 import { displayWidth, padToWidth, printable } from '../ui/text';
@@ -26,7 +25,6 @@ Lists the files PEER shares: name, size, kind and how it would travel
       process.stdout.write(fileTable(files));
       if (files.length === 0) process.stderr.write(`${peer} shares no files\n`);
     }
-    return ExitCode.ok;
   },
 };
 

@@ -1,6 +1,5 @@
-import type { Command } from '../cli/command';
-import { boolOpt, registryOption, registryUrl, stringOpt } from '../cli/command';
-import { ExitCode, UsageError } from '../cli/errors';
+import type { Command } from './args';
+import { boolOpt, registryOption, registryUrl, stringOpt, usage } from './args';
 import { fetchFile, type Via } from '../peer/fetch';
 import { RegistryClient } from '../registry/client';
 import { colors } from '../ui/output';
@@ -26,19 +25,19 @@ Options:
   --json              print {"name","size","sha256","via","path","seconds"} instead`,
   options: { ...registryOption, via: { type: 'string' }, downloads: { type: 'string' }, json: { type: 'boolean' } },
   positionals: [2, 2],
-  async run(args) {
+  async run(args, cli) {
     const [peer, file] = args.positionals as [string, string];
     const via = stringOpt(args, 'via') ?? 'auto';
-    if (via !== 'auto' && via !== 'tcp' && via !== 'udp') throw new UsageError(`--via must be auto, tcp or udp, got '${via}'`);
+    if (via !== 'auto' && via !== 'tcp' && via !== 'udp') throw usage(`--via must be auto, tcp or udp, got '${via}'`);
     const json = boolOpt(args, 'json');
     let progress: Progress | undefined;
     // Ctrl+C ends the transfer cleanly, so the .part is a correct resume point; fetchFile then
     // fails with one line saying so. A second Ctrl+C, or a transfer that will not end, exits now.
     const interrupt = new AbortController();
     const onInterrupt = () => {
-      if (interrupt.signal.aborted) process.exit(ExitCode.failed);
+      if (interrupt.signal.aborted) cli.exit('ABORTED');
       interrupt.abort();
-      setTimeout(() => process.exit(ExitCode.failed), 5000).unref();
+      setTimeout(() => cli.exit('ABORTED'), 5000).unref();
     };
     process.on('SIGINT', onInterrupt);
     const res = await fetchFile({
@@ -66,6 +65,5 @@ Options:
     } else {
       process.stdout.write(`${res.path}\n`); // scripts read the saved path alone
     }
-    return ExitCode.ok;
   },
 };

@@ -1,8 +1,7 @@
-import type { Command } from '../cli/command';
-import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt, untilSignalled } from '../cli/command';
-import { CliError, ExitCode, UsageError } from '../cli/errors';
+import type { Command } from './args';
+import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt, untilSignalled, usage } from './args';
+import { readyLine, runInteractive } from './interactive';
 import { PrivateKey, X25519_KEY_BYTES } from '../core/x25519';
-import { readyLine, runInteractive } from '../peer/interactive';
 import { Peer } from '../peer/peer';
 import { ShareIndex } from '../peer/share';
 import { isValidName } from '../registry/names';
@@ -40,8 +39,8 @@ Options:
   async run(args) {
     const name = stringOpt(args, 'name');
     const interactive = !boolOpt(args, 'no-interactive') && process.stdin.isTTY === true && process.stdout.isTTY === true;
-    if (name === undefined && !interactive) throw new UsageError('peer: --name NAME is required (without a terminal, or with --no-interactive)');
-    if (name !== undefined && !isValidName(name)) throw new UsageError(`peer: invalid name '${name}' (1-32 letters, digits, '.', '_', '-')`);
+    if (name === undefined && !interactive) throw usage('peer: --name NAME is required (without a terminal, or with --no-interactive)');
+    if (name !== undefined && !isValidName(name)) throw usage(`peer: invalid name '${name}' (1-32 letters, digits, '.', '_', '-')`);
     const port = intOpt(args, 'port', 0, 0, 65535);
     const registry = registryUrl(args);
     const advertise = stringOpt(args, 'advertise');
@@ -50,7 +49,7 @@ Options:
     try {
       share = await ShareIndex.build(listOpt(args, 'share'));
     } catch (err) {
-      throw new CliError(ExitCode.usage, (err as Error).message);
+      throw usage((err as Error).message);
     }
     if (interactive) {
       return runInteractive({ name, registryUrl: registry, share, port, downloads, ...(advertise ? { advertise } : {}) });
@@ -68,12 +67,12 @@ function testIdentity(): PrivateKey | undefined {
   const text = process.env.P2PSHARE_TEST_IDENTITY;
   if (!text) return undefined;
   const raw = Buffer.from(text, 'base64url');
-  if (raw.length !== X25519_KEY_BYTES) throw new UsageError('P2PSHARE_TEST_IDENTITY must be 32 bytes in base64url');
+  if (raw.length !== X25519_KEY_BYTES) throw usage('P2PSHARE_TEST_IDENTITY must be 32 bytes in base64url');
   return PrivateKey.fromRaw(raw);
 }
 
 /** Non-interactive mode: register, print the ready line, log fetches, serve until signalled. */
-async function serveOnly(o: { name: string; registryUrl: string; share: ShareIndex; port: number; advertise?: string }): Promise<number> {
+async function serveOnly(o: { name: string; registryUrl: string; share: ShareIndex; port: number; advertise?: string }): Promise<void> {
   const { name } = o;
   const identity = testIdentity();
   const peer = await Peer.start({
@@ -92,5 +91,4 @@ async function serveOnly(o: { name: string; registryUrl: string; share: ShareInd
   await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
   // A transfer cut short by the signal may still hold a timer or socket: never let it keep us.
   setTimeout(() => process.exit(), 1000).unref();
-  return ExitCode.ok;
 }

@@ -1,6 +1,5 @@
-import type { Command } from '../cli/command';
-import { boolOpt, registryOption, registryUrl } from '../cli/command';
-import { ExitCode } from '../cli/errors';
+import type { Command } from './args';
+import { boolOpt, registryOption, registryUrl } from './args';
 import { RegistryClient } from '../registry/client';
 
 export const peersCommand: Command = {
@@ -20,6 +19,5 @@ Lists the peers registered at the registry, one name a line
       for (const p of peers) process.stdout.write(`${p.name}\n`);
       if (peers.length === 0) process.stderr.write('no peers online\n');
     }
-    return ExitCode.ok;
   },
 };

@@ -1,6 +1,6 @@
-import type { Command } from '../cli/command';
-import { intOpt, stringOpt, untilSignalled } from '../cli/command';
-import { CliError, ExitCode, UsageError } from '../cli/errors';
+import type { Command } from './args';
+import { intOpt, stringOpt, untilSignalled, usage } from './args';
+import { P2pError } from '../core/errors';
 import { startRegistry } from '../registry/index';
 
 export const serveRegistryCommand: Command = {
@@ -34,19 +34,18 @@ Prints one line once ready, then serves until SIGINT/SIGTERM.`,
     const stunPort = intOpt(args, 'stun-port', 3478, 0, 65535);
     const redisUrl = stringOpt(args, 'redis') ?? (process.env.P2PSHARE_REDIS_URL || undefined);
     if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-      throw new UsageError(`--redis must be a redis:// or rediss:// URL, got '${redisUrl}'`);
+      throw usage(`--redis must be a redis:// or rediss:// URL, got '${redisUrl}'`);
     }
     let registry;
     try {
       registry = await startRegistry({ host, port, ttl, stunPort, ...(redisUrl ? { redisUrl } : {}) });
     } catch (err) {
-      throw new CliError(ExitCode.failed, `serve-registry: cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
+      throw new P2pError('FAILED', `serve-registry: cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
     }
     const stun = registry.stunPort === null ? 'stun: off' : `stun: udp port ${registry.stunPort}`;
     process.stdout.write(`registry listening on ${registry.url} (store: ${registry.store}, ${stun})\n`);
     await untilSignalled();
     // Shutdown is bounded: whatever is still open after 3 s is abandoned.
     await Promise.race([registry.close(), new Promise((r) => setTimeout(r, 3000).unref())]);
-    return ExitCode.ok;
   },
 };

@@ -3,14 +3,15 @@
 // registry forgot it, serving on while the registry is unreachable). The name is bound to the
 // peer's X25519 identity at the registry (README.md, "The registry API with curl").
 import type net from 'node:net';
-import { CliError, ExitCode } from '../cli/errors';
+import { listening } from '../core/async';
+import { P2pError } from '../core/errors';
 import { PrivateKey } from '../core/x25519';
 import { RegistryClient, RegistryHttpError } from '../registry/client';
 import { toBase64url } from '../registry/proof';
-import { Endpoint } from '../transfer/endpoint';
+import { Endpoint } from '../net/endpoint';
 import { closeTcpServer, createTcpServer } from '../transfer/tcp-server';
-import { ControlServer, type FetchEvent } from './control-server';
-import type { ShareIndex } from './share';
+import { ControlServer, type FetchEvent } from '../control/server';
+import type { ShareIndex, SharedFile } from './share';
 import { udpTransport } from './udp';
 
 export interface PeerOptions {
@@ -44,7 +45,7 @@ export class Peer {
     readonly registry: RegistryClient,
     readonly endpoint: Endpoint,
     private readonly tcp: net.Server,
-    readonly control: ControlServer,
+    readonly control: ControlServer<SharedFile>,
     private readonly opts: PeerOptions,
     readonly identity: PrivateKey,
   ) {}
@@ -62,7 +63,7 @@ export class Peer {
     } catch (err) {
       await peer.close();
       if (err instanceof RegistryHttpError && err.status === 409) {
-        throw new CliError(ExitCode.peerUnavailable, `the name '${o.name}' is taken; choose another with --name`);
+        throw new P2pError('NAME_TAKEN', `the name '${o.name}' is taken; choose another with --name`);
       }
       throw err;
     }
@@ -135,13 +136,13 @@ export class Peer {
 }
 
 /** UDP first, then TCP on the same number; with port 0, retries when TCP finds it taken. */
-async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.Server; control: ControlServer }> {
+async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.Server; control: ControlServer<SharedFile> }> {
   for (let attempt = 0; ; attempt++) {
     let endpoint: Endpoint;
     try {
       endpoint = await Endpoint.bind(o.port, '0.0.0.0');
     } catch (err) {
-      throw new CliError(ExitCode.failed, `cannot use UDP port ${o.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new P2pError('FAILED', `cannot use UDP port ${o.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     const udp = udpTransport(endpoint);
     const control = new ControlServer(endpoint, o.share, {
@@ -152,19 +153,13 @@ async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.
     });
     const tcp = createTcpServer(control);
     try {
-      await new Promise<void>((resolve, reject) => {
-        tcp.once('error', reject);
-        tcp.listen(endpoint.port, '0.0.0.0', () => {
-          tcp.off('error', reject);
-          resolve();
-        });
-      });
+      await listening(tcp, (done) => tcp.listen(endpoint.port, '0.0.0.0', done));
       return { endpoint, tcp, control };
     } catch (err) {
       control.close();
       await endpoint.close();
       if (o.port !== 0 || attempt >= 20) {
-        throw new CliError(ExitCode.failed, `cannot use TCP port ${endpoint.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw new P2pError('FAILED', `cannot use TCP port ${endpoint.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
     }
   }

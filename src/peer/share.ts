@@ -1,12 +1,11 @@
 // The share list: which files this peer serves, under which names, with size, SHA-256 and kind.
 // Only names in this index are ever served; a file changed on disk is re-hashed before serving.
-import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
-import { basename, extname, join, relative, resolve, sep } from 'node:path';
-import { imageSizeOfFile } from '../ui/image-info';
-
-export type FileKind = 'text' | 'image' | 'other';
+import { basename, join, relative, resolve, sep } from 'node:path';
+import { sha256File } from '../core/hash';
+import { imageSizeOfFile } from '../media/image-info';
+import { isValidSharedName, kindOf, type FileKind } from '../wire/shared-file';
 
 export interface SharedFile {
   /** The name it is shared and requested under: '/'-separated, relative, no dot segments. */
@@ -21,33 +20,8 @@ export interface SharedFile {
   height: number;
 }
 
-/** Names longer than this (UTF-8 bytes) are not shared: one list entry must fit a datagram. */
-export const MAX_SHARED_NAME_BYTES = 1024;
 /** A share list larger than this is refused at start (bounded memory and list traffic). */
 export const MAX_SHARED_FILES = 100_000;
-
-const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.gif', '.webp', '.bmp']);
-const TEXT_EXTENSIONS = new Set(['.txt', '.md', '.csv', '.json', '.log', '.xml', '.yaml', '.yml', '.toml', '.ini', '.html', '.css', '.js', '.ts', '.py', '.sh', '.c', '.h', '.rs', '.go', '.java', '.tsv']);
-
-export function kindOf(name: string): FileKind {
-  const ext = extname(name).toLowerCase();
-  if (IMAGE_EXTENSIONS.has(ext)) return 'image';
-  if (TEXT_EXTENSIONS.has(ext)) return 'text';
-  return 'other';
-}
-
-/** A name a requester may ask for: relative, '/'-separated, no '.'/'..' segments, NUL or backslash. */
-export function isValidSharedName(name: string): boolean {
-  if (name.length === 0 || Buffer.byteLength(name) > MAX_SHARED_NAME_BYTES) return false;
-  if (name.includes('\0') || name.includes('\\') || name.startsWith('/')) return false;
-  return name.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 interface Candidate {
   name: string;

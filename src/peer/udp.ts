@@ -1,6 +1,6 @@
 // The one place the peer meets the UDP transport (src/transfer/udp): one UdpTransfers per
 // endpoint, created on first use, because it owns the endpoint's handlers for types 0x10-0x1f.
-import type { Endpoint } from '../transfer/endpoint';
+import type { Endpoint } from '../net/endpoint';
 import { DEFAULT_MAX_PAYLOAD, UdpTransfers } from '../transfer/udp/index';
 
 export { DEFAULT_MAX_PAYLOAD };

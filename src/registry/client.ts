@@ -1,8 +1,8 @@
-// The peers' client of the registry HTTP API (SPEC section 3). Every call has a timeout; failures
-// become CliErrors with the exit codes of SPEC section 2.
+// The peers' client of the registry HTTP API (README "The registry API with curl"). Every call has a
+// timeout; failures become P2pErrors (REGISTRY_UNAVAILABLE, UNKNOWN_PEER, ...).
 import http from 'node:http';
 import https from 'node:https';
-import { CliError, ExitCode } from '../cli/errors';
+import { P2pError } from '../core/errors';
 import type { PrivateKey } from '../core/x25519';
 import { signRegistration, type RegistrationFields } from './proof';
 
@@ -42,11 +42,11 @@ export class RegistryClient {
   async register(body: RegistrationFields, identity: PrivateKey): Promise<Registration> {
     for (let attempt = 1; ; attempt++) {
       const signed = signRegistration(identity, await this.call('GET', '/v1/challenge'), body);
-      if (!signed) throw new CliError(ExitCode.registryUnavailable, `registry ${this.url} sent a malformed challenge`);
+      if (!signed) throw new P2pError('REGISTRY_UNAVAILABLE', `registry ${this.url} sent a malformed challenge`);
       try {
         return (await this.call('POST', '/v1/peers', signed)) as Registration;
       } catch (err) {
-        if (attempt === 1 && err instanceof RegistryHttpError && err.code === 'challenge_expired') continue;
+        if (attempt === 1 && err instanceof RegistryHttpError && err.registryCode === 'challenge_expired') continue;
         throw err;
       }
     }
@@ -86,7 +86,7 @@ export class RegistryClient {
       return (await this.call('GET', `/v1/peers/${encodeURIComponent(name)}`)) as PeerRecord;
     } catch (err) {
       if (err instanceof RegistryHttpError && (err.status === 404 || err.status === 400)) {
-        throw new CliError(ExitCode.peerUnavailable, `unknown peer '${name}' (not registered, or offline)`);
+        throw new P2pError('UNKNOWN_PEER', `unknown peer '${name}' (not registered, or offline)`);
       }
       throw err;
     }
@@ -98,7 +98,7 @@ export class RegistryClient {
       res = await httpRequest(new URL(path, this.url), method, body === undefined ? undefined : JSON.stringify(body), token);
     } catch (err) {
       const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw new CliError(ExitCode.registryUnavailable, `registry ${this.url} unreachable (${why})`, { cause: err });
+      throw new P2pError('REGISTRY_UNAVAILABLE', `registry ${this.url} unreachable (${why})`, { cause: err });
     }
     let json: unknown = undefined;
     try {
@@ -109,7 +109,7 @@ export class RegistryClient {
     if (res.status >= 200 && res.status < 300) return json;
     const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
     if (res.status >= 500) {
-      throw new CliError(ExitCode.registryUnavailable, `registry ${this.url} unhealthy (${res.status}${e?.message ? `: ${e.message}` : ''})`);
+      throw new P2pError('REGISTRY_UNAVAILABLE', `registry ${this.url} unhealthy (${res.status}${e?.message ? `: ${e.message}` : ''})`);
     }
     throw new RegistryHttpError(res.status, e?.code ?? 'error', e?.message ?? `HTTP ${res.status}`);
   }
@@ -159,13 +159,13 @@ function httpRequest(url: URL, method: string, body: string | undefined, token: 
   });
 }
 
-/** A 4xx answer; callers decide what it means for them. */
-export class RegistryHttpError extends CliError {
+/** A 4xx answer; callers decide what it means for them. `registryCode` is the API's own error code. */
+export class RegistryHttpError extends P2pError {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly registryCode: string,
     message: string,
   ) {
-    super(status === 409 ? ExitCode.peerUnavailable : ExitCode.failed, `registry: ${message}`);
+    super(status === 409 ? 'NAME_TAKEN' : 'FAILED', `registry: ${message}`);
   }
 }

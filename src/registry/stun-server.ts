@@ -3,7 +3,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { StunOutcome } from './metrics';
-import { type DropCategory, classifyRequest, encodeBindingSuccess, encodeUnknownAttributes, normalizeSource } from './stun';
+import { type DropCategory, classifyRequest, encodeBindingSuccess, encodeUnknownAttributes, normalizeSource } from '../wire/stun';
 
 /**
  * Datagrams larger than this are dropped unread. A Binding request is 20-100 bytes; RFC 8489

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { link, mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { sha256File } from '../peer/share';
+import { sha256File } from '../core/hash';
 
 export interface PartFile {
   path: string;

@@ -1,7 +1,7 @@
 // TCP transfer, requester side: presents the ticket, then appends the stream to the .part file.
 import { createWriteStream } from 'node:fs';
 import net from 'node:net';
-import { decodeTcpReply, encodeTcpHello, TCP_REPLY_BYTES, TcpStatus } from '../peer/control';
+import { decodeTcpReply, encodeTcpHello, TCP_REPLY_BYTES, TcpStatus } from '../wire/tcp';
 
 export interface TcpFetchOptions {
   host: string;

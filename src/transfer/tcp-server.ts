@@ -3,15 +3,29 @@
 import { createReadStream } from 'node:fs';
 import net from 'node:net';
 import { pipeline } from 'node:stream';
-import { decodeTcpHello, encodeTcpReply, TCP_HELLO_BYTES, TcpStatus } from '../peer/control';
-import type { TcpTicket } from '../peer/control-server';
-import type { Remote } from './endpoint';
-import { normalizeIp } from '../registry/names';
+import { decodeTcpHello, encodeTcpReply, TCP_HELLO_BYTES, TcpStatus } from '../wire/tcp';
+import type { Remote } from '../net/connection';
+import { normalizeIp } from '../core/addresses';
 
-export interface TcpServerHooks {
-  takeTicket(sessionId: number, fromAddress: string): TcpTicket | undefined;
+/** What the TCP server needs to know of a file it streams. */
+export interface ServedFile {
+  name: string;
+  path: string;
+  size: number;
+}
+
+/** A GET answered ok for TCP: the file, from where, and who asked (redeemed once by the hello). */
+export interface TcpTicket<F extends ServedFile = ServedFile> {
+  file: F;
+  offset: number;
+  from: Remote;
+}
+
+/** The owner's control side, as the TCP server uses it (control/server.ts implements it). */
+export interface TcpServerHooks<F extends ServedFile = ServedFile> {
+  takeTicket(sessionId: number, fromAddress: string): TcpTicket<F> | undefined;
   /** False when the file changed on disk since its digest was announced in the GET answer. */
-  isCurrent(file: TcpTicket['file']): Promise<boolean>;
+  isCurrent(file: F): Promise<boolean>;
   track(e: { from: Remote; name: string; size: number; offset: number; via: 'tcp' }, done: Promise<unknown>): void;
 }
 
@@ -22,7 +36,7 @@ const MAX_CONNECTIONS = 256;
 /** Open connections per server, for closeTcpServer. */
 const connections = new WeakMap<net.Server, Set<net.Socket>>();
 
-export function createTcpServer(hooks: TcpServerHooks): net.Server {
+export function createTcpServer<F extends ServedFile>(hooks: TcpServerHooks<F>): net.Server {
   const open = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true }, (socket) => {
     open.add(socket);
@@ -45,7 +59,7 @@ export function closeTcpServer(server: net.Server): Promise<void> {
   });
 }
 
-function serve(socket: net.Socket, hooks: TcpServerHooks): void {
+function serve<F extends ServedFile>(socket: net.Socket, hooks: TcpServerHooks<F>): void {
   socket.on('error', () => {}); // a vanished requester is not our error
   // A deadline, not an inactivity timeout: a hello sent a byte at a time, or a refused requester
   // that never closes its side, must not hold one of the MAX_CONNECTIONS slots past this.
@@ -73,7 +87,7 @@ function serve(socket: net.Socket, hooks: TcpServerHooks): void {
   socket.on('data', onData);
 }
 
-function stream(socket: net.Socket, t: TcpTicket, hooks: TcpServerHooks): void {
+function stream<F extends ServedFile>(socket: net.Socket, t: TcpTicket<F>, hooks: TcpServerHooks<F>): void {
   const count = t.file.size - t.offset;
   socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy(new Error('requester idle for 30 s')));
   const done = new Promise<void>((resolve, reject) => {

@@ -3,7 +3,7 @@
 // upper pixel, background = lower pixel), in 24-bit colour or the 256-colour palette.
 import { readFile, stat } from 'node:fs/promises';
 import jpeg from 'jpeg-js';
-import { jpegFrame } from './image-info';
+import { jpegFrame } from '../media/image-info';
 import { colors } from './output';
 
 export type ColorMode = 'truecolor' | '256';

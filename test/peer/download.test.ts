@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { lstat, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CliError, ExitCode } from '../../src/cli/errors';
+import { P2pError } from '../../src/core/errors';
 import { fetchFile } from '../../src/peer/fetch';
 import { openPart } from '../../src/transfer/download';
 import { Peer } from '../../src/peer/peer';
@@ -22,7 +22,7 @@ test('a fetch refused before any byte arrived (owner busy) leaves nothing in the
   try {
     await assert.rejects(
       fetchFile({ registry: new RegistryClient(reg.url), peer: 'full', file: 'a.txt', via: 'tcp', downloads }),
-      (err: unknown) => err instanceof CliError && err.exitCode === ExitCode.failed && /busy/.test(err.message),
+      (err: unknown) => err instanceof P2pError && err.code === 'BUSY' && /busy/.test(err.message),
     );
     assert.deepEqual(await readdir(downloads), [], 'an empty .part (or its lock) was left behind');
   } finally {

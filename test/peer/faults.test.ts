@@ -7,13 +7,13 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { ControlClient } from '../../src/peer/control-client';
-import { encodeGetRequest, encodeListRequest } from '../../src/peer/control';
+import { ControlClient } from '../../src/control/client';
+import { encodeGetRequest, encodeListRequest } from '../../src/wire/control';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
 import { RegistryClient } from '../../src/registry/client';
-import { Endpoint } from '../../src/transfer/endpoint';
-import { encodeFrame, FrameType } from '../../src/transfer/frame';
+import { Endpoint } from '../../src/net/endpoint';
+import { encodeFrame, FrameType } from '../../src/wire/frame';
 import { runCli, startCli, tempDir } from '../support/cli';
 import { randomFile, registry, sha256, startPeer } from './support';
 
@@ -169,7 +169,7 @@ test('100,000 hostile datagrams at a peer: dropped and counted, the peer keeps s
     // Still serving: a real LIST from a real client.
     const ep = await Endpoint.bind(0);
     try {
-      const list = await new ControlClient(ep).list({ address: '127.0.0.1', port: peer.port }, 'target');
+      const list = await new ControlClient(ep).list(ep.connect({ address: '127.0.0.1', port: peer.port }), 'target');
       assert.deepEqual(list.map((f) => [f.name, f.sha256]), [['x.bin', digest]]);
     } finally {
       await ep.close();

@@ -6,20 +6,20 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { CliError, ExitCode } from '../../src/cli/errors';
+import { P2pError } from '../../src/core/errors';
 import { PrivateKey } from '../../src/core/x25519';
-import { ControlClient } from '../../src/peer/control-client';
+import { ControlClient } from '../../src/control/client';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
 import { RegistryClient } from '../../src/registry/client';
-import { Endpoint } from '../../src/transfer/endpoint';
+import { Endpoint } from '../../src/net/endpoint';
 import { startCli, tempDir } from '../support/cli';
 import { registry } from './support';
 
 async function listAt(port: number, name: string): Promise<string[]> {
   const endpoint = await Endpoint.bind(0);
   try {
-    return (await new ControlClient(endpoint).list({ address: '127.0.0.1', port }, name)).map((e) => e.name);
+    return (await new ControlClient(endpoint).list(endpoint.connect({ address: '127.0.0.1', port }), name)).map((e) => e.name);
   } finally {
     await endpoint.close();
   }
@@ -39,7 +39,7 @@ test('a second Peer with the same identity takes the name at once; the first is 
     assert.equal((await client.lookup('twin')).port, a.port);
     await assert.rejects(
       Peer.start({ name: 'TWIN', registryUrl: reg.url, share: await ShareIndex.build([file]), port: 0, identity: PrivateKey.generate() }),
-      (err: unknown) => err instanceof CliError && err.exitCode === ExitCode.peerUnavailable && /taken/.test(err.message),
+      (err: unknown) => err instanceof P2pError && err.code === 'NAME_TAKEN' && /taken/.test(err.message),
     );
 
     const t0 = Date.now();

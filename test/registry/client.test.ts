@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { CliError, ExitCode } from '../../src/cli/errors';
+import { P2pError } from '../../src/core/errors';
 import { PrivateKey } from '../../src/core/x25519';
 import { RegistryClient, RegistryHttpError } from '../../src/registry/client';
 import { startRegistry, type RunningRegistry } from '../../src/registry/index';
@@ -48,8 +48,8 @@ test('an answer that never ends is cut off: one line, exit 5, memory not filled'
   try {
     const rssBefore = process.memoryUsage().rss;
     await assert.rejects(new RegistryClient(url).list(), (err: unknown) => {
-      assert.ok(err instanceof CliError);
-      assert.equal(err.exitCode, ExitCode.registryUnavailable);
+      assert.ok(err instanceof P2pError);
+      assert.equal(err.code, 'REGISTRY_UNAVAILABLE'); // exit 5
       assert.doesNotMatch(err.message, /\n/);
       assert.match(err.message, /too large/);
       return true;
@@ -86,7 +86,7 @@ test('register: the same key reclaims its name at once (the old token then gets 
     await assert.rejects(client.register({ name: 'OLIVE', port: 4002 }, PrivateKey.generate()), (err: unknown) => {
       assert.ok(err instanceof RegistryHttpError);
       assert.equal(err.status, 409);
-      assert.equal(err.code, 'name_taken');
+      assert.equal(err.registryCode, 'name_taken');
       return true;
     });
   } finally {
@@ -130,7 +130,7 @@ test('register: only one retry when challenges keep expiring, then the 401 is th
     await assert.rejects(new RegistryClient(reg.url).register({ name: 'never', port: 4000 }, PrivateKey.generate()), (err: unknown) => {
       assert.ok(err instanceof RegistryHttpError);
       assert.equal(err.status, 401);
-      assert.equal(err.code, 'challenge_expired');
+      assert.equal(err.registryCode, 'challenge_expired');
       return true;
     });
     const metrics = await (await fetch(`${reg.url}/metrics`)).text();
@@ -151,8 +151,8 @@ test('register: a malformed challenge answer is one clear error, nothing posted'
   const url = await listening(server);
   try {
     await assert.rejects(new RegistryClient(url).register({ name: 'x', port: 1 }, PrivateKey.generate()), (err: unknown) => {
-      assert.ok(err instanceof CliError);
-      assert.equal(err.exitCode, ExitCode.registryUnavailable);
+      assert.ok(err instanceof P2pError);
+      assert.equal(err.code, 'REGISTRY_UNAVAILABLE');
       assert.match(err.message, /malformed challenge/);
       return true;
     });

@@ -6,7 +6,7 @@ import { freePort } from '../support/redis';
 import { call, register } from './http';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { Attr, decodeAddress, decodeStunMessage, encodeBindingRequest } from '../../src/registry/stun';
+import { Attr, decodeAddress, decodeStunMessage, encodeBindingRequest } from '../../src/wire/stun';
 
 /** One Binding request to 127.0.0.1:port; resolves with the address the server saw, or rejects after 3 s. */
 async function stunAsk(port: number): Promise<{ mapped: unknown; own: number }> {

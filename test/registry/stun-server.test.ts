@@ -4,11 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, test } from 'node:test';
 import { startRegistry, type RunningRegistry } from '../../src/registry/index';
-import { Attr, StunClass, decodeAddress, decodeStunMessage, encodeBindingRequest, type StunMessage } from '../../src/registry/stun';
+import { Attr, StunClass, decodeAddress, decodeStunMessage, encodeBindingRequest, type StunMessage } from '../../src/wire/stun';
 import { MAX_STUN_DATAGRAM_BYTES } from '../../src/registry/stun-server';
 import { call, register, sleep } from './http';
 import { seededRandom } from '../support/random';
-import { legacyRequest, mutateDatagram, withAttribute } from './stun-support';
+import { legacyRequest, mutateDatagram, withAttribute } from '../support/stun';
 
 /** A UDP client socket that keeps every datagram it receives. */
 class Client {

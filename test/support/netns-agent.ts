@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { createInterface } from 'node:readline';
 import { startStunServer } from '../../src/registry/stun-server';
-import { Attr, StunClass, decodeAddress, decodeStunMessage, encodeBindingRequest } from '../../src/registry/stun';
+import { Attr, StunClass, decodeAddress, decodeStunMessage, encodeBindingRequest } from '../../src/wire/stun';
 
 type Command = { id: number } & (
   | { op: 'bind'; address: string; port: number }

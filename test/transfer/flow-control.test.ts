@@ -6,7 +6,7 @@ import { fork } from 'node:child_process';
 import { pbkdf2 } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Endpoint } from '../../src/transfer/endpoint';
+import { Endpoint } from '../../src/net/endpoint';
 import { UdpTransfers } from '../../src/transfer/udp/index';
 import { tempDir } from '../support/cli';
 import { randomFile, sessionId, sha256 } from './support';
@@ -37,7 +37,7 @@ test('a slow disk closes the window; the owner follows it and the file is byte-e
     for (let i = 0; i < 8; i++) clog();
     const id = sessionId();
     const part = join(dir, 'slow.part');
-    const received = udp.receive({ from: { address: '127.0.0.1', port }, sessionId: id, partPath: part, offset: 0, size });
+    const received = udp.receive({ conn: requester.connect({ address: '127.0.0.1', port }), sessionId: id, partPath: part, offset: 0, size });
     const sent = new Promise<{ ok?: unknown; error?: string }>((resolve) => child.once('message', (m) => resolve(m as { ok?: unknown; error?: string })));
     child.send({ to: { address: '127.0.0.1', port: requester.port }, sessionId: id, path: src, size });
     const r = await received;

@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Endpoint } from '../../src/transfer/endpoint';
-import { encodeFrame, FrameType } from '../../src/transfer/frame';
-import { encodeData } from '../../src/transfer/udp/packets';
+import { Endpoint } from '../../src/net/endpoint';
+import { encodeFrame, FrameType } from '../../src/wire/frame';
+import { encodeData } from '../../src/wire/transfer';
 import { tempDir } from '../support/cli';
 import { pair, randomFile, sessionId, sha256, transfer } from './support';
 
@@ -51,10 +51,10 @@ test('two transfers at once from one owner, both byte-exact', async () => {
     const partB = join(dir, 'two-b.part');
     const sizeA = (await stat(a)).size;
     const sizeB = (await stat(b)).size;
-    const recvA = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: idA, partPath: partA, offset: 0, size: sizeA });
-    const recvB = otherUdp.receive({ from: p.ownerAddress, sessionId: idB, partPath: partB, offset: 0, size: sizeB });
-    const sendA = p.ownerUdp.send({ to: p.requesterAddress, sessionId: idA, path: a, offset: 0, size: sizeA, maxPayload: 1200 });
-    const sendB = p.ownerUdp.send({ to: { address: '127.0.0.1', port: other.port }, sessionId: idB, path: b, offset: 0, size: sizeB, maxPayload: 1200 });
+    const recvA = p.requesterUdp.receive({ conn: p.toOwner, sessionId: idA, partPath: partA, offset: 0, size: sizeA });
+    const recvB = otherUdp.receive({ conn: other.connect(p.ownerAddress), sessionId: idB, partPath: partB, offset: 0, size: sizeB });
+    const sendA = p.ownerUdp.send({ conn: p.toRequester, sessionId: idA, path: a, offset: 0, size: sizeA, maxPayload: 1200 });
+    const sendB = p.ownerUdp.send({ conn: p.owner.connect({ address: '127.0.0.1', port: other.port }), sessionId: idB, path: b, offset: 0, size: sizeB, maxPayload: 1200 });
     assert.equal(p.ownerUdp.activeSends, 2);
     await Promise.all([recvA, recvB, sendA, sendB]);
     assert.equal(await sha256(partA), da);
@@ -94,8 +94,8 @@ test('sender vanishes mid-transfer: the receiver fails within the idle timeout w
     const id = sessionId();
     const part = join(dir, 'vanish.part');
     let progress = 0;
-    const recv = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id, partPath: part, offset: 0, size, onProgress: (n) => (progress = n) });
-    const sent = p.ownerUdp.send({ to: p.requesterAddress, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
+    const recv = p.requesterUdp.receive({ conn: p.toOwner, sessionId: id, partPath: part, offset: 0, size, onProgress: (n) => (progress = n) });
+    const sent = p.ownerUdp.send({ conn: p.toRequester, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
     sent.catch(() => {});
     const deadline = Date.now() + 20_000;
     while (progress < 1024 * 1024 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -131,9 +131,9 @@ test('receiver vanishes mid-transfer: the sender fails within the idle timeout w
   try {
     const id = sessionId();
     let progress = 0;
-    const recv = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id, partPath: join(dir, 'gone.part'), offset: 0, size, onProgress: (n) => (progress = n) });
+    const recv = p.requesterUdp.receive({ conn: p.toOwner, sessionId: id, partPath: join(dir, 'gone.part'), offset: 0, size, onProgress: (n) => (progress = n) });
     recv.catch(() => {});
-    const sent = p.ownerUdp.send({ to: p.requesterAddress, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
+    const sent = p.ownerUdp.send({ conn: p.toRequester, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
     const deadline = Date.now() + 20_000;
     while (progress < 512 * 1024 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.ok(progress >= 512 * 1024, 'the transfer never got going');
@@ -159,8 +159,8 @@ test('closing an endpoint ends its sessions at once (no timer left running to th
   const p = await pair({ toClient: { rateMbit: 20, seed: 12 } });
   try {
     const id = sessionId();
-    const recv = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id, partPath: join(dir, 'close.part'), offset: 0, size });
-    const sent = p.ownerUdp.send({ to: p.requesterAddress, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
+    const recv = p.requesterUdp.receive({ conn: p.toOwner, sessionId: id, partPath: join(dir, 'close.part'), offset: 0, size });
+    const sent = p.ownerUdp.send({ conn: p.toRequester, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
     await new Promise((r) => setTimeout(r, 200));
     let started = Date.now();
     await p.owner.close();
@@ -186,20 +186,21 @@ test('datagrams of another session, from another address, or malformed are ignor
   try {
     const id = sessionId();
     const part = join(dir, 'stray.part');
-    const recv = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id, partPath: part, offset: 0, size });
+    const recv = p.requesterUdp.receive({ conn: p.toOwner, sessionId: id, partPath: part, offset: 0, size });
     const to = { address: '127.0.0.1', port: p.requester.port };
+    const toRequester = stranger.connect(to);
     const junk = Buffer.alloc(1200, 0xee);
     const rejectedBefore = p.requester.drops.rejected;
     for (let i = 0; i < 300; i++) {
       // Right session, wrong address: must not land in the file.
-      stranger.send(FrameType.data, id, encodeData({ packetNumber: i, chunk: i % 50, sendTimeUs: 0 }, junk), to);
+      toRequester.send(FrameType.data, id, encodeData({ packetNumber: i, chunk: i % 50, sendTimeUs: 0 }, junk));
       // Another (stale) session: ignored as well.
-      stranger.send(FrameType.data, (id + 1) >>> 0, encodeData({ packetNumber: i, chunk: 0, sendTimeUs: 0 }, junk), to);
+      toRequester.send(FrameType.data, (id + 1) >>> 0, encodeData({ packetNumber: i, chunk: 0, sendTimeUs: 0 }, junk));
       stranger.sendRaw(encodeFrame(FrameType.ack, id, randomBytes(i % 40)), to);
     }
     await new Promise((r) => setTimeout(r, 100));
     assert.ok(p.requester.drops.rejected - rejectedBefore >= 600, `only ${p.requester.drops.rejected - rejectedBefore} rejected`);
-    const sent = p.ownerUdp.send({ to: p.requesterAddress, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
+    const sent = p.ownerUdp.send({ conn: p.toRequester, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
     await Promise.all([recv, sent]);
     assert.equal(await sha256(part), digest);
   } finally {
@@ -212,14 +213,14 @@ test('cancel ends a receive at once with a clear error; an unusable max payload 
   const p = await pair();
   try {
     const id = sessionId();
-    const recv = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id, partPath: join(dir, 'cancel.part'), offset: 0, size: 10_000 });
+    const recv = p.requesterUdp.receive({ conn: p.toOwner, sessionId: id, partPath: join(dir, 'cancel.part'), offset: 0, size: 10_000 });
     p.requesterUdp.cancel(id);
     await assert.rejects(recv, /^Error: transfer cancelled$/);
     assert.equal(p.requesterUdp.activeReceives, 0);
     // The owner refuses a max payload it cannot use, and says so: the requester ends at once.
     const id2 = sessionId();
-    const recv2 = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id2, partPath: join(dir, 'small.part'), offset: 0, size: 10_000 });
-    await assert.rejects(p.ownerUdp.send({ to: p.requesterAddress, sessionId: id2, path: join(dir, 'none'), offset: 0, size: 10_000, maxPayload: 10 }), /^Error: max payload 10 is too small \(at least 64 bytes\)$/);
+    const recv2 = p.requesterUdp.receive({ conn: p.toOwner, sessionId: id2, partPath: join(dir, 'small.part'), offset: 0, size: 10_000 });
+    await assert.rejects(p.ownerUdp.send({ conn: p.toRequester, sessionId: id2, path: join(dir, 'none'), offset: 0, size: 10_000, maxPayload: 10 }), /^Error: max payload 10 is too small \(at least 64 bytes\)$/);
     await assert.rejects(recv2, /^Error: sender aborted the transfer \(bad request\)$/);
   } finally {
     await p.close();

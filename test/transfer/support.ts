@@ -2,8 +2,9 @@
 // optionally with the impairment relay between them, and a file sent from one to the other.
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
-import { Endpoint, type Remote } from '../../src/transfer/endpoint';
-import { FrameType } from '../../src/transfer/frame';
+import type { Connection, Remote } from '../../src/net/connection';
+import { Endpoint } from '../../src/net/endpoint';
+import { FrameType } from '../../src/wire/frame';
 import { UdpTransfers } from '../../src/transfer/udp/index';
 import { UdpRelay, type Impairment } from '../support/relay';
 import { randomFile, sha256 } from '../peer/support';
@@ -20,6 +21,10 @@ export interface Pair {
   ownerAddress: Remote;
   /** Where the owner sends (the requester as the owner sees it: maybe the relay's mapping). */
   requesterAddress: Remote;
+  /** The requester's connection to ownerAddress. */
+  toOwner: Connection;
+  /** The owner's connection to requesterAddress. */
+  toRequester: Connection;
   close(): Promise<void>;
 }
 
@@ -31,12 +36,14 @@ export async function pair(o: { toClient?: Impairment; toTarget?: Impairment; id
   const requesterUdp = new UdpTransfers(requester, opts);
   let relay: UdpRelay | undefined;
   let ownerAddress: Remote = { address: '127.0.0.1', port: owner.port };
-  let requesterAddress: Remote = { address: '127.0.0.1', port: requester.port };
+  let toRequester = owner.connect({ address: '127.0.0.1', port: requester.port });
   if (o.toClient || o.toTarget) {
     relay = await UdpRelay.start({ target: ownerAddress, ...(o.toClient ? { toClient: o.toClient } : {}), ...(o.toTarget ? { toTarget: o.toTarget } : {}) });
     ownerAddress = { address: '127.0.0.1', port: relay.port };
-    requesterAddress = await learnMapping(owner, requester, ownerAddress);
+    toRequester = await learnMapping(owner, requester, ownerAddress);
   }
+  const requesterAddress = toRequester.remote;
+  const toOwner = requester.connect(ownerAddress);
   return {
     owner,
     requester,
@@ -45,6 +52,8 @@ export async function pair(o: { toClient?: Impairment; toTarget?: Impairment; id
     ...(relay ? { relay } : {}),
     ownerAddress,
     requesterAddress,
+    toOwner,
+    toRequester,
     async close() {
       await relay?.close();
       await owner.close();
@@ -54,12 +63,12 @@ export async function pair(o: { toClient?: Impairment; toTarget?: Impairment; id
 }
 
 /** Like a GET_REQUEST would: the requester sends through the relay, the owner sees the mapping. */
-async function learnMapping(owner: Endpoint, requester: Endpoint, via: Remote): Promise<Remote> {
-  let seen: Remote | undefined;
-  owner.on(FrameType.getRequest, (_f, from) => (seen = from));
+async function learnMapping(owner: Endpoint, requester: Endpoint, via: Remote): Promise<Connection> {
+  let seen: Connection | undefined;
+  owner.on(FrameType.getRequest, (_f, conn) => (seen = conn));
   try {
     for (let i = 0; i < 100 && !seen; i++) {
-      requester.send(FrameType.getRequest, 1, Buffer.alloc(0), via);
+      requester.connect(via).send(FrameType.getRequest, 1, Buffer.alloc(0));
       await new Promise((r) => setTimeout(r, 20));
     }
   } finally {
@@ -78,8 +87,8 @@ export async function transfer(p: Pair, path: string, size: number, dir: string,
   const id = sessionId();
   const partPath = join(dir, o.partName ?? `received-${id}.part`);
   const offset = o.offset ?? 0;
-  const received = p.requesterUdp.receive({ from: p.ownerAddress, sessionId: id, partPath, offset, size });
-  const sent = p.ownerUdp.send({ to: p.requesterAddress, sessionId: id, path, offset, size, maxPayload: 1200 });
+  const received = p.requesterUdp.receive({ conn: p.toOwner, sessionId: id, partPath, offset, size });
+  const sent = p.ownerUdp.send({ conn: p.toRequester, sessionId: id, path, offset, size, maxPayload: 1200 });
   const [r, s] = await Promise.all([received, sent]);
   return { received: r, sent: s, partPath };
 }

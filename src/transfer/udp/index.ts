@@ -1,13 +1,16 @@
 // Reliable UDP transfers on one Endpoint (PROTOCOL.md section 6): routes DATA, ACK, DONE and
-// ABORT frames to the session they belong to, by session ID and the exact remote address;
-// anything else (stale sessions, strangers, malformed bodies) is dropped and counted.
-import type { Endpoint, Remote } from '../endpoint';
-import { FrameType, type Frame } from '../frame';
-import { AbortReason, abortReasonText, encodeAbort, decodeAbort, decodeAck, decodeData, decodeDone, encodeDone, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, safeSend } from './packets';
+// ABORT frames to the session they belong to, by connection (the exact remote address) and
+// session ID; anything else (stale sessions, strangers, malformed bodies) is dropped and counted.
+import { onAbortSignal } from '../../core/async';
+import type { Connection } from '../../net/connection';
+import type { Endpoint } from '../../net/endpoint';
+import { SessionTable } from '../../net/sessions';
+import { FrameType, type Frame } from '../../wire/frame';
+import { AbortReason, abortReasonText, encodeAbort, decodeAbort, decodeAck, decodeData, decodeDone, encodeDone, DATA_HEADER_BYTES, MIN_PAYLOAD_BYTES } from '../../wire/transfer';
 import { Receiver, type ReceiveResult } from './receiver';
+import { Sender, type SendResult } from './sender';
 
-export type { ReceiveResult };
-import { Sender } from './sender';
+export type { ReceiveResult, SendResult };
 
 export const DEFAULT_MAX_PAYLOAD = 1200;
 export const DEFAULT_IDLE_TIMEOUT_MS = 15_000;
@@ -17,7 +20,8 @@ const MAX_LINGERING = 1024;
 const DONE_REPLY_SPACING_MS = 20;
 
 export interface SendRequest {
-  to: Remote;
+  /** The requester's connection: DATA goes there, ACK/DONE/ABORT count only from there. */
+  conn: Connection;
   sessionId: number;
   path: string;
   offset: number;
@@ -27,7 +31,8 @@ export interface SendRequest {
 }
 
 export interface ReceiveRequest {
-  from: Remote;
+  /** The owner's connection: DATA and ABORT count only from there. */
+  conn: Connection;
   sessionId: number;
   partPath: string;
   offset: number;
@@ -39,29 +44,23 @@ export interface ReceiveRequest {
 }
 
 interface Lingering {
-  from: Remote;
   until: number;
   lastDone: number;
 }
 
-function sameRemote(a: Remote, b: Remote): boolean {
-  return a.port === b.port && a.address === b.address;
-}
-
-function sendKey(to: Remote, sessionId: number): string {
-  return `${to.address}|${to.port}|${sessionId >>> 0}`;
-}
-
-/** The chunk size an owner uses for a GET_REQUEST's max payload, or null when it is unusable. */
-export function chunkBytesFor(maxPayload: number): number | null {
+/**
+ * The chunk size an owner uses for a GET_REQUEST's max payload on a connection whose bodies hold
+ * `maxBody` bytes (PROTOCOL.md 6.1; 1448 on a version-1 connection), or null when it is unusable.
+ */
+export function chunkBytesFor(maxPayload: number, maxBody: number): number | null {
   if (!Number.isInteger(maxPayload) || maxPayload < MIN_PAYLOAD_BYTES) return null;
-  return Math.min(maxPayload, MAX_PAYLOAD_BYTES);
+  return Math.min(maxPayload, maxBody - DATA_HEADER_BYTES);
 }
 
 export class UdpTransfers {
-  private readonly sends = new Map<string, Sender>();
-  private readonly receives = new Map<number, { from: Remote; receiver: Receiver }>();
-  private readonly lingering = new Map<number, Lingering>();
+  private readonly sends = new SessionTable<Sender>();
+  private readonly receives = new SessionTable<Receiver>();
+  private readonly lingering = new SessionTable<Lingering>();
   private readonly idleTimeoutMs: number;
 
   constructor(
@@ -69,16 +68,13 @@ export class UdpTransfers {
     options: { idleTimeoutMs?: number } = {},
   ) {
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    endpoint.on(FrameType.data, (f, from) => this.onData(f, from));
-    endpoint.on(FrameType.ack, (f, from) => this.onAck(f, from));
-    endpoint.on(FrameType.done, (f, from) => this.onDone(f, from));
-    endpoint.on(FrameType.abort, (f, from) => this.onAbort(f, from));
+    endpoint.on(FrameType.data, (f, conn) => this.onData(f, conn));
+    endpoint.on(FrameType.ack, (f, conn) => this.onAck(f, conn));
+    endpoint.on(FrameType.done, (f, conn) => this.onDone(f, conn));
+    endpoint.on(FrameType.abort, (f, conn) => this.onAbort(f, conn));
     // The socket is gone (peer shutting down, exchange over): end every session now rather than
     // let their timers run to the idle timeout.
-    endpoint.socket.once('close', () => {
-      for (const s of this.sends.values()) s.cancel('transfer stopped: the UDP socket was closed');
-      for (const r of this.receives.values()) r.receiver.cancel('transfer stopped: the UDP socket was closed');
-    });
+    endpoint.onClose(() => this.cancelAll('transfer stopped: the UDP socket was closed'));
   }
 
   get activeSends(): number {
@@ -89,46 +85,48 @@ export class UdpTransfers {
     return this.receives.size;
   }
 
-  send(o: SendRequest): Promise<{ bytes: number; retransmitted: number; seconds: number }> {
-    const chunkBytes = chunkBytesFor(o.maxPayload);
+  send(o: SendRequest): Promise<SendResult> {
+    const { conn } = o;
+    const chunkBytes = chunkBytesFor(o.maxPayload, conn.maxBody);
     const refusal =
       chunkBytes === null ? `max payload ${o.maxPayload} is too small (at least ${MIN_PAYLOAD_BYTES} bytes)` : !validRange(o.offset, o.size) ? `bad byte range ${o.offset}-${o.size}` : undefined;
     if (refusal || chunkBytes === null) {
       // The GET was already answered ok: tell the requester now rather than let it time out.
-      safeSend(this.endpoint, FrameType.abort, o.sessionId, encodeAbort(AbortReason.badRequest), o.to);
+      conn.send(FrameType.abort, o.sessionId, encodeAbort(AbortReason.badRequest));
       return Promise.reject(new Error(refusal));
     }
-    const key = sendKey(o.to, o.sessionId);
-    if (this.sends.has(key)) return Promise.reject(new Error(`session ${o.sessionId} is already sending`));
-    const sender = new Sender(
-      this.endpoint,
-      { to: o.to, sessionId: o.sessionId >>> 0, path: o.path, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs },
-      () => {
-        if (this.sends.get(key) === sender) this.sends.delete(key);
-      },
-    );
-    this.sends.set(key, sender);
+    const id = o.sessionId >>> 0;
+    if (this.sends.get(conn, id)) return Promise.reject(new Error(`session ${o.sessionId} is already sending`));
+    const release = conn.hold();
+    const sender = new Sender(conn, { sessionId: id, path: o.path, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs }, () => {
+      release();
+      if (this.sends.get(conn, id) === sender) this.sends.delete(conn, id);
+    });
+    this.sends.set(conn, id, sender);
     onAbortSignal(o.signal, () => sender.cancel('transfer aborted'), sender.promise);
     return sender.promise;
   }
 
   receive(o: ReceiveRequest): Promise<ReceiveResult> {
-    const chunkBytes = chunkBytesFor(o.maxPayload ?? DEFAULT_MAX_PAYLOAD);
+    const { conn } = o;
+    const chunkBytes = chunkBytesFor(o.maxPayload ?? DEFAULT_MAX_PAYLOAD, conn.maxBody);
     if (chunkBytes === null) return Promise.reject(new Error(`max payload ${o.maxPayload} is too small`));
     if (!validRange(o.offset, o.size)) return Promise.reject(new Error(`bad byte range ${o.offset}-${o.size}`));
     const id = o.sessionId >>> 0;
-    if (this.receives.has(id)) return Promise.reject(new Error(`session ${id} is already receiving`));
-    this.lingering.delete(id);
+    if (this.receives.get(conn, id)) return Promise.reject(new Error(`session ${id} is already receiving`));
+    this.lingering.delete(conn, id);
+    const release = conn.hold();
     const receiver = new Receiver(
-      this.endpoint,
-      { from: o.from, sessionId: id, partPath: o.partPath, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs, ...(o.onProgress ? { onProgress: o.onProgress } : {}) },
+      conn,
+      { sessionId: id, partPath: o.partPath, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs, ...(o.onProgress ? { onProgress: o.onProgress } : {}) },
       () => {
-        if (this.receives.get(id)?.receiver !== receiver) return;
-        this.receives.delete(id);
-        if (receiver.finished) this.linger(id, o.from);
+        release();
+        if (this.receives.get(conn, id) !== receiver) return;
+        this.receives.delete(conn, id);
+        if (receiver.finished) this.linger(conn, id);
       },
     );
-    this.receives.set(id, { from: o.from, receiver });
+    this.receives.set(conn, id, receiver);
     onAbortSignal(o.signal, () => receiver.cancel('transfer aborted'), receiver.promise);
     return receiver.promise;
   }
@@ -136,75 +134,66 @@ export class UdpTransfers {
   /** Ends every session now, telling each remote (ABORT) while the socket is still open. */
   cancelAll(message: string): void {
     for (const s of [...this.sends.values()]) s.cancel(message);
-    for (const r of [...this.receives.values()]) r.receiver.cancel(message);
+    for (const r of [...this.receives.values()]) r.cancel(message);
   }
 
-  /** Ends a session now (send or receive); its promise rejects. */
+  /** Ends the sessions of this ID now (send or receive, on any connection); their promises reject. */
   cancel(sessionId: number): void {
     const id = sessionId >>> 0;
-    this.receives.get(id)?.receiver.cancel('transfer cancelled');
-    for (const [key, sender] of this.sends) if (key.endsWith(`|${id}`)) sender.cancel('transfer cancelled');
+    for (const [, sid, r] of [...this.receives.entries()]) if (sid === id) r.cancel('transfer cancelled');
+    for (const [, sid, s] of [...this.sends.entries()]) if (sid === id) s.cancel('transfer cancelled');
   }
 
-  private onData(f: Frame, from: Remote): void {
+  private onData(f: Frame, conn: Connection): void {
     const p = decodeData(f.body);
-    const r = this.receives.get(f.id);
-    if (p && r && sameRemote(r.from, from)) {
-      if (!r.receiver.onData(p)) this.endpoint.reject();
+    const r = this.receives.get(conn, f.id);
+    if (p && r) {
+      if (!r.onData(p)) this.endpoint.reject();
       return;
     }
-    const l = this.lingering.get(f.id);
+    const l = this.lingering.get(conn, f.id);
     const now = performance.now();
-    if (p && l && sameRemote(l.from, from) && now < l.until) {
+    if (p && l && now < l.until) {
       // The sender has not heard our DONE: say it again, at a bounded rate.
       if (now - l.lastDone >= DONE_REPLY_SPACING_MS) {
         l.lastDone = now;
-        safeSend(this.endpoint, FrameType.done, f.id, encodeDone(), from);
+        conn.send(FrameType.done, f.id, encodeDone());
       }
       return;
     }
     this.endpoint.reject(); // malformed, stale, or not from the peer this session talks to
   }
 
-  private onAck(f: Frame, from: Remote): void {
+  private onAck(f: Frame, conn: Connection): void {
     const a = decodeAck(f.body);
-    const s = this.sends.get(sendKey(from, f.id));
+    const s = this.sends.get(conn, f.id);
     if (a && s) s.onAck(a);
     else this.endpoint.reject();
   }
 
-  private onDone(f: Frame, from: Remote): void {
-    const s = this.sends.get(sendKey(from, f.id));
+  private onDone(f: Frame, conn: Connection): void {
+    const s = this.sends.get(conn, f.id);
     if (decodeDone(f.body) && s) s.onDone();
     else this.endpoint.reject();
   }
 
-  private onAbort(f: Frame, from: Remote): void {
+  private onAbort(f: Frame, conn: Connection): void {
     const reason = decodeAbort(f.body);
     if (reason === null) return this.endpoint.reject();
-    const s = this.sends.get(sendKey(from, f.id));
-    const r = this.receives.get(f.id);
+    const s = this.sends.get(conn, f.id);
+    const r = this.receives.get(conn, f.id);
     if (s) s.onAbort(abortReasonText(reason));
-    else if (r && sameRemote(r.from, from)) r.receiver.onAbort(abortReasonText(reason));
+    else if (r) r.onAbort(abortReasonText(reason));
     else this.endpoint.reject();
   }
 
-  private linger(id: number, from: Remote): void {
+  private linger(conn: Connection, id: number): void {
     const now = performance.now();
-    for (const [k, l] of this.lingering) if (l.until < now || this.lingering.size >= MAX_LINGERING) this.lingering.delete(k);
-    this.lingering.set(id, { from, until: now + LINGER_MS, lastDone: now });
+    for (const [c, i, l] of this.lingering.entries()) if (l.until < now || this.lingering.size >= MAX_LINGERING) this.lingering.delete(c, i);
+    this.lingering.set(conn, id, { until: now + LINGER_MS, lastDone: now });
   }
 }
 
 function validRange(offset: number, size: number): boolean {
   return Number.isSafeInteger(offset) && Number.isSafeInteger(size) && offset >= 0 && offset <= size;
-}
-
-/** Runs `abort` when `signal` fires before `done` settles; one long-lived signal may serve many sessions. */
-function onAbortSignal(signal: AbortSignal | undefined, abort: () => void, done: Promise<unknown>): void {
-  if (!signal) return;
-  if (signal.aborted) return void setImmediate(abort);
-  signal.addEventListener('abort', abort, { once: true });
-  const forget = () => signal.removeEventListener('abort', abort);
-  done.then(forget, forget);
 }

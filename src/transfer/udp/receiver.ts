@@ -3,9 +3,9 @@
 // advertises a window of free write slots (a slow disk slows the sender), and says DONE once
 // every byte is written and fsynced. Memory: one byte per chunk plus the pending writes.
 import { promises as fsp, constants as fsc } from 'node:fs';
-import type { Endpoint, Remote } from '../endpoint';
-import { FrameType } from '../frame';
-import { AbortReason, encodeAbort, encodeAck, encodeDone, MAX_ACK_RANGES, safeSend, type DataPacket, type PnRange } from './packets';
+import type { Connection } from '../../net/connection';
+import { FrameType } from '../../wire/frame';
+import { AbortReason, encodeAbort, encodeAck, encodeDone, MAX_ACK_RANGES, type DataPacket, type PnRange } from '../../wire/transfer';
 
 const ACK_EVERY_PACKETS = 8;
 const ACK_DELAY_MS = 2;
@@ -17,7 +17,6 @@ const DONE_SPACING_MS = 20;
 const PROGRESS_EVERY_MS = 100;
 
 export interface ReceiveOptions {
-  from: Remote;
   sessionId: number;
   partPath: string;
   offset: number;
@@ -77,7 +76,7 @@ export class Receiver {
   private ended = false;
 
   constructor(
-    private readonly endpoint: Endpoint,
+    private readonly conn: Connection,
     private readonly o: ReceiveOptions,
     private readonly onEnd: () => void,
   ) {
@@ -288,7 +287,7 @@ export class Receiver {
       cumulativeChunk: this.cumulative,
       ranges: this.ranges,
     });
-    safeSend(this.endpoint, FrameType.ack, this.o.sessionId, body, this.o.from);
+    this.conn.send(FrameType.ack, this.o.sessionId, body);
   }
 
   private async complete(): Promise<void> {
@@ -325,7 +324,7 @@ export class Receiver {
   }
 
   sendDone(): void {
-    safeSend(this.endpoint, FrameType.done, this.o.sessionId, encodeDone(), this.o.from);
+    this.conn.send(FrameType.done, this.o.sessionId, encodeDone());
   }
 
   /** Data arrived: the idle timeout counts from now. One timer, re-armed only when it fires
@@ -358,7 +357,7 @@ export class Receiver {
     this.ended = true;
     this.clearTimers();
     if (abortReason !== undefined) {
-      safeSend(this.endpoint, FrameType.abort, this.o.sessionId, encodeAbort(abortReason), this.o.from);
+      this.conn.send(FrameType.abort, this.o.sessionId, encodeAbort(abortReason));
     }
     const fh = this.fh;
     this.fh = undefined;

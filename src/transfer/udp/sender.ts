@@ -3,9 +3,10 @@
 // retransmission timer, retransmission of exactly the missing chunks under new packet numbers,
 // and BBR-like rate control (rate.ts). Memory: a ring of in-flight packets, one byte per chunk
 // for "acknowledged", and two read batches (reader.ts) — independent of the file's size otherwise.
-import type { Endpoint, Remote } from '../endpoint';
-import { FrameType } from '../frame';
-import { AbortReason, encodeAbort, encodeDataFrame, nowUs, safeSend, type AckPacket } from './packets';
+import { nowUs } from '../../core/clock';
+import type { Connection } from '../../net/connection';
+import { FrameType } from '../../wire/frame';
+import { AbortReason, encodeAbort, encodeDataHeader, type AckPacket } from '../../wire/transfer';
 import { INITIAL_WINDOW_PACKETS, RateControl } from './rate';
 import { ChunkReader } from './reader';
 
@@ -29,7 +30,6 @@ const DONE_GRACE_MS = 3000;
 const DEBUG = process.env.P2PSHARE_UDP_DEBUG === '1';
 
 export interface SendOptions {
-  to: Remote;
   sessionId: number;
   path: string;
   offset: number;
@@ -90,7 +90,7 @@ export class Sender {
   private lastDebug = 0;
 
   constructor(
-    private readonly endpoint: Endpoint,
+    private readonly conn: Connection,
     private readonly o: SendOptions,
     private readonly onEnd: () => void,
   ) {
@@ -302,7 +302,7 @@ export class Sender {
     // Tokens above the cap (the initial window) are kept until spent, but not added to.
     if (this.tokens < cap) this.tokens = Math.min(cap, this.tokens + bytesPerMs * (now - this.lastRefill));
     this.lastRefill = now;
-    if (this.socketQueue() > MAX_SOCKET_QUEUE_BYTES) return 0;
+    if (this.conn.queuedBytes() > MAX_SOCKET_QUEUE_BYTES) return 0;
     if (DEBUG && now - this.lastDebug > 200) {
       this.lastDebug = now;
       console.error(`udp-send ${this.o.sessionId} rate=${(this.rate.pacingRate() / 1e6).toFixed(2)}MB/s bw=${(this.rate.btlBw() / 1e6).toFixed(2)} minRtt=${this.rate.minRtt.toFixed(2)} srtt=${this.rate.srtt.toFixed(2)} cwnd=${this.rate.cwndPackets(pkt)} inflight=${this.inflight} win=${this.window} acked=${this.ackedCount}/${this.total} retx=${this.retransmitted} startup=${this.rate.inStartup}`);
@@ -311,14 +311,6 @@ export class Sender {
     const byCwnd = this.rate.cwndPackets(pkt) - this.inflight;
     const byWindow = Math.max(this.window, 1) - this.inflight;
     return Math.min(byPacing, byCwnd, Math.max(byWindow, this.inflight === 0 ? 1 : 0), (this.ringMask + 1) / 2 - (this.nextPn - this.lowPn));
-  }
-
-  private socketQueue(): number {
-    try {
-      return this.endpoint.socket.getSendQueueSize();
-    } catch {
-      return 0; // closed: sends are no-ops from here
-    }
   }
 
   private async sendSome(budget: number): Promise<number> {
@@ -361,12 +353,8 @@ export class Sender {
     this.ringDeliveredAt[slot] = this.rate.deliveredAt;
     this.ringFirstSentAt[slot] = this.rate.firstSentAt;
     this.inflight++;
-    const datagram = encodeDataFrame(this.o.sessionId, { packetNumber: pn, chunk, sendTimeUs: nowUs() }, payload);
-    try {
-      this.endpoint.sendRaw(datagram, this.o.to);
-    } catch {
-      // socket closed: the transfer is ending anyway
-    }
+    // Header and payload go as two parts: the frame encoder copies the payload once.
+    this.conn.send(FrameType.data, this.o.sessionId, encodeDataHeader({ packetNumber: pn, chunk, sendTimeUs: nowUs() }), payload);
   }
 
   private allAcked(): void {
@@ -404,7 +392,7 @@ export class Sender {
     if (this.ended) return;
     this.stop();
     if (abortReason !== undefined) {
-      safeSend(this.endpoint, FrameType.abort, this.o.sessionId, encodeAbort(abortReason), this.o.to);
+      this.conn.send(FrameType.abort, this.o.sessionId, encodeAbort(abortReason));
     }
     this.rejectP(err);
   }

@@ -16,7 +16,7 @@ import { RegistryClient } from '../../src/registry/client';
 import { sampleJpeg } from '../../src/ui/sample';
 import { CLI, runCli, tempDir } from '../support/cli';
 import { UdpRelay } from '../support/relay';
-import { randomFile, registry, sha256, startPeer } from './support';
+import { randomFile, registry, sha256, startPeer } from '../peer/support';
 
 const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p)) ?? whichScript();
 

@@ -1,6 +1,6 @@
 // What every subcommand module exports, and the argument parsing they share.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UsageError } from './errors';
+import { P2pError, type ErrorCode } from '../core/errors';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -13,8 +13,14 @@ export interface Command {
   options: OptionSpec;
   /** Allowed positional arguments: [min, max]. */
   positionals?: [number, number];
-  /** Resolves to the exit code. Long-running commands resolve after SIGINT/SIGTERM. */
-  run(args: ParsedArgs): Promise<number>;
+  /** Resolves once done (exit 0) or throws a P2pError. Long-running commands resolve after SIGINT/SIGTERM. */
+  run(args: ParsedArgs, cli: CliContext): Promise<void>;
+}
+
+/** What src/cli.ts lends a command. */
+export interface CliContext {
+  /** Ends the process at once with the exit code of `code`, for when no promise will settle. */
+  exit(code: ErrorCode): never;
 }
 
 export interface ParsedArgs {
@@ -40,13 +46,13 @@ export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs & { h
     });
   } catch (err) {
     // parseArgs explains some mistakes over several lines; the user gets the first, which says it.
-    throw new UsageError(`${cmd.name}: ${(err as Error).message.split('\n')[0]}`);
+    throw usage(`${cmd.name}: ${(err as Error).message.split('\n')[0]}`);
   }
   const values = parsed.values as ParsedArgs['values'];
   const help = values.help === true;
   const [min, max] = cmd.positionals ?? [0, 0];
   if (!help && (parsed.positionals.length < min || parsed.positionals.length > max)) {
-    throw new UsageError(
+    throw usage(
       parsed.positionals.length < min
         ? `${cmd.name}: missing argument (see p2pshare ${cmd.name} --help)`
         : `${cmd.name}: unexpected argument '${parsed.positionals[max]}'`,
@@ -55,7 +61,7 @@ export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs & { h
   return { values, positionals: parsed.positionals, debug: values.debug === true, help };
 }
 
-/** Helpers that turn option strings into checked values, throwing UsageError otherwise. */
+/** Helpers that turn option strings into checked values, throwing a USAGE error otherwise. */
 export function stringOpt(args: ParsedArgs, name: string): string | undefined {
   const v = args.values[name];
   return typeof v === 'string' ? v : undefined;
@@ -73,9 +79,9 @@ export function boolOpt(args: ParsedArgs, name: string): boolean {
 export function intOpt(args: ParsedArgs, name: string, fallback: number, min: number, max: number): number {
   const raw = stringOpt(args, name);
   if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw)) throw new UsageError(`--${name} must be a whole number, got '${raw}'`);
+  if (!/^\d+$/.test(raw)) throw usage(`--${name} must be a whole number, got '${raw}'`);
   const n = Number(raw);
-  if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${n}`);
+  if (n < min || n > max) throw usage(`--${name} must be between ${min} and ${max}, got ${n}`);
   return n;
 }
 
@@ -86,10 +92,10 @@ export function registryUrl(args: ParsedArgs): string {
   try {
     url = new URL(raw);
   } catch {
-    throw new UsageError(`--registry: not a URL: '${raw}'`);
+    throw usage(`--registry: not a URL: '${raw}'`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`--registry: must be an http:// or https:// URL, got '${raw}'`);
+    throw usage(`--registry: must be an http:// or https:// URL, got '${raw}'`);
   }
   return url.origin;
 }
@@ -107,4 +113,9 @@ export function untilSignalled(): Promise<void> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+}
+
+/** A USAGE error: bad arguments, exit 2. */
+export function usage(message: string): P2pError {
+  return new P2pError('USAGE', message);
 }

@@ -7,19 +7,20 @@ import {
   decodeGetResponse,
   decodeListRequest,
   decodeListResponse,
-  decodeTcpHello,
-  decodeTcpReply,
   encodeGetRequest,
   encodeGetResponse,
   encodeListResponse,
   GetStatus,
   LIST_END,
   type ListEntry,
-} from '../../src/peer/control';
-import { decodeFrame, encodeFrame, FrameType, MAX_DATAGRAM_BYTES } from '../../src/transfer/frame';
-import { isValidSharedName } from '../../src/peer/share';
+} from '../../src/wire/control';
+import { decodeFrame, encodeFrame, FRAME_OVERHEAD, FrameType, MAX_DATAGRAM_BYTES } from '../../src/wire/frame';
+import { isValidSharedName } from '../../src/wire/shared-file';
+import { decodeTcpHello, decodeTcpReply } from '../../src/wire/tcp';
 
 const digest = 'ab'.repeat(32);
+/** A version-1 (clear) frame's room for a body. */
+const MAX_BODY = MAX_DATAGRAM_BYTES - FRAME_OVERHEAD;
 
 test('GET request round-trips, including a non-ASCII name and a resume offset', () => {
   const req = { transport: 'udp' as const, sessionId: 0xdeadbeef, offset: 2 ** 40 + 7, expectedSha256: digest, maxPayload: 1200, name: 'fotos/ünï çödé.jpg' };
@@ -62,7 +63,7 @@ test('LIST pages: every entry comes back exactly once, each page fits one datagr
   const seen: ListEntry[] = [];
   let start = 0;
   for (let pages = 0; pages < 100; pages++) {
-    const body = encodeListResponse(all, start);
+    const body = encodeListResponse(all, start, MAX_BODY);
     assert.ok(encodeFrame(FrameType.listResponse, 1, body).length <= MAX_DATAGRAM_BYTES);
     const res = decodeListResponse(body)!;
     assert.equal(res.total, 200);
@@ -75,9 +76,17 @@ test('LIST pages: every entry comes back exactly once, each page fits one datagr
   assert.equal(decodeListRequest(Buffer.from([0, 0, 7])), null);
 });
 
+test('LIST pages fit the body room they are given: less room, fewer entries per page', () => {
+  const all: ListEntry[] = Array.from({ length: 100 }, (_, i) => ({ name: `file-${i}-${'y'.repeat(30)}.txt`, size: i, sha256: digest, kind: 'text', width: 0, height: 0 }));
+  const full = encodeListResponse(all, 0, MAX_BODY);
+  const smaller = encodeListResponse(all, 0, MAX_BODY - 100);
+  assert.ok(full.length <= MAX_BODY && smaller.length <= MAX_BODY - 100);
+  assert.ok(decodeListResponse(smaller)!.entries.length < decodeListResponse(full)!.entries.length);
+});
+
 test('a LIST_RESPONSE whose name is not valid UTF-8 is refused as malformed', () => {
   const entry: ListEntry = { name: 'abc', size: 1, sha256: '00'.repeat(32), kind: 'other', width: 0, height: 0 };
-  const body = encodeListResponse([entry], 0);
+  const body = encodeListResponse([entry], 0, MAX_BODY);
   assert.ok(decodeListResponse(body));
   const bad = Buffer.from(body);
   bad[bad.length - 2] = 0xc3; // a lead byte followed by 'c': an invalid sequence
@@ -93,7 +102,7 @@ test('fuzz: 200,000 random and mutated bodies never throw any decoder', () => {
   const samples = [
     encodeGetRequest({ transport: 'udp', sessionId: 9, offset: 10, expectedSha256: digest, maxPayload: 1200, name: 'x.jpg' }),
     encodeGetResponse({ status: GetStatus.ok, size: 10, sha256: digest }),
-    encodeListResponse([{ name: 'a', size: 1, sha256: digest, kind: 'text', width: 0, height: 0 }], 0),
+    encodeListResponse([{ name: 'a', size: 1, sha256: digest, kind: 'text', width: 0, height: 0 }], 0, MAX_BODY),
   ];
   const decoders = [decodeGetRequest, decodeGetResponse, decodeListResponse, decodeListRequest, decodeTcpHello, decodeTcpReply, decodeFrame];
   let decoded = 0;

@@ -7,14 +7,14 @@
 //             n x (u32 first, u32 last)   packet-number ranges, inclusive, descending, disjoint
 // DONE  0x12: empty (receiver -> sender: every byte is on disk and fsynced)
 // ABORT 0x13: u8 reason (either direction)
-import { crc32 } from 'node:zlib';
-import { FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_OVERHEAD, FrameType, MAX_DATAGRAM_BYTES, PROTOCOL_VERSION } from '../frame';
+import { FRAME_OVERHEAD, MAX_DATAGRAM_BYTES } from './frame';
 
 export const DATA_HEADER_BYTES = 12;
 export const ACK_FIXED_BYTES = 17;
 /** Ranges one ACK carries at most (it could fit 180; 64 keeps ACKs small and is plenty). */
 export const MAX_ACK_RANGES = 64;
-/** Largest payload that still fits one datagram with frame and DATA headers: 1448. */
+/** Largest payload that fits one datagram with a clear frame and the DATA header: 1448. A
+ *  connection with more overhead has less room (the chunk size comes from its maxBody). */
 export const MAX_PAYLOAD_BYTES = MAX_DATAGRAM_BYTES - FRAME_OVERHEAD - DATA_HEADER_BYTES;
 /** Smallest chunk size an owner accepts in GET_REQUEST's max payload. */
 export const MIN_PAYLOAD_BYTES = 64;
@@ -65,33 +65,20 @@ export function abortReasonText(reason: number): string {
   }
 }
 
-export function encodeData(p: { packetNumber: number; chunk: number; sendTimeUs: number }, payload: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(DATA_HEADER_BYTES + payload.length);
+export type DataHeader = Omit<DataPacket, 'payload'>;
+
+/** The DATA header alone: a sender passes it and the payload as two parts of one frame body. */
+export function encodeDataHeader(p: DataHeader): Buffer {
+  const out = Buffer.allocUnsafe(DATA_HEADER_BYTES);
   out.writeUInt32BE(p.packetNumber >>> 0, 0);
   out.writeUInt32BE(p.chunk >>> 0, 4);
   out.writeUInt32BE(p.sendTimeUs >>> 0, 8);
-  out.set(payload, DATA_HEADER_BYTES);
   return out;
 }
 
-/**
- * The whole DATA datagram (frame header, DATA header, payload, CRC-32) in one buffer: the same
- * bytes as encodeFrame(FrameType.data, sessionId, encodeData(p, payload)) with one copy, not two
- * (this is the per-datagram hot path).
- */
-export function encodeDataFrame(sessionId: number, p: { packetNumber: number; chunk: number; sendTimeUs: number }, payload: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_OVERHEAD + DATA_HEADER_BYTES + payload.length);
-  out.writeUInt16BE(FRAME_MAGIC, 0);
-  out.writeUInt8(PROTOCOL_VERSION, 2);
-  out.writeUInt8(FrameType.data, 3);
-  out.writeUInt32BE(sessionId >>> 0, 4);
-  out.writeUInt32BE(p.packetNumber >>> 0, FRAME_HEADER_BYTES);
-  out.writeUInt32BE(p.chunk >>> 0, FRAME_HEADER_BYTES + 4);
-  out.writeUInt32BE(p.sendTimeUs >>> 0, FRAME_HEADER_BYTES + 8);
-  out.set(payload, FRAME_HEADER_BYTES + DATA_HEADER_BYTES);
-  const end = out.length - 4;
-  out.writeUInt32BE(crc32(out.subarray(0, end)), end);
-  return out;
+/** A whole DATA body in one buffer (header and payload). */
+export function encodeData(p: DataHeader, payload: Uint8Array): Buffer {
+  return Buffer.concat([encodeDataHeader(p), payload]);
 }
 
 /** `payload` is a view into `body`. An empty payload is malformed. */
@@ -160,20 +147,6 @@ export function decodeAbort(body: Buffer): number | null {
   return body.length === 1 ? body.readUInt8(0) : null;
 }
 
-/** Microseconds since an arbitrary origin, mod 2^32 (wraps every ~71 minutes; only differences matter). */
-export function nowUs(): number {
-  return Math.floor(performance.now() * 1000) >>> 0;
-}
-
 function clampU32(v: number): number {
   return Math.max(0, Math.min(0xffffffff, Math.floor(v)));
-}
-
-/** Sends a frame unless the socket is already closed (a late timer after the exchange ended). */
-export function safeSend(endpoint: { send(type: number, id: number, body: Uint8Array, to: { address: string; port: number }): void }, type: number, id: number, body: Uint8Array, to: { address: string; port: number }): void {
-  try {
-    endpoint.send(type, id, body, to);
-  } catch {
-    // ERR_SOCKET_DGRAM_NOT_RUNNING: nobody is listening for this any more
-  }
 }

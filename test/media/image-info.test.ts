@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import jpeg from 'jpeg-js';
-import { imageSize, imageSizeOfFile, MAX_HEADER_BYTES } from '../../src/ui/image-info';
+import { imageSize, imageSizeOfFile, MAX_HEADER_BYTES } from '../../src/media/image-info';
 import { tempDir } from '../support/cli';
 
 // Real files written by ImageMagick (`convert -size 37x23 gradient:red-blue ...`), all 37 x 23.

@@ -1,7 +1,6 @@
 // Control messages (PROTOCOL.md section 4): pure encoders and decoders of frame bodies.
 // Decoders never throw: hostile input yields `null`.
-import { MAX_DATAGRAM_BYTES, FRAME_OVERHEAD } from '../transfer/frame';
-import { MAX_SHARED_NAME_BYTES, type FileKind } from './share';
+import { MAX_SHARED_NAME_BYTES, type FileKind } from './shared-file';
 
 export const Transport = { tcp: 1, udp: 2 } as const;
 export type TransportName = 'tcp' | 'udp';
@@ -20,8 +19,8 @@ export type GetStatus = (typeof GetStatus)[keyof typeof GetStatus];
 export const LIST_END = 0xffffffff;
 const KINDS: FileKind[] = ['other', 'text', 'image'];
 const ZERO_DIGEST = Buffer.alloc(32);
-/** Room for list entries in one LIST_RESPONSE datagram. */
-const LIST_BODY_BUDGET = MAX_DATAGRAM_BYTES - FRAME_OVERHEAD - 11;
+/** LIST_RESPONSE's fixed part before the entries. */
+const LIST_HEAD_BYTES = 11;
 
 export interface ListEntry {
   name: string;
@@ -70,15 +69,15 @@ function entryBytes(e: ListEntry): number {
   return 1 + 8 + 32 + 2 + 2 + 2 + Buffer.byteLength(e.name);
 }
 
-/** Packs as many entries from `start` as fit one datagram. */
-export function encodeListResponse(all: ListEntry[], start: number): Buffer {
+/** Packs as many entries from `start` as fit a body of `maxBody` bytes (one datagram). */
+export function encodeListResponse(all: ListEntry[], start: number, maxBody: number): Buffer {
   const parts: Buffer[] = [];
   let used = 0;
   let i = start;
   for (; i < all.length; i++) {
     const e = all[i]!;
     const n = entryBytes(e);
-    if (used + n > LIST_BODY_BUDGET) break;
+    if (LIST_HEAD_BYTES + used + n > maxBody) break;
     const b = Buffer.alloc(n);
     b.writeUInt8(Math.max(0, KINDS.indexOf(e.kind)), 0);
     b.writeBigUInt64BE(BigInt(e.size), 1);
@@ -91,7 +90,7 @@ export function encodeListResponse(all: ListEntry[], start: number): Buffer {
     parts.push(b);
     used += n;
   }
-  const head = Buffer.alloc(11);
+  const head = Buffer.alloc(LIST_HEAD_BYTES);
   head.writeUInt8(0, 0);
   head.writeUInt32BE(all.length, 1);
   head.writeUInt32BE(i >= all.length ? LIST_END : i, 5);
@@ -100,13 +99,13 @@ export function encodeListResponse(all: ListEntry[], start: number): Buffer {
 }
 
 export function decodeListResponse(body: Buffer): ListResponse | null {
-  if (body.length < 11) return null;
+  if (body.length < LIST_HEAD_BYTES) return null;
   const status = body.readUInt8(0);
   const total = body.readUInt32BE(1);
   const nextIndex = body.readUInt32BE(5);
   const count = body.readUInt16BE(9);
   const entries: ListEntry[] = [];
-  let off = 11;
+  let off = LIST_HEAD_BYTES;
   for (let k = 0; k < count; k++) {
     if (off + 47 > body.length) return null;
     const kind = KINDS[body.readUInt8(off)];
@@ -188,40 +187,4 @@ export function decodeGetResponse(body: Buffer): GetResponse | null {
   const size = body.readBigUInt64BE(1);
   if (size > BigInt(Number.MAX_SAFE_INTEGER)) return null;
   return { status, size: Number(size), sha256: body.subarray(9, 41).toString('hex') };
-}
-
-// --- TCP hello: "PST" + u8 version + u32 sessionId ---
-
-export const TCP_HELLO_BYTES = 8;
-export const TCP_MAGIC = Buffer.from('PST', 'ascii');
-
-export function encodeTcpHello(sessionId: number, version = 1): Buffer {
-  const b = Buffer.alloc(TCP_HELLO_BYTES);
-  TCP_MAGIC.copy(b, 0);
-  b.writeUInt8(version, 3);
-  b.writeUInt32BE(sessionId >>> 0, 4);
-  return b;
-}
-
-export function decodeTcpHello(b: Buffer): { version: number; sessionId: number } | null {
-  if (b.length !== TCP_HELLO_BYTES || !b.subarray(0, 3).equals(TCP_MAGIC)) return null;
-  return { version: b.readUInt8(3), sessionId: b.readUInt32BE(4) };
-}
-
-/** Owner's answer on TCP: u8 status + u64 byte count, then the bytes. */
-export const TCP_REPLY_BYTES = 9;
-export const TcpStatus = { ok: 0, badTicket: 1, badVersion: 2, internal: 3 } as const;
-
-export function encodeTcpReply(status: number, count: number): Buffer {
-  const b = Buffer.alloc(TCP_REPLY_BYTES);
-  b.writeUInt8(status, 0);
-  b.writeBigUInt64BE(BigInt(count), 1);
-  return b;
-}
-
-export function decodeTcpReply(b: Buffer): { status: number; count: number } | null {
-  if (b.length !== TCP_REPLY_BYTES) return null;
-  const count = b.readBigUInt64BE(1);
-  if (count > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-  return { status: b.readUInt8(0), count: Number(count) };
 }

@@ -1,23 +1,24 @@
-// The interactive `peer` (SPEC section 2, issue 5): register (asking for a name when needed),
+// The interactive `peer` (README "A 60-second tour"): register (asking for a name when needed),
 // then loop — pick a peer, pick one of its files, fetch it with a progress bar, show the result —
 // while serving others the whole time. Ctrl+C at any point unregisters and resolves 0.
 import { basename } from 'node:path';
 import prompts from 'prompts';
-import { CliError, ExitCode } from '../cli/errors';
+import { abortable } from '../core/async';
+import { P2pError } from '../core/errors';
+import { imageSizeOfFile } from '../media/image-info';
+import type { FetchEvent } from '../control/server';
+import { defaultVia, fetchFile, listFiles } from '../peer/fetch';
+import { Peer, type PeerOptions } from '../peer/peer';
+import type { ShareIndex } from '../peer/share';
 import { RegistryClient } from '../registry/client';
 import { isValidName, nameKey } from '../registry/names';
 import { formatBytes } from '../ui/format';
-import { imageSizeOfFile } from '../ui/image-info';
 import { colors } from '../ui/output';
 import { showPreview } from '../ui/preview';
+import { createProgress } from '../ui/progress';
 import { fetchSummaryLine } from '../ui/result';
 import { displayWidth, padToWidth, printable, truncateToWidth } from '../ui/text';
-import { createProgress } from '../ui/progress';
-import type { ListEntry, TransportName } from './control';
-import type { FetchEvent } from './control-server';
-import { defaultVia, fetchFile, listFiles } from './fetch';
-import { Peer, type PeerOptions } from './peer';
-import type { ShareIndex } from './share';
+import type { ListEntry, TransportName } from '../wire/control';
 
 export interface InteractiveOptions {
   /** Asked for when missing. */
@@ -90,7 +91,7 @@ function eraseRows(text: string, columns: number | undefined): string {
   return '\x1b[2K' + '\x1b[1A\x1b[2K'.repeat(rows - 1) + '\r';
 }
 
-export async function runInteractive(o: InteractiveOptions): Promise<number> {
+export async function runInteractive(o: InteractiveOptions): Promise<void> {
   const out = process.stdout;
   const c = colors(out);
   const announcer = new Announcer(out);
@@ -108,7 +109,7 @@ export async function runInteractive(o: InteractiveOptions): Promise<number> {
     const ask: Ask = (question, onEscape) => askOne(question, announcer, stop.signal, onEscape);
     let onFetch: (e: FetchEvent) => void = () => {};
     peer = await register(o, ask, (e) => onFetch(e), (line) => announcer.line(c.yellow(line)), stop.signal);
-    if (!peer) return ExitCode.ok;
+    if (!peer) return;
     onFetch = (e) => announcer.line(c.dim(describeFetch(e)));
     out.write(`${readyLine(peer, o.share)}\n`);
     const serving = o.share.list().length ? 'others can fetch your files while you browse; ' : '';
@@ -124,7 +125,7 @@ export async function runInteractive(o: InteractiveOptions): Promise<number> {
       }
       let entries: ListEntry[];
       try {
-        entries = await withAbort(listFiles(registry, owner), stop.signal);
+        entries = await abortable(listFiles(registry, owner), stop.signal);
       } catch (err) {
         if (stop.signal.aborted) break;
         out.write(`${c.red('✖')} ${oneLine(err)}\n`);
@@ -145,7 +146,6 @@ export async function runInteractive(o: InteractiveOptions): Promise<number> {
         out.write(`${c.red('✖')} ${oneLine(err)}\n`);
       }
     }
-    return ExitCode.ok;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -212,7 +212,7 @@ async function register(
       }
       return peer;
     } catch (err) {
-      if (err instanceof CliError && err.exitCode === ExitCode.peerUnavailable) {
+      if (err instanceof P2pError && err.code === 'NAME_TAKEN') {
         process.stdout.write(`The name '${name}' is taken; choose another.\n`);
         name = undefined;
         continue;
@@ -277,7 +277,7 @@ async function fetchAndShow(registry: RegistryClient, owner: string, entry: List
   const progress = createProgress({ stream: process.stderr, label: `${printable(entry.name)} via ${via.toUpperCase()}`, total: entry.size });
   let res;
   try {
-    res = await withAbort(
+    res = await abortable(
       fetchFile({ registry, peer: owner, file: entry.name, via, downloads, onProgress: (n) => progress.update(n), signal }),
       signal,
     );
@@ -291,16 +291,6 @@ async function fetchAndShow(registry: RegistryClient, owner: string, entry: List
     const size = await imageSizeOfFile(res.path).catch(() => null);
     if (size) out.write(c.dim(`${printable(basename(res.path))}: ${size.width} × ${size.height}\n`));
   }
-}
-
-/** Resolves like `p`, or rejects as soon as `signal` aborts (p then winds down unobserved). */
-function withAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error('stopped'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('stopped'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 function oneLine(err: unknown): string {

@@ -39,13 +39,24 @@ export interface Frame {
 
 export type FrameError = 'too_short' | 'too_long' | 'bad_magic' | 'bad_checksum';
 
-export function encodeFrame(type: number, id: number, body: Uint8Array = Buffer.alloc(0), version = PROTOCOL_VERSION): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_OVERHEAD + body.length);
+/**
+ * The whole datagram. The body is one buffer or several parts in order (a DATA header and its
+ * payload), copied once into the datagram: the per-datagram hot path makes no other copy.
+ */
+export function encodeFrame(type: number, id: number, body: Uint8Array | readonly Uint8Array[] = [], version = PROTOCOL_VERSION): Buffer {
+  const parts = body instanceof Uint8Array ? [body] : body;
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = Buffer.allocUnsafe(FRAME_OVERHEAD + length);
   out.writeUInt16BE(FRAME_MAGIC, 0);
   out.writeUInt8(version, 2);
   out.writeUInt8(type, 3);
   out.writeUInt32BE(id >>> 0, 4);
-  out.set(body, FRAME_HEADER_BYTES);
+  let at = FRAME_HEADER_BYTES;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   const end = out.length - FRAME_TRAILER_BYTES;
   out.writeUInt32BE(crc32(out.subarray(0, end)), end);
   return out;

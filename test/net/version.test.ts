@@ -5,11 +5,11 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { CliError, ExitCode } from '../../src/cli/errors';
-import { encodeListRequest } from '../../src/peer/control';
-import { ControlClient } from '../../src/peer/control-client';
-import { Endpoint } from '../../src/transfer/endpoint';
-import { decodeFrame, encodeFrame, FrameType } from '../../src/transfer/frame';
+import { P2pError } from '../../src/core/errors';
+import { encodeListRequest } from '../../src/wire/control';
+import { ControlClient } from '../../src/control/client';
+import { Endpoint } from '../../src/net/endpoint';
+import { decodeFrame, encodeFrame, FrameType } from '../../src/wire/frame';
 
 test('a frame of version 2 is answered with VERSION_NOT_SUPPORTED listing version 1, at most 10 a second', async () => {
   const peer = await Endpoint.bind(0, '127.0.0.1');
@@ -47,12 +47,12 @@ test('a requester asking a peer that speaks only version 2 fails at once with on
   const ep = await Endpoint.bind(0, '127.0.0.1');
   try {
     const started = Date.now();
-    const err = await new ControlClient(ep).list({ address: '127.0.0.1', port: future.address().port }, 'future').then(
+    const err = await new ControlClient(ep).list(ep.connect({ address: '127.0.0.1', port: future.address().port }), 'future').then(
       () => assert.fail('listing a version-2 peer must fail'),
       (e: unknown) => e,
     );
-    assert.ok(err instanceof CliError);
-    assert.equal(err.exitCode, ExitCode.failed);
+    assert.ok(err instanceof P2pError);
+    assert.equal(err.code, 'INCOMPATIBLE_VERSION'); // exit 1
     assert.match(err.message, /speaks protocol versions 2-3; this p2pshare speaks 1/);
     assert.ok(Date.now() - started < 3000, 'answered on the first try, not after every retry');
   } finally {

@@ -1,5 +1,5 @@
 // STUN codec (RFC 8489) checked against the RFC 5769 sample messages, plus pure fuzzing.
-// The UDP server itself is tested in stun-server.test.ts.
+// The UDP server itself is tested in test/registry/stun-server.test.ts.
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
@@ -20,9 +20,9 @@ import {
   normalizeSource,
   splitType,
   type StunMessage,
-} from '../../src/registry/stun';
+} from '../../src/wire/stun';
 import { seededRandom } from '../support/random';
-import { mutateDatagram, withAttribute, legacyRequest } from './stun-support';
+import { mutateDatagram, withAttribute, legacyRequest } from '../support/stun';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

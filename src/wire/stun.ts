@@ -1,7 +1,7 @@
 // STUN (RFC 8489) message codec for the registry's Binding service: pure functions, no I/O.
 // Decoding never throws: anything malformed comes back as { ok: false, reason }.
 //
-// Policy for requests without the magic cookie (RFC 3489 clients, which SPEC section 4 serves):
+// Policy for requests without the magic cookie (RFC 3489 clients, which the registry serves too):
 // they are answered the way RFC 5389 section 12.2 asks (RFC 8489 section 11 keeps it), with
 // MAPPED-ADDRESS (not XOR-MAPPED-ADDRESS, which such clients do not
 // know), the request's 128-bit transaction id echoed, SOFTWARE, and no FINGERPRINT (which RFC 3489

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { decodeFrame, encodeFrame, FrameType, MAX_DATAGRAM_BYTES } from '../../src/transfer/frame';
+import { decodeFrame, encodeFrame, FRAME_OVERHEAD, FrameType, MAX_DATAGRAM_BYTES } from '../../src/wire/frame';
 import {
   ACK_FIXED_BYTES,
   DATA_HEADER_BYTES,
@@ -16,9 +16,9 @@ import {
   encodeAbort,
   encodeAck,
   encodeData,
-  encodeDataFrame,
+  encodeDataHeader,
   encodeDone,
-} from '../../src/transfer/udp/packets';
+} from '../../src/wire/transfer';
 import { chunkBytesFor, DEFAULT_MAX_PAYLOAD } from '../../src/transfer/udp/index';
 import { seededRandom } from '../support/random';
 
@@ -32,11 +32,11 @@ test('DATA layout: u32 packet number, u32 chunk, u32 send time, then the payload
   assert.equal(p.payload.toString(), 'hi');
 });
 
-test('the one-copy DATA frame is byte for byte the frame codec around the DATA codec', () => {
+test('the one-copy DATA frame (header and payload as two parts) is byte for byte the frame around the whole DATA body', () => {
   for (const len of [1, 2, 1199, 1200, MAX_PAYLOAD_BYTES]) {
     const p = { packetNumber: 0xfedcba98, chunk: len * 7, sendTimeUs: 0x80000001 };
     const payload = randomBytes(len);
-    assert.deepEqual(encodeDataFrame(0xdeadbeef, p, payload), encodeFrame(FrameType.data, 0xdeadbeef, encodeData(p, payload)));
+    assert.deepEqual(encodeFrame(FrameType.data, 0xdeadbeef, [encodeDataHeader(p), payload]), encodeFrame(FrameType.data, 0xdeadbeef, encodeData(p, payload)));
   }
 });
 
@@ -50,12 +50,15 @@ test('DATA limits: an empty payload and one past the datagram limit are refused;
   assert.ok(DEFAULT_MAX_PAYLOAD <= 1200);
 });
 
-test('chunk size from max payload: below 64 refused, above 1448 clamped', () => {
-  assert.equal(chunkBytesFor(0), null);
-  assert.equal(chunkBytesFor(63), null);
-  assert.equal(chunkBytesFor(64), 64);
-  assert.equal(chunkBytesFor(1200), 1200);
-  assert.equal(chunkBytesFor(65535), 1448);
+test('chunk size from max payload: below 64 refused, above 1448 clamped (on a version-1 connection)', () => {
+  const v1Body = MAX_DATAGRAM_BYTES - FRAME_OVERHEAD;
+  assert.equal(chunkBytesFor(0, v1Body), null);
+  assert.equal(chunkBytesFor(63, v1Body), null);
+  assert.equal(chunkBytesFor(64, v1Body), 64);
+  assert.equal(chunkBytesFor(1200, v1Body), 1200);
+  assert.equal(chunkBytesFor(65535, v1Body), 1448);
+  // A connection with more overhead per datagram has less room: the chunk shrinks with it.
+  assert.equal(chunkBytesFor(65535, 1435), 1423);
 });
 
 test('ACK layout and round trip', () => {

@@ -1,9 +1,10 @@
-// Requester side of the control protocol: requests with IDs over one UDP socket, retried with
-// back-off; an owner that never answers is reported offline (exit 3) within about 4 s.
+// Requester side of the control protocol: requests with IDs over a connection to the owner,
+// retried with back-off; an owner that never answers is reported OFFLINE within about 4 s.
 import { randomInt } from 'node:crypto';
-import { CliError, ExitCode } from '../cli/errors';
-import type { Endpoint, Remote } from '../transfer/endpoint';
-import { FrameType, PROTOCOL_VERSION, type Frame } from '../transfer/frame';
+import { P2pError } from '../core/errors';
+import type { Connection } from '../net/connection';
+import type { Endpoint } from '../net/endpoint';
+import { FrameType, PROTOCOL_VERSION, type Frame } from '../wire/frame';
 import {
   decodeGetResponse,
   decodeListResponse,
@@ -13,14 +14,14 @@ import {
   type GetRequest,
   type GetResponse,
   type ListEntry,
-} from './control';
+} from '../wire/control';
 
 /** Wait after each try: 3 tries, 3.5 s in all. */
 export const RETRY_DELAYS_MS = [500, 1000, 2000];
 const MAX_LIST_PAGES = 10_000;
 
 interface Pending {
-  to: Remote;
+  conn: Connection;
   resolve: (f: Frame) => void;
 }
 
@@ -28,10 +29,10 @@ export class ControlClient {
   private readonly pending = new Map<number, Pending>();
 
   constructor(private readonly endpoint: Endpoint) {
-    const onAnswer = (f: Frame, from: Remote) => {
+    const onAnswer = (f: Frame, conn: Connection) => {
       const p = this.pending.get(f.id);
-      // Only the address we asked may answer (a spoofed or stray answer is dropped).
-      if (!p || p.to.address !== from.address || p.to.port !== from.port) return endpoint.reject();
+      // Only the connection we asked on may answer (a spoofed or stray answer is dropped).
+      if (!p || p.conn !== conn) return endpoint.reject();
       this.pending.delete(f.id);
       p.resolve(f);
     };
@@ -40,12 +41,13 @@ export class ControlClient {
     endpoint.on(FrameType.versionNotSupported, onAnswer);
   }
 
-  async request(type: number, body: Buffer, to: Remote, peerName: string): Promise<Frame> {
+  async request(type: number, body: Buffer, conn: Connection, peerName: string): Promise<Frame> {
     const id = randomInt(1, 0xffffffff);
-    const answered = new Promise<Frame>((resolve) => this.pending.set(id, { to, resolve }));
+    const answered = new Promise<Frame>((resolve) => this.pending.set(id, { conn, resolve }));
+    const release = conn.hold();
     try {
       for (const delay of RETRY_DELAYS_MS) {
-        this.endpoint.send(type, id, body, to);
+        conn.send(type, id, body);
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), delay)));
         const frame = await Promise.race([answered, timeout]);
@@ -55,17 +57,18 @@ export class ControlClient {
       }
     } finally {
       this.pending.delete(id);
+      release();
     }
-    throw new CliError(ExitCode.peerUnavailable, `peer '${peerName}' is offline (no answer from ${to.address}:${to.port})`);
+    throw new P2pError('OFFLINE', `peer '${peerName}' is offline (no answer from ${conn.remote.address}:${conn.remote.port})`);
   }
 
-  async list(to: Remote, peerName: string): Promise<ListEntry[]> {
+  async list(conn: Connection, peerName: string): Promise<ListEntry[]> {
     const entries: ListEntry[] = [];
     let start = 0;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      const f = await this.request(FrameType.listRequest, encodeListRequest(start), to, peerName);
+      const f = await this.request(FrameType.listRequest, encodeListRequest(start), conn, peerName);
       const res = decodeListResponse(f.body);
-      if (!res) throw new CliError(ExitCode.failed, `peer '${peerName}' sent a malformed file list`);
+      if (!res) throw new P2pError('FAILED', `peer '${peerName}' sent a malformed file list`);
       entries.push(...res.entries);
       if (res.nextIndex === LIST_END || res.nextIndex <= start || res.entries.length === 0) break;
       start = res.nextIndex;
@@ -73,10 +76,10 @@ export class ControlClient {
     return entries;
   }
 
-  async get(to: Remote, peerName: string, req: GetRequest): Promise<GetResponse> {
-    const f = await this.request(FrameType.getRequest, encodeGetRequest(req), to, peerName);
+  async get(conn: Connection, peerName: string, req: GetRequest): Promise<GetResponse> {
+    const f = await this.request(FrameType.getRequest, encodeGetRequest(req), conn, peerName);
     const res = decodeGetResponse(f.body);
-    if (!res) throw new CliError(ExitCode.failed, `peer '${peerName}' sent a malformed answer`);
+    if (!res) throw new P2pError('FAILED', `peer '${peerName}' sent a malformed answer`);
     return res;
   }
 
@@ -87,7 +90,7 @@ export class ControlClient {
   }
 }
 
-function versionError(f: Frame, peerName: string): CliError {
+function versionError(f: Frame, peerName: string): P2pError {
   const range = f.body.length >= 2 ? `${f.body[0]}-${f.body[1]}` : 'unknown';
-  return new CliError(ExitCode.failed, `peer '${peerName}' speaks protocol versions ${range}; this p2pshare speaks ${PROTOCOL_VERSION}`);
+  return new P2pError('INCOMPATIBLE_VERSION', `peer '${peerName}' speaks protocol versions ${range}; this p2pshare speaks ${PROTOCOL_VERSION}`);
 }

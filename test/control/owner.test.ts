@@ -7,16 +7,17 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { decodeGetResponse, decodeTcpReply, encodeGetRequest, encodeListRequest, encodeTcpHello, GetStatus, TCP_REPLY_BYTES, TcpStatus } from '../../src/peer/control';
-import { ControlClient } from '../../src/peer/control-client';
-import { ControlServer } from '../../src/peer/control-server';
+import { decodeGetResponse, encodeGetRequest, encodeListRequest, GetStatus } from '../../src/wire/control';
+import { ControlClient } from '../../src/control/client';
+import { ControlServer } from '../../src/control/server';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
-import { Endpoint } from '../../src/transfer/endpoint';
-import { decodeFrame, encodeFrame, FrameType } from '../../src/transfer/frame';
+import { Endpoint } from '../../src/net/endpoint';
+import { decodeFrame, encodeFrame, FrameType } from '../../src/wire/frame';
+import { decodeTcpReply, encodeTcpHello, TCP_REPLY_BYTES, TcpStatus } from '../../src/wire/tcp';
 import { closeTcpServer, createTcpServer } from '../../src/transfer/tcp-server';
 import { tempDir } from '../support/cli';
-import { randomFile, registry } from './support';
+import { randomFile, registry } from '../peer/support';
 
 /** An owner (control + TCP on one port number) sharing `paths`, without a registry. */
 async function owner(paths: string[]) {
@@ -88,7 +89,7 @@ test('a requester that hangs up mid-transfer leaves no file open at the owner', 
     const client = new ControlClient(ep);
     const to = { address: '127.0.0.1', port: o.port };
     for (let i = 1; i <= 3; i++) {
-      const answer = await client.get(to, 'o', { transport: 'tcp', sessionId: i, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
+      const answer = await client.get(ep.connect(to), 'o', { transport: 'tcp', sessionId: i, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
       assert.equal(answer.status, GetStatus.ok);
       const sock = net.connect(o.port, '127.0.0.1');
       let got = 0;
@@ -128,7 +129,7 @@ test('Peer.stop() returns promptly while a TCP transfer is stalled and a connect
   const ep = await Endpoint.bind(0, '127.0.0.1');
   const sockets: net.Socket[] = [];
   try {
-    const answer = await new ControlClient(ep).get({ address: '127.0.0.1', port: peer.port }, 'stopper', { transport: 'tcp', sessionId: 9, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
+    const answer = await new ControlClient(ep).get(ep.connect({ address: '127.0.0.1', port: peer.port }), 'stopper', { transport: 'tcp', sessionId: 9, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
     assert.equal(answer.status, GetStatus.ok);
     const stalled = net.connect(peer.port, '127.0.0.1');
     sockets.push(stalled);
@@ -165,7 +166,7 @@ test('a file changed between the GET answer and the TCP connection is refused, n
   const o = await owner([file]);
   const ep = await Endpoint.bind(0, '127.0.0.1');
   try {
-    const answer = await new ControlClient(ep).get({ address: '127.0.0.1', port: o.port }, 'o', { transport: 'tcp', sessionId: 21, offset: 0, expectedSha256: null, maxPayload: 0, name: 'doc.txt' });
+    const answer = await new ControlClient(ep).get(ep.connect({ address: '127.0.0.1', port: o.port }), 'o', { transport: 'tcp', sessionId: 21, offset: 0, expectedSha256: null, maxPayload: 0, name: 'doc.txt' });
     assert.equal(answer.status, GetStatus.ok);
     // Rewritten in place, same size: only the content (and the mtime) differ from what was announced.
     await sleep(20);
@@ -299,7 +300,7 @@ test('LIST requests cost the owner little CPU however many files it shares (no p
     // CPU time, not wall-clock: measured here 3.7 ms per request when the whole list was copied
     // for each one, 0.14 ms (mostly the datagrams themselves) without.
     assert.ok(perRequestMs < 1, `${perRequestMs.toFixed(2)} ms of CPU per LIST request with ${files} files shared`);
-    assert.equal((await client.list(to, 'o')).length, files);
+    assert.equal((await client.list(ep.connect(to), 'o')).length, files);
   } finally {
     await ep.close();
     await o.close();

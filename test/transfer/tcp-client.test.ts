@@ -4,12 +4,12 @@ import { pbkdf2 } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { GetStatus } from '../../src/peer/control';
-import { ControlClient } from '../../src/peer/control-client';
-import { Endpoint } from '../../src/transfer/endpoint';
+import { GetStatus } from '../../src/wire/control';
+import { ControlClient } from '../../src/control/client';
+import { Endpoint } from '../../src/net/endpoint';
 import { fetchOverTcp } from '../../src/transfer/tcp-client';
 import { tempDir } from '../support/cli';
-import { randomFile, registry, sha256, startPeer } from './support';
+import { randomFile, registry, sha256, startPeer } from '../peer/support';
 
 test('a requester whose disk stalls longer than the idle timeout still completes: only the peer\'s silence counts as idle', async () => {
   const { dir, cleanup } = await tempDir();
@@ -20,7 +20,7 @@ test('a requester whose disk stalls longer than the idle timeout still completes
   const ep = await Endpoint.bind(0, '127.0.0.1');
   try {
     const to = { address: '127.0.0.1', port: owner.port };
-    const answer = await new ControlClient(ep).get(to, 'steady', { transport: 'tcp', sessionId: 31, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
+    const answer = await new ControlClient(ep).get(ep.connect(to), 'steady', { transport: 'tcp', sessionId: 31, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
     assert.equal(answer.status, GetStatus.ok);
     const part = join(dir, 'big.part');
     await writeFile(part, '');
@@ -52,7 +52,7 @@ test('a download whose last write waits for the disk leaves no timer behind (the
   const ep = await Endpoint.bind(0, '127.0.0.1');
   try {
     const to = { address: '127.0.0.1', port: owner.port };
-    const answer = await new ControlClient(ep).get(to, 'quick', { transport: 'tcp', sessionId: 32, offset: 0, expectedSha256: null, maxPayload: 0, name: 'one.bin' });
+    const answer = await new ControlClient(ep).get(ep.connect(to), 'quick', { transport: 'tcp', sessionId: 32, offset: 0, expectedSha256: null, maxPayload: 0, name: 'one.bin' });
     assert.equal(answer.status, GetStatus.ok);
     const part = join(dir, 'one.part');
     await writeFile(part, '');
