@@ -1,11 +1,11 @@
 // A peer's identity: its static X25519 key pair in a JSON file created on first use, and the
 // fingerprint people compare out of band. The file is guarded like an ssh key: 0600 in a 0700
 // folder, refused when group or others have any access to it.
-import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, unlink } from 'node:fs/promises';
-import { dirname, isAbsolute, join } from 'node:path';
+import { link, open, unlink } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
 import { PrivateKey, X25519_KEY_BYTES } from '../core/x25519';
 import { sha256 } from './primitives';
+import { writePrivateTemp } from './temp-file';
 
 export interface Identity {
   path: string;
@@ -126,23 +126,16 @@ function parseIdentity(path: string, text: string): Identity {
 async function createIdentity(path: string): Promise<Identity> {
   const key = PrivateKey.generate();
   const json = JSON.stringify({ type: FILE_TYPE, version: FILE_VERSION, privateKey: encodeKey(key.raw()), publicKey: encodeKey(key.publicKey) });
-  const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  let temp: string | undefined;
   try {
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    const file = await open(temp, 'wx', 0o600);
-    try {
-      await file.writeFile(`${json}\n`);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
+    temp = await writePrivateTemp(path, `${json}\n`);
     await link(temp, path).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err;
     });
   } catch (err) {
     throw new Error(`cannot create identity file ${path}: ${(err as Error).message}`);
   } finally {
-    await unlink(temp).catch(() => {});
+    if (temp) await unlink(temp).catch(() => {});
   }
   const identity = await readIdentity(path);
   if (!identity) throw new Error(`identity file ${path} vanished while it was being created`);

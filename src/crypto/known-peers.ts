@@ -1,10 +1,10 @@
 // known_peers, beside the identity file (like ssh's known_hosts): the key a requester first saw
 // for each owner name. One `<name lower-cased> <publicKey base64url>` per line; comments, blank
 // lines and lines this version does not understand are kept as they are.
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { decodeKey, encodeKey } from './identity';
+import { writePrivateTemp } from './temp-file';
 
 export const KNOWN_PEERS_FILE = 'known_peers';
 
@@ -77,19 +77,12 @@ export class KnownPeers {
   }
 
   private async replaceFile(text: string): Promise<void> {
-    const temp = `${this.path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    let temp: string | undefined;
     try {
-      await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-      const file = await open(temp, 'wx', 0o600);
-      try {
-        await file.writeFile(text);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
+      temp = await writePrivateTemp(this.path, text);
       await rename(temp, this.path);
     } catch (err) {
-      await unlink(temp).catch(() => {});
+      if (temp) await unlink(temp).catch(() => {});
       throw new Error(`cannot write known_peers file ${this.path}: ${(err as Error).message}`);
     }
   }
