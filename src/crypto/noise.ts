@@ -136,7 +136,8 @@ type Step = 'write1' | 'read1' | 'write2' | 'read2' | 'done' | 'failed';
  */
 export class HandshakeState {
   private readonly ss = new SymmetricState();
-  private readonly e: PrivateKey;
+  /** Made when message 1 or 2 is written, so a refused message 1 costs no key generation. */
+  private e: PrivateKey | undefined;
   private re: Buffer | undefined;
   private rs: Buffer | undefined;
   private step: Step;
@@ -148,7 +149,7 @@ export class HandshakeState {
     rs: Uint8Array | undefined,
     ephemeral: PrivateKey | undefined,
   ) {
-    this.e = ephemeral ?? PrivateKey.generate();
+    this.e = ephemeral;
     this.ss.mixHash(prologue);
     if (rs) {
       if (rs.length !== DH_BYTES) throw new RangeError('a static public key is 32 bytes');
@@ -176,19 +177,21 @@ export class HandshakeState {
     return this.step === 'done';
   }
 
+  /** Throws if called out of turn, or if the remote static key is of small order (a bad key from the registry). */
   writeMessage(payload: Uint8Array = EMPTY): Buffer {
     const step = this.step;
     if (step !== 'write1' && step !== 'write2') throw new Error(`Noise handshake: cannot write in step ${step}`);
     const ss = this.ss;
-    const parts: Buffer[] = [this.e.publicKey];
-    ss.mixHash(this.e.publicKey);
+    const e = (this.e ??= PrivateKey.generate());
+    const parts: Buffer[] = [e.publicKey];
+    ss.mixHash(e.publicKey);
     if (step === 'write1') {
-      ss.mixKey(this.e.dh(this.rs!)); // es
+      ss.mixKey(e.dh(this.rs!)); // es
       parts.push(ss.encryptAndHash(this.s.publicKey)); // s
       ss.mixKey(this.s.dh(this.rs!)); // ss
     } else {
-      ss.mixKey(this.e.dh(this.re!)); // ee
-      ss.mixKey(this.e.dh(this.rs!)); // se
+      ss.mixKey(e.dh(this.re!)); // ee
+      ss.mixKey(e.dh(this.rs!)); // se
     }
     parts.push(ss.encryptAndHash(payload));
     const message = Buffer.concat(parts);
@@ -232,7 +235,7 @@ export class HandshakeState {
     const ss = this.ss;
     this.re = Buffer.from(m.subarray(0, DH_BYTES));
     ss.mixHash(this.re);
-    ss.mixKey(this.e.dh(this.re)); // ee
+    ss.mixKey(this.e!.dh(this.re)); // ee
     ss.mixKey(this.s.dh(this.re)); // se
     return ss.decryptAndHash(m.subarray(DH_BYTES));
   }
