@@ -23,10 +23,6 @@ export class CipherState {
     if (k && k.length !== KEY_BYTES) throw new RangeError('a cipher key is 32 bytes');
   }
 
-  hasKey(): boolean {
-    return this.k !== undefined;
-  }
-
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Buffer {
     if (!this.k) return Buffer.from(plaintext);
     const out = aeadSeal(this.k, noiseNonce(this.nextNonce()), ad, [plaintext]);
@@ -130,7 +126,7 @@ export interface ResponderOptions {
 type Step = 'write1' | 'read1' | 'write2' | 'read2' | 'done' | 'failed';
 
 /**
- * Section 5.3 for IK. Message 1 is 96 bytes + payload + 16, message 2 48 bytes + payload.
+ * Section 5.3 for IK. Message 1 is 96 bytes + the payload, message 2 48 bytes + the payload.
  * readMessage() returns null on any bad input (wrong length, bad tag, small-order key) and the
  * state is then dead: callers count the message as dropped and discard the state.
  */

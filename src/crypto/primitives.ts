@@ -1,5 +1,5 @@
 // The node:crypto primitives of the secure channel, in one place: SHA-256, HMAC-SHA256 and
-// ChaCha20-Poly1305 (RFC 8439) with the Noise nonce encoding (Noise spec section 5.1: 4 zero
+// ChaCha20-Poly1305 (RFC 8439) with the Noise nonce encoding (Noise spec section 12.3: 4 zero
 // bytes, then the 64-bit counter little-endian).
 import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
 
