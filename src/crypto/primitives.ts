@@ -1,0 +1,96 @@
+// The node:crypto primitives of the secure channel, in one place: SHA-256, HMAC-SHA256 and
+// ChaCha20-Poly1305 (RFC 8439) with the Noise nonce encoding (Noise spec section 12.3: 4 zero
+// bytes, then the 64-bit counter little-endian).
+import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
+
+export const KEY_BYTES = 32;
+export const TAG_BYTES = 16;
+export const NONCE_BYTES = 12;
+
+const AEAD = 'chacha20-poly1305';
+
+export function sha256(...parts: readonly Uint8Array[]): Buffer {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+export function hmacSha256(key: Uint8Array, ...parts: readonly Uint8Array[]): Buffer {
+  const h = createHmac('sha256', key);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+/**
+ * Writes the Noise nonce for `counter` into `nonce` (12 bytes; bytes 0..3 must be zero).
+ * `counter` is a safe integer, so the high word is below 2^21.
+ */
+export function writeNonce(nonce: Buffer, counter: number): Buffer {
+  nonce.writeUInt32LE(counter >>> 0, 4);
+  nonce.writeUInt32LE(Math.floor(counter / 0x1_0000_0000), 8);
+  return nonce;
+}
+
+export function noiseNonce(counter: number): Buffer {
+  return writeNonce(Buffer.alloc(NONCE_BYTES), counter);
+}
+
+/**
+ * ciphertext || tag of the concatenated parts. Node's update() always allocates its output, and
+ * each call costs about a microsecond, so several parts are first gathered into the output
+ * buffer and encrypted with one update(); the ciphertext then overwrites them there.
+ */
+export function aeadSeal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, parts: readonly Uint8Array[]): Buffer {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = Buffer.allocUnsafe(length + TAG_BYTES);
+  let plaintext: Uint8Array;
+  if (parts.length === 1) {
+    plaintext = parts[0]!;
+  } else {
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    plaintext = out.subarray(0, length);
+  }
+  const cipher = createCipheriv(AEAD, key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(ad, { plaintextLength: length });
+  // A stream cipher: update() returns every byte and final() none.
+  cipher.update(plaintext).copy(out, 0);
+  cipher.final();
+  cipher.getAuthTag().copy(out, length);
+  return out;
+}
+
+/** The plaintext, or null when the input is shorter than a tag or does not authenticate. */
+export function aeadOpen(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sealed: Uint8Array): Buffer | null {
+  if (sealed.length < TAG_BYTES) return null;
+  const length = sealed.length - TAG_BYTES;
+  const decipher = createDecipheriv(AEAD, key, nonce, { authTagLength: TAG_BYTES });
+  decipher.setAAD(ad, { plaintextLength: length });
+  decipher.setAuthTag(sealed.subarray(length));
+  const plaintext = decipher.update(sealed.subarray(0, length));
+  // final() reports a bad tag only by throwing; without a stack trace the throw costs about half
+  // (forged frames are the attacker's to send, so their cost matters).
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    decipher.final();
+    return plaintext;
+  } catch {
+    return null;
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+}
+
+const REKEY_NONCE = Buffer.from('00000000ffffffffffffffff', 'hex');
+const ZEROS = Buffer.alloc(KEY_BYTES);
+const EMPTY = Buffer.alloc(0);
+
+/** Noise Rekey (spec sections 4.2 and 11.3): the first 32 bytes of ENCRYPT(k, 2^64 − 1, empty, 32 zeros). */
+export function rekey(key: Uint8Array): Buffer {
+  return aeadSeal(key, REKEY_NONCE, EMPTY, [ZEROS]).subarray(0, KEY_BYTES);
+}

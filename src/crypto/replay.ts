@@ -1,0 +1,48 @@
+// Anti-replay sliding window for SEALED frame counters, as RFC 6479: a ring of 32-bit words
+// one word larger than the window, so sliding forward clears whole words and never shifts bits.
+// Accepts a counter iff it is above highest - WINDOW and not seen before.
+
+export const REPLAY_WINDOW = 8192;
+
+const WORD_BITS = 32;
+const WORDS = REPLAY_WINDOW / WORD_BITS + 1;
+
+export class ReplayWindow {
+  private readonly bits = new Uint32Array(WORDS);
+  private top = -1;
+
+  /** The highest counter accepted so far (-1 before the first). */
+  get highest(): number {
+    return this.top;
+  }
+
+  /** Would `counter` be accepted? Changes nothing: call before authenticating the frame. */
+  check(counter: number): boolean {
+    if (!Number.isSafeInteger(counter) || counter < 0) return false;
+    if (counter > this.top) return true;
+    if (this.top - counter >= REPLAY_WINDOW) return false;
+    return (this.bits[this.word(counter)]! & this.mask(counter)) === 0;
+  }
+
+  /** Marks `counter` seen, only after the frame authenticated. False (and no change) if check() would refuse it. */
+  accept(counter: number): boolean {
+    if (!this.check(counter)) return false;
+    if (counter > this.top) {
+      const from = this.top < 0 ? 0 : Math.floor(this.top / WORD_BITS) + 1;
+      const to = Math.floor(counter / WORD_BITS);
+      if (this.top < 0 || to - from >= WORDS) this.bits.fill(0);
+      else for (let w = from; w <= to; w++) this.bits[w % WORDS] = 0;
+      this.top = counter;
+    }
+    this.bits[this.word(counter)]! |= this.mask(counter);
+    return true;
+  }
+
+  private word(counter: number): number {
+    return Math.floor(counter / WORD_BITS) % WORDS;
+  }
+
+  private mask(counter: number): number {
+    return 1 << counter % WORD_BITS;
+  }
+}
