@@ -7,7 +7,9 @@ import jpeg from 'jpeg-js';
 import { fetchFile } from '../src/peer/fetch';
 import { PrivateKey } from '../src/core/x25519';
 import { RegistryClient } from '../src/registry/client';
-import { CLI, type RunningCli } from '../test/support/cli';
+import { CLI, TEST_CONFIG_HOME, type RunningCli } from '../test/support/cli';
+import { loadOrCreateIdentity } from '../src/crypto/identity';
+import { join } from 'node:path';
 import { registry, startPeer } from '../test/peer/support';
 import { failureLine, timeNode } from './util';
 
@@ -61,7 +63,8 @@ export async function registerAlias(registryUrl: string, name: string, port: num
 /** `p2pshare get PEER FILE --via T` as a process, timed from spawn to exit; the download is deleted after. */
 export async function cliGet(o: { registryUrl: string; peer: string; file: string; via: Transport; downloads: string; timeoutMs: number }): Promise<GetOutcome> {
   const run = await timeNode([CLI, 'get', o.peer, o.file, '--via', o.via, '--registry', o.registryUrl, '--downloads', o.downloads, '--json'], {
-    env: { ...process.env, NO_COLOR: '1', P2PSHARE_REGISTRY: undefined },
+    // The bench's own identity and known_peers (a temporary folder), never the user's.
+    env: { ...process.env, NO_COLOR: '1', P2PSHARE_REGISTRY: undefined, XDG_CONFIG_HOME: TEST_CONFIG_HOME },
     timeoutMs: o.timeoutMs,
   });
   await rm(o.downloads, { recursive: true, force: true });
@@ -79,7 +82,8 @@ export async function inProcessGet(o: { registryUrl: string; peer: string; file:
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`timed out after ${o.timeoutMs} ms`)), o.timeoutMs);
     });
-    await Promise.race([fetchFile({ registry: new RegistryClient(o.registryUrl), peer: o.peer, file: o.file, via: o.via, downloads: o.downloads }), timeout]);
+    const identity = await loadOrCreateIdentity(join(TEST_CONFIG_HOME, 'p2pshare', 'identity'));
+    await Promise.race([fetchFile({ registry: new RegistryClient(o.registryUrl), identity, peer: o.peer, file: o.file, via: o.via, downloads: o.downloads }), timeout]);
     return { ok: true, seconds: (performance.now() - t0) / 1000, notBuilt: false };
   } catch (err) {
     const message = (err as Error).message;

@@ -9,6 +9,7 @@ import { peersCommand } from './commands/peers';
 import { filesCommand } from './commands/files';
 import { getCommand } from './commands/get';
 import { demoCommand } from './commands/demo';
+import { idCommand } from './commands/id';
 
 /** Exit codes (README "Exit codes"): the one place an error code becomes one. */
 const EXIT_CODES: Record<ErrorCode, number> = {
@@ -41,6 +42,7 @@ const commands: Command[] = [
   peersCommand,
   filesCommand,
   getCommand,
+  idCommand,
   demoCommand,
 ];
 

@@ -1,6 +1,7 @@
 // The standalone executable (Node SEA, scripts/sea.mjs): built for this machine, it runs with no
 // Node on PATH, prints the package version without an experimental-feature warning, runs the demo
 // (fetching and verifying both sample files), and a cross-built target has the right executable format.
+import { TEST_CONFIG_HOME } from './support/cli';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -56,7 +57,7 @@ function describe(r: Result): string {
 /** An environment whose PATH is one empty folder: no `node` can be found through it. */
 async function envWithoutNode(): Promise<{ env: NodeJS.ProcessEnv; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'p2pshare-nopath-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: dir, NO_COLOR: '1' };
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: dir, NO_COLOR: '1', XDG_CONFIG_HOME: TEST_CONFIG_HOME };
   delete env.NODE_OPTIONS;
   delete env.P2PSHARE_REGISTRY;
   delete env.P2PSHARE_REDIS_URL;

@@ -1,6 +1,9 @@
 // What every subcommand module exports, and the argument parsing they share.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { P2pError, type ErrorCode } from '../core/errors';
+import { defaultIdentityPath, loadOrCreateIdentity, parseFingerprint, type Identity } from '../crypto/identity';
+import { parsePeerArg, type SessionOptions } from '../peer/session';
+import { RegistryClient } from '../registry/client';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -101,6 +104,36 @@ export function registryUrl(args: ParsedArgs): string {
 }
 
 export const registryOption: OptionSpec = { registry: { type: 'string' } };
+
+/** Every command that talks to peers takes --identity FILE. */
+export const identityOption: OptionSpec = { identity: { type: 'string' } };
+
+/** This peer's identity: --identity FILE, else the default file; created on first use (README "Security"). */
+export async function identityOf(args: ParsedArgs): Promise<Identity> {
+  const path = stringOpt(args, 'identity') ?? defaultIdentityPath(process.env);
+  try {
+    return await loadOrCreateIdentity(path);
+  } catch (err) {
+    throw new P2pError('FAILED', (err as Error).message, { cause: err });
+  }
+}
+
+/** What a session with the owner `PEER[@FINGERPRINT]` needs from the command line. */
+export async function sessionOptions(args: ParsedArgs, peerArg: string): Promise<SessionOptions> {
+  const { peer, pin } = parsePeerArg(peerArg);
+  let fingerprint: string | undefined;
+  if (pin !== undefined) {
+    fingerprint = parseFingerprint(pin) ?? undefined;
+    if (!fingerprint) throw usage(`'${pin}' is not a key fingerprint (24 characters a-z, 2-7; see p2pshare id)`);
+  }
+  return {
+    registry: new RegistryClient(registryUrl(args)),
+    peer,
+    identity: await identityOf(args),
+    ...(fingerprint ? { pin: fingerprint } : {}),
+    ...(boolOpt(args, 'accept-new-key') ? { acceptNewKey: true } : {}),
+  };
+}
 
 /** Resolves at the first SIGINT or SIGTERM: how a long-running command waits to shut down. */
 export function untilSignalled(): Promise<void> {

@@ -12,6 +12,7 @@ import type { TransportName } from '../wire/control';
 import type { FetchEvent } from '../control/server';
 import { fetchFile, listFiles, type FetchResult } from '../peer/fetch';
 import { describeFetch } from './interactive';
+import { loadOrCreateIdentity, type Identity } from '../crypto/identity';
 import { Peer } from '../peer/peer';
 import { ShareIndex } from '../peer/share';
 import { RegistryClient } from '../registry/client';
@@ -90,6 +91,9 @@ async function runDemo(root: string, cleanup: Array<() => Promise<unknown>>): Pr
   cleanup.push(() => registry.close());
   out.write(`  ${c.cyan('registry')}  ${registry.url} (${registry.store} store)\n`);
 
+  // Each peer's own identity in its folder: the demo never touches the user's key or known_peers.
+  const aliceId = await loadOrCreateIdentity(join(aliceDir, '.identity'));
+  const bobId = await loadOrCreateIdentity(join(bobDir, '.identity'));
   const aliceLog = new OwnerLog();
   const aliceShare = await ShareIndex.build([join(aliceDir, 'my_file.txt'), join(aliceDir, 'my_file.jpg')]);
   const alice = await Peer.start({
@@ -97,21 +101,22 @@ async function runDemo(root: string, cleanup: Array<() => Promise<unknown>>): Pr
     registryUrl: registry.url,
     share: aliceShare,
     port: 0,
+    identity: aliceId.privateKey,
     onFetch: (e) => aliceLog.record(e),
   });
   cleanup.push(() => alice.stop());
-  out.write(`  ${c.cyan('alice')}     udp/tcp port ${alice.port}, shares ${aliceShare.list().map((f) => f.name).join(' and ')}\n`);
+  out.write(`  ${c.cyan('alice')}     udp/tcp port ${alice.port}, key ${aliceId.fingerprint}, shares ${aliceShare.list().map((f) => f.name).join(' and ')}\n`);
 
   const bobShare = await ShareIndex.build([], bobDir); // bob's folder holds only downloads/: shares nothing
-  const bob = await Peer.start({ name: 'bob', registryUrl: registry.url, share: bobShare, port: 0 });
+  const bob = await Peer.start({ name: 'bob', registryUrl: registry.url, share: bobShare, port: 0, identity: bobId.privateKey });
   cleanup.push(() => bob.stop());
   out.write(`  ${c.cyan('bob')}       udp/tcp port ${bob.port}, saves to ${downloads}\n\n`);
 
   const client = new RegistryClient(registry.url);
   const online = (await client.list()).map((p) => p.name).sort();
   out.write(`bob asks the registry who is online: ${online.join(', ')}\n`);
-  const entries = await listFiles(client, 'alice');
-  out.write(`bob asks alice for her list:\n`);
+  const { files: entries, fingerprint } = await listFiles({ registry: client, peer: 'alice', identity: bobId });
+  out.write(`bob shakes hands with alice (key ${fingerprint}, checked by the Noise handshake) and asks for her list:\n`);
   for (const e of entries) {
     const dims = e.width > 0 && e.height > 0 ? ` ${e.width} × ${e.height}` : '';
     out.write(`  ${e.name.padEnd(12)} ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(17)}  sha256 ${e.sha256.slice(0, 16)}…\n`);
@@ -119,8 +124,8 @@ async function runDemo(root: string, cleanup: Array<() => Promise<unknown>>): Pr
   out.write('\n');
 
   const sizeOf = (name: string) => entries.find((e) => e.name === name)?.size ?? 0;
-  const text = await fetchShown(client, 'my_file.txt', sizeOf('my_file.txt'), 'tcp', downloads, aliceLog);
-  const image = await fetchShown(client, 'my_file.jpg', sizeOf('my_file.jpg'), 'udp', downloads, aliceLog);
+  const text = await fetchShown(client, bobId, 'my_file.txt', sizeOf('my_file.txt'), 'tcp', downloads, aliceLog);
+  const image = await fetchShown(client, bobId, 'my_file.jpg', sizeOf('my_file.jpg'), 'udp', downloads, aliceLog);
   await showPreview(image.path, out);
 
   const total = (Date.now() - started) / 1000;
@@ -128,14 +133,14 @@ async function runDemo(root: string, cleanup: Array<() => Promise<unknown>>): Pr
 }
 
 /** One fetch by bob with a progress bar, then its result line with the full SHA-256. */
-async function fetchShown(client: RegistryClient, file: string, size: number, via: TransportName, downloads: string, ownerLog: OwnerLog): Promise<FetchResult> {
+async function fetchShown(client: RegistryClient, identity: Identity, file: string, size: number, via: TransportName, downloads: string, ownerLog: OwnerLog): Promise<FetchResult> {
   const out = process.stdout;
   const c = colors(out);
   out.write(`bob fetches ${file} over ${via.toUpperCase()}\n`);
   const progress = createProgress({ stream: process.stderr, label: `${file} via ${via.toUpperCase()}`, total: size });
   let res: FetchResult;
   try {
-    res = await fetchFile({ registry: client, peer: 'alice', file, via, downloads, onProgress: (n) => progress.update(n) });
+    res = await fetchFile({ registry: client, identity, peer: 'alice', file, via, downloads, onProgress: (n) => progress.update(n) });
   } finally {
     progress.finish();
   }

@@ -1,29 +1,30 @@
 import type { Command } from './args';
-import { boolOpt, registryOption, registryUrl } from './args';
+import { boolOpt, identityOption, registryOption, sessionOptions } from './args';
 import { listFiles, defaultVia } from '../peer/fetch';
 import type { ListEntry } from '../wire/control';
-import { RegistryClient } from '../registry/client';
 import { formatBytes } from '../ui/format';
 import { displayWidth, padToWidth, printable } from '../ui/text';
 
 export const filesCommand: Command = {
   name: 'files',
   summary: "list a peer's shared files",
-  help: `Usage: p2pshare files PEER [--registry URL] [--json]
+  help: `Usage: p2pshare files PEER[@FINGERPRINT] [--registry URL] [--json] [--accept-new-key] [--identity FILE]
 
-Lists the files PEER shares: name, size, kind and how it would travel
-(--json: {"files":[{"name","size","sha256","kind"}]}).`,
-  options: { ...registryOption, json: { type: 'boolean' } },
+Lists the files PEER shares: name, size, kind and how it would travel, then PEER's key
+fingerprint on stderr (--json: {"fingerprint","files":[{"name","size","sha256","kind"}]}).
+The owner's key is checked and pinned as by get.`,
+  options: { ...registryOption, ...identityOption, json: { type: 'boolean' }, 'accept-new-key': { type: 'boolean' } },
   positionals: [1, 1],
   async run(args) {
-    const peer = args.positionals[0]!;
-    const files = await listFiles(new RegistryClient(registryUrl(args)), peer);
+    const o = await sessionOptions(args, args.positionals[0]!);
+    const { files, fingerprint } = await listFiles(o);
     if (boolOpt(args, 'json')) {
       const out = files.map((f) => ({ name: f.name, size: f.size, sha256: f.sha256, kind: f.kind, ...(f.width ? { width: f.width, height: f.height } : {}) }));
-      process.stdout.write(`${JSON.stringify({ files: out })}\n`);
+      process.stdout.write(`${JSON.stringify({ fingerprint, files: out })}\n`);
     } else {
       process.stdout.write(fileTable(files));
-      if (files.length === 0) process.stderr.write(`${peer} shares no files\n`);
+      if (files.length === 0) process.stderr.write(`${o.peer} shares no files\n`);
+      process.stderr.write(`${o.peer}'s key: ${fingerprint}\n`);
     }
   },
 };

@@ -1,7 +1,6 @@
 import type { Command } from './args';
-import { boolOpt, registryOption, registryUrl, stringOpt, usage } from './args';
+import { boolOpt, identityOption, registryOption, sessionOptions, stringOpt, usage } from './args';
 import { fetchFile, type Via } from '../peer/fetch';
-import { RegistryClient } from '../registry/client';
 import { colors } from '../ui/output';
 import { showPreview } from '../ui/preview';
 import { createProgress, type Progress } from '../ui/progress';
@@ -12,9 +11,11 @@ const JPEG_NAME = /\.(jpe?g|jfif)$/i;
 export const getCommand: Command = {
   name: 'get',
   summary: 'fetch a file from a peer, verified',
-  help: `Usage: p2pshare get PEER FILE [--via auto|tcp|udp] [--downloads DIR] [--registry URL] [--json]
+  help: `Usage: p2pshare get PEER[@FINGERPRINT] FILE [--via auto|tcp|udp] [--downloads DIR] [--registry URL]
+                    [--json] [--accept-new-key] [--identity FILE]
 
-Fetches FILE from PEER, verifies its SHA-256 against the owner's, and saves it in DIR
+Fetches FILE from PEER over an encrypted, authenticated session, verifies its SHA-256 against
+the owner's, and saves it in DIR
 (default ./downloads) under its own name, or 'name (1).ext' if that exists. Prints the path.
 An interrupted download keeps its .part file; running the same command again resumes it.
 On a terminal: a progress bar on stderr, a result line, and a preview of a JPEG.
@@ -22,11 +23,23 @@ On a terminal: a progress bar on stderr, a result line, and a preview of a JPEG.
 Options:
   --via auto|tcp|udp  transport (default auto: images over UDP, everything else over TCP)
   --downloads DIR     where to save (default ./downloads)
-  --json              print {"name","size","sha256","via","path","seconds"} instead`,
-  options: { ...registryOption, via: { type: 'string' }, downloads: { type: 'string' }, json: { type: 'boolean' } },
+  --json              print {"name","size","sha256","via","route","path","seconds"} instead
+  --accept-new-key    PEER's key changed and you checked the new one: accept and pin it
+  --identity FILE     this peer's key (default ~/.config/p2pshare/identity)
+
+The first fetch from a name pins its key in known_peers beside the identity; a later different
+key is refused (exit 6) unless --accept-new-key. PEER@FINGERPRINT pins a key checked out of band.`,
+  options: {
+    ...registryOption,
+    ...identityOption,
+    via: { type: 'string' },
+    downloads: { type: 'string' },
+    json: { type: 'boolean' },
+    'accept-new-key': { type: 'boolean' },
+  },
   positionals: [2, 2],
   async run(args, cli) {
-    const [peer, file] = args.positionals as [string, string];
+    const [peerArg, file] = args.positionals as [string, string];
     const via = stringOpt(args, 'via') ?? 'auto';
     if (via !== 'auto' && via !== 'tcp' && via !== 'udp') throw usage(`--via must be auto, tcp or udp, got '${via}'`);
     const json = boolOpt(args, 'json');
@@ -41,8 +54,7 @@ Options:
     };
     process.on('SIGINT', onInterrupt);
     const res = await fetchFile({
-      registry: new RegistryClient(registryUrl(args)),
-      peer,
+      ...(await sessionOptions(args, peerArg)),
       file,
       via: via as Via,
       downloads: stringOpt(args, 'downloads') ?? 'downloads',

@@ -7,6 +7,8 @@ import { abortable } from '../core/async';
 import { P2pError } from '../core/errors';
 import { imageSizeOfFile } from '../media/image-info';
 import type { FetchEvent } from '../control/server';
+import { fingerprint, type Identity } from '../crypto/identity';
+import type { AllowList } from '../peer/allow';
 import { defaultVia, fetchFile, listFiles } from '../peer/fetch';
 import { Peer, type PeerOptions } from '../peer/peer';
 import type { ShareIndex } from '../peer/share';
@@ -26,7 +28,9 @@ export interface InteractiveOptions {
   registryUrl: string;
   share: ShareIndex;
   port: number;
+  identity: Identity;
   advertise?: string;
+  allow?: AllowList;
   downloads: string;
 }
 
@@ -34,7 +38,7 @@ export interface InteractiveOptions {
 export function readyLine(peer: Peer, share: ShareIndex): string {
   const files = share.list();
   const names = files.length ? `: ${files.slice(0, 5).map((f) => f.name).join(', ')}${files.length > 5 ? ', ...' : ''}` : '';
-  return `peer ${peer.name} ready on udp/tcp port ${peer.port}, sharing ${files.length} file${files.length === 1 ? '' : 's'} (${share.totalBytes} bytes)${names}`;
+  return `peer ${peer.name} ready on udp/tcp port ${peer.port}, key ${fingerprint(peer.identity.publicKey)}, sharing ${files.length} file${files.length === 1 ? '' : 's'} (${share.totalBytes} bytes)${names}`;
 }
 
 /** One line about a fetch another peer made from us. */
@@ -125,7 +129,7 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
       }
       let entries: ListEntry[];
       try {
-        entries = await abortable(listFiles(registry, owner), stop.signal);
+        entries = (await abortable(listFiles({ registry, peer: owner, identity: o.identity, signal: stop.signal }), stop.signal)).files;
       } catch (err) {
         if (stop.signal.aborted) break;
         out.write(`${c.red('✖')} ${oneLine(err)}\n`);
@@ -140,7 +144,7 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
       if (file === BACK) continue;
       const entry = entries.find((e) => e.name === file)!;
       try {
-        await fetchAndShow(registry, owner, entry, defaultVia(entry), o.downloads, stop.signal);
+        await fetchAndShow(registry, o.identity, owner, entry, defaultVia(entry), o.downloads, stop.signal);
       } catch (err) {
         if (stop.signal.aborted) break;
         out.write(`${c.red('✖')} ${oneLine(err)}\n`);
@@ -203,7 +207,18 @@ async function register(
       });
       if (name === undefined) return undefined;
     }
-    const opts: PeerOptions = { name, registryUrl: o.registryUrl, share: o.share, port: o.port, onFetch, onNotice, ...(o.advertise ? { advertise: o.advertise } : {}) };
+    const allow = o.allow;
+    const opts: PeerOptions = {
+      name,
+      registryUrl: o.registryUrl,
+      share: o.share,
+      port: o.port,
+      identity: o.identity.privateKey,
+      onFetch,
+      onNotice,
+      ...(o.advertise ? { advertise: o.advertise } : {}),
+      ...(allow ? { allow: (key: Buffer) => allow.allows(key) } : {}),
+    };
     try {
       const peer = await Peer.start(opts);
       if (signal.aborted) {
@@ -271,14 +286,14 @@ async function chooseFile(owner: string, entries: ListEntry[], ask: Ask): Promis
   }, BACK);
 }
 
-async function fetchAndShow(registry: RegistryClient, owner: string, entry: ListEntry, via: TransportName, downloads: string, signal: AbortSignal): Promise<void> {
+async function fetchAndShow(registry: RegistryClient, identity: Identity, owner: string, entry: ListEntry, via: TransportName, downloads: string, signal: AbortSignal): Promise<void> {
   const out = process.stdout;
   const c = colors(out);
   const progress = createProgress({ stream: process.stderr, label: `${printable(entry.name)} via ${via.toUpperCase()}`, total: entry.size });
   let res;
   try {
     res = await abortable(
-      fetchFile({ registry, peer: owner, file: entry.name, via, downloads, onProgress: (n) => progress.update(n), signal }),
+      fetchFile({ registry, identity, peer: owner, file: entry.name, via, downloads, onProgress: (n) => progress.update(n), signal }),
       signal,
     );
   } finally {

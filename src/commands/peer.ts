@@ -1,8 +1,10 @@
 import type { Command } from './args';
-import { boolOpt, intOpt, listOpt, registryOption, registryUrl, stringOpt, untilSignalled, usage } from './args';
+import { boolOpt, identityOf, identityOption, intOpt, listOpt, registryOption, registryUrl, stringOpt, untilSignalled, usage } from './args';
 import { readyLine, runInteractive } from './interactive';
-import { PrivateKey, X25519_KEY_BYTES } from '../core/x25519';
+import type { Identity } from '../crypto/identity';
+import { allowList, type AllowList } from '../peer/allow';
 import { Peer } from '../peer/peer';
+import { RegistryClient } from '../registry/client';
 import { ShareIndex } from '../peer/share';
 import { isValidName } from '../registry/names';
 
@@ -10,7 +12,8 @@ export const peerCommand: Command = {
   name: 'peer',
   summary: 'register a name, share files, fetch from others',
   help: `Usage: p2pshare peer [--name NAME] [--registry URL] [--share PATH]... [--downloads DIR]
-                     [--port N] [--advertise HOST] [--no-interactive]
+                     [--port N] [--advertise HOST] [--no-interactive] [--allow FINGERPRINT|NAME]...
+                     [--identity FILE]
 
 Registers NAME at the registry and serves the shared files to other peers until Ctrl+C
 (which unregisters and exits 0). On a terminal (without --no-interactive) it also lets you
@@ -25,7 +28,11 @@ Options:
   --downloads DIR    where fetched files go (default ./downloads)
   --port N           UDP and TCP port to serve on (default 0 = any free port)
   --advertise HOST   address other peers should use to reach this one
-  --no-interactive   only serve (also the case without a terminal)`,
+  --no-interactive   only serve (also the case without a terminal)
+  --allow WHO        serve only this key fingerprint or this peer name's key (repeatable;
+                     default: anyone may fetch)
+  --identity FILE    this peer's key (default ~/.config/p2pshare/identity); the name is bound
+                     to it at the registry, and the ready line shows its fingerprint`,
   options: {
     ...registryOption,
     name: { type: 'string' },
@@ -34,6 +41,8 @@ Options:
     port: { type: 'string' },
     advertise: { type: 'string' },
     'no-interactive': { type: 'boolean' },
+    allow: { type: 'string', multiple: true },
+    ...identityOption,
   },
   positionals: [0, 0],
   async run(args) {
@@ -51,33 +60,27 @@ Options:
     } catch (err) {
       throw usage((err as Error).message);
     }
-    if (interactive) {
-      return runInteractive({ name, registryUrl: registry, share, port, downloads, ...(advertise ? { advertise } : {}) });
+    let allow: AllowList | undefined;
+    try {
+      allow = listOpt(args, 'allow').length > 0 ? allowList(listOpt(args, 'allow'), new RegistryClient(registry)) : undefined;
+    } catch (err) {
+      throw usage((err as Error).message);
     }
-    return serveOnly({ name: name!, registryUrl: registry, share, port, ...(advertise ? { advertise } : {}) });
+    const identity = await identityOf(args);
+    const common = { registryUrl: registry, share, port, identity, ...(advertise ? { advertise } : {}), ...(allow ? { allow } : {}) };
+    if (interactive) return runInteractive({ ...common, name, downloads });
+    return serveOnly({ ...common, name: name! });
   },
 };
 
-/**
- * Until peers keep an identity file, each run registers with a new key; for the tests that
- * restart a peer under the same identity, P2PSHARE_TEST_IDENTITY (the 32 private key bytes in
- * base64url; undocumented, test-only) fixes it.
- */
-function testIdentity(): PrivateKey | undefined {
-  const text = process.env.P2PSHARE_TEST_IDENTITY;
-  if (!text) return undefined;
-  const raw = Buffer.from(text, 'base64url');
-  if (raw.length !== X25519_KEY_BYTES) throw usage('P2PSHARE_TEST_IDENTITY must be 32 bytes in base64url');
-  return PrivateKey.fromRaw(raw);
-}
-
 /** Non-interactive mode: register, print the ready line, log fetches, serve until signalled. */
-async function serveOnly(o: { name: string; registryUrl: string; share: ShareIndex; port: number; advertise?: string }): Promise<void> {
-  const { name } = o;
-  const identity = testIdentity();
+async function serveOnly(o: { name: string; registryUrl: string; share: ShareIndex; port: number; identity: Identity; advertise?: string; allow?: AllowList }): Promise<void> {
+  const { name, identity, allow, ...rest } = o;
   const peer = await Peer.start({
-    ...o,
-    ...(identity ? { identity } : {}),
+    ...rest,
+    name,
+    identity: identity.privateKey,
+    ...(allow ? { allow: (key: Buffer) => allow.allows(key) } : {}),
     onFetch: (e) =>
       process.stdout.write(
         e.ok

@@ -4,7 +4,7 @@ import { randomInt } from 'node:crypto';
 import { P2pError } from '../core/errors';
 import type { Connection } from '../net/connection';
 import type { Endpoint } from '../net/endpoint';
-import { FrameType, PROTOCOL_VERSION, type Frame } from '../wire/frame';
+import { FrameType, type Frame } from '../wire/frame';
 import {
   decodeGetResponse,
   decodeListResponse,
@@ -38,7 +38,6 @@ export class ControlClient {
     };
     endpoint.on(FrameType.listResponse, onAnswer);
     endpoint.on(FrameType.getResponse, onAnswer);
-    endpoint.on(FrameType.versionNotSupported, onAnswer);
   }
 
   async request(type: number, body: Buffer, conn: Connection, peerName: string): Promise<Frame> {
@@ -52,7 +51,6 @@ export class ControlClient {
         const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), delay)));
         const frame = await Promise.race([answered, timeout]);
         clearTimeout(timer);
-        if (frame?.type === FrameType.versionNotSupported) throw versionError(frame, peerName);
         if (frame) return frame;
       }
     } finally {
@@ -86,11 +84,5 @@ export class ControlClient {
   close(): void {
     this.endpoint.off(FrameType.listResponse);
     this.endpoint.off(FrameType.getResponse);
-    this.endpoint.off(FrameType.versionNotSupported);
   }
-}
-
-function versionError(f: Frame, peerName: string): P2pError {
-  const range = f.body.length >= 2 ? `${f.body[0]}-${f.body[1]}` : 'unknown';
-  return new P2pError('INCOMPATIBLE_VERSION', `peer '${peerName}' speaks protocol versions ${range}; this p2pshare speaks ${PROTOCOL_VERSION}`);
 }

@@ -1,7 +1,7 @@
-// Owner side of the control protocol: answers LIST and GET from the peer's one UDP port, hands
-// out one-shot TCP tickets, starts UDP sends, and says "busy" past its transfer limit.
-import { normalizeIp } from '../core/addresses';
-import type { Connection, Remote } from '../net/connection';
+// Owner side of the control protocol: answers LIST and GET on the connections its handshakes
+// made, hands out one-shot TCP tickets for them, starts UDP sends, says "busy" past its transfer
+// limit and "forbidden" to a key its allow list does not hold.
+import type { Connection, Remote, SecureConnection } from '../net/connection';
 import type { Endpoint } from '../net/endpoint';
 import { SessionTable } from '../net/sessions';
 import type { ServedFile, TcpServerHooks, TcpTicket } from '../transfer/tcp-server';
@@ -11,8 +11,10 @@ import {
   decodeGetRequest,
   decodeListRequest,
   encodeGetResponse,
+  encodeListRefusal,
   encodeListResponse,
   GetStatus,
+  ListStatus,
   type GetRequest,
   type ListEntry,
 } from '../wire/control';
@@ -57,7 +59,12 @@ const MAX_REMEMBERED = 4096;
 
 export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
   active = 0;
-  private readonly tickets = new Map<number, TcpTicket<F> & { expires: number }>();
+  /** TCP tickets by (requester's connection, session ID). */
+  private readonly tickets = new SessionTable<TcpTicket<F> & { expires: number }>();
+  /** The highest session ID each connection used: IDs only grow, so TCP keys are never reused. */
+  private readonly highestSession = new WeakMap<Connection, number>();
+  /** The allow list's verdict per connection (its key does not change). */
+  private readonly verdicts = new WeakMap<Connection, Promise<boolean>>();
   /** GET answers by (requester's connection, session ID). */
   private readonly answers = new SessionTable<{ body: Buffer; expires: number }>();
   private readonly sweeper: NodeJS.Timeout;
@@ -72,9 +79,11 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
       udp?: UdpSender;
       onFetch?: (e: FetchEvent) => void;
       sizes?: (f: F) => { width: number; height: number };
+      /** Whether a requester's key may list and fetch (peer --allow); everyone by default. */
+      allow?: (peerKey: Buffer) => boolean | Promise<boolean>;
     },
   ) {
-    endpoint.on(FrameType.listRequest, (f, conn) => this.onList(f, conn));
+    endpoint.on(FrameType.listRequest, (f, conn) => void this.onList(f, conn).catch(() => endpoint.reject()));
     // onGet answers after an await (a re-hash can take seconds): a failure then, such as the
     // socket closed by a shutdown meanwhile, must not become an unhandled rejection (fatal).
     endpoint.on(FrameType.getRequest, (f, conn) => void this.onGet(f, conn).catch(() => endpoint.reject()));
@@ -88,12 +97,19 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
     this.endpoint.off(FrameType.getRequest);
   }
 
-  /** The TCP server redeems a ticket: once, within 30 s, only from the IP that asked. */
-  takeTicket(sessionId: number, fromAddress: string): TcpTicket<F> | undefined {
-    const t = this.tickets.get(sessionId);
-    // Compared in one spelling: a TCP socket may say '::ffff:1.2.3.4' where UDP said '1.2.3.4'.
-    if (!t || t.expires < Date.now() || normalizeIp(t.from.address) !== normalizeIp(fromAddress)) return undefined;
-    this.tickets.delete(sessionId);
+  /** The connection a TCP hello names by its index (validated ones only). */
+  connection(index: number): SecureConnection | undefined {
+    return this.endpoint.connection(index);
+  }
+
+  /**
+   * The TCP server redeems a ticket: once, within 30 s, on the connection that asked. The hello
+   * proved its key; the source address is not compared (a NAT may use another one for TCP).
+   */
+  takeTicket(conn: Connection, sessionId: number): TcpTicket<F> | undefined {
+    const t = this.tickets.get(conn, sessionId);
+    if (!t || t.expires < Date.now()) return undefined;
+    this.tickets.delete(conn, sessionId);
     return t;
   }
 
@@ -129,9 +145,21 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
     return this.listed.entries;
   }
 
-  private onList(frame: Frame, conn: Connection): void {
+  /** Whether the allow list admits this connection's key (asked once per connection). */
+  private allowed(conn: Connection): Promise<boolean> {
+    if (!this.opts.allow) return Promise.resolve(true);
+    let v = this.verdicts.get(conn);
+    if (!v) {
+      v = Promise.resolve(this.opts.allow(conn.peerKey)).catch(() => false);
+      this.verdicts.set(conn, v);
+    }
+    return v;
+  }
+
+  private async onList(frame: Frame, conn: Connection): Promise<void> {
     const start = decodeListRequest(frame.body);
     if (start === null) return this.endpoint.reject();
+    if (!(await this.allowed(conn))) return conn.send(FrameType.listResponse, frame.id, encodeListRefusal(ListStatus.forbidden));
     conn.send(FrameType.listResponse, frame.id, encodeListResponse(this.entries(), start, conn.maxBody));
   }
 
@@ -149,6 +177,14 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
       if (remembered.body.length > 0) conn.send(FrameType.getResponse, frame.id, remembered.body);
       return;
     }
+    // Session IDs only grow on a connection: an old one that is no remembered retry is refused,
+    // so no ticket is ever issued twice for one ID (the TCP keys derive from it, section 5).
+    if (req.sessionId <= (this.highestSession.get(conn) ?? 0)) {
+      this.endpoint.reject();
+      conn.send(FrameType.getResponse, frame.id, encodeGetResponse({ status: GetStatus.badRequest, size: 0, sha256: '' }));
+      return;
+    }
+    this.highestSession.set(conn, req.sessionId);
     // Reserve the key before the async lookup so a retry arriving meanwhile is not served twice.
     const pending: { body: Buffer; expires: number } = { body: Buffer.alloc(0), expires: Date.now() + ANSWER_MEMORY_MS };
     this.answers.set(conn, req.sessionId, pending);
@@ -174,6 +210,7 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
   private async admit(req: GetRequest, conn: Connection): Promise<{ status: typeof GetStatus.ok; file: F } | { status: GetStatus }> {
     // UDP needs a transport here and a max payload it can cut chunks to (PROTOCOL.md 6.1).
     if (req.transport === 'udp' && (!this.opts.udp || chunkBytesFor(req.maxPayload, conn.maxBody) === null)) return { status: GetStatus.badRequest };
+    if (!(await this.allowed(conn))) return { status: GetStatus.forbidden };
     let file: F | undefined;
     try {
       file = await this.share.lookup(req.name);
@@ -185,14 +222,14 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
     if (req.offset > file.size) return { status: GetStatus.badOffset };
     if (this.active + this.tickets.size >= this.opts.maxTransfers) return { status: GetStatus.busy };
     if (req.transport === 'tcp') {
-      this.tickets.set(req.sessionId, { file, offset: req.offset, from: conn.remote, expires: Date.now() + TICKET_TTL_MS });
+      this.tickets.set(conn, req.sessionId, { file, offset: req.offset, from: conn.remote, expires: Date.now() + TICKET_TTL_MS });
     }
     return { status: GetStatus.ok, file };
   }
 
   private sweep(): void {
     const now = Date.now();
-    for (const [k, t] of this.tickets) if (t.expires < now) this.tickets.delete(k);
+    for (const [conn, id, t] of this.tickets.entries()) if (t.expires < now || conn.closed) this.tickets.delete(conn, id);
     for (const [conn, id, a] of this.answers.entries()) if (a.expires < now) this.answers.delete(conn, id);
     // Still over the cap (a flood of distinct requests): forget those of the oldest connections.
     for (const [conn, id] of this.answers.entries()) {

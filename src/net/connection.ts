@@ -1,8 +1,22 @@
-// A connection: what control and the UDP transport talk to instead of the socket. It sends
-// frames to one remote and says how much room a frame body has. In protocol version 1 it is a
-// plain connection (the frame in the clear, PROTOCOL.md section 3) keyed by the remote's
-// address; the seam is where a sealed connection (keys, counters, its own overhead) fits later.
-import { encodeFrame, FRAME_OVERHEAD, MAX_DATAGRAM_BYTES } from '../wire/frame';
+// A connection: what control and the UDP transport talk to instead of the socket. It is one end
+// of a Noise session with another peer (PROTOCOL.md 3.6): every message it sends is sealed with
+// the session's key and a fresh counter, every frame it accepts authenticated and checked against
+// the replay window. Frames find it by its index, not by address, so it follows the other side
+// across a NAT rebinding once the new address has answered a path challenge.
+import { randomBytes } from 'node:crypto';
+import { COUNTER_LIMIT, Opener, Sealer } from '../crypto/transport';
+import { ReplayWindow } from '../crypto/replay';
+import { hmacSha256 } from '../crypto/primitives';
+import {
+  decodeMessage,
+  encodeMessageHeader,
+  encodeSealedHeader,
+  FrameType,
+  MAX_DATAGRAM_BYTES,
+  SEALED_OVERHEAD,
+  type Frame,
+  type SealedFrame,
+} from '../wire/frame';
 
 export interface Remote {
   address: string;
@@ -10,13 +24,15 @@ export interface Remote {
 }
 
 export interface Connection {
-  /** Where datagrams go: the exact address and port the other side last spoke from. */
+  /** Where datagrams go: the validated address and port the other side last spoke from. */
   readonly remote: Remote;
-  /** Bytes a datagram carries beyond the message body (version 1: 12, frame header and CRC). */
+  /** Bytes a datagram carries beyond the message body: 37 (sealed header, message header, tag). */
   readonly overhead: number;
   /** The largest message body one datagram carries: MAX_DATAGRAM_BYTES - overhead. */
   readonly maxBody: number;
-  /** Sends one frame whose body is `parts` in order; never throws (a send after close is counted). */
+  /** The other side's static public key (32 bytes), authenticated by the handshake. */
+  readonly peerKey: Buffer;
+  /** Sends one message whose body is `parts` in order; never throws (a send after close is counted). */
   send(type: number, id: number, ...parts: Uint8Array[]): void;
   /** Bytes waiting in the socket: a sender backs off when the kernel cannot keep up. */
   queuedBytes(): number;
@@ -26,29 +42,65 @@ export interface Connection {
   hold(): () => void;
 }
 
-/** The socket side of a plain connection (the Endpoint). */
+/** The socket side of a connection (the Endpoint). */
 export interface DatagramSocket {
   readonly closed: boolean;
   /** Never throws: a datagram that cannot be sent is counted. */
-  sendRaw(datagram: Buffer, to: Remote): void;
-  /** Counts a send that could not happen (its connection was closed). */
+  sendRaw(datagram: Buffer | Buffer[], to: Remote): void;
+  /** Counts a send that could not happen (its connection was closed or not yet validated). */
   countUnsendable(): void;
   queuedBytes(): number;
 }
 
-/** Version 1: every frame in the clear, straight to the remote. */
-export class PlainConnection implements Connection {
-  readonly overhead = FRAME_OVERHEAD;
-  readonly maxBody = MAX_DATAGRAM_BYTES - FRAME_OVERHEAD;
-  /** performance.now() of the last frame from the remote (or of its creation). */
+export interface SessionKeys {
+  send: Buffer;
+  receive: Buffer;
+  /** Keys TCP transfers on this session (PROTOCOL.md section 5). */
+  tcpBase: Buffer;
+  remoteStatic: Buffer;
+}
+
+/** What open() made of a sealed frame. */
+export type Opened = { frame: Frame } | 'bad_auth' | 'replayed' | 'malformed';
+
+/** At most one path challenge per this many milliseconds (a flood of moved frames costs nothing). */
+const PATH_PROBE_SPACING_MS = 100;
+
+export class SecureConnection implements Connection {
+  readonly overhead = SEALED_OVERHEAD;
+  readonly maxBody = MAX_DATAGRAM_BYTES - SEALED_OVERHEAD;
+  readonly peerKey: Buffer;
+  readonly tcpBase: Buffer;
+  /** performance.now() of the last authenticated frame (or of the handshake). */
   lastActive = performance.now();
+  /**
+   * The responder may send nothing on a connection until the initiator's first sealed frame
+   * proves it got the RESP at its address (PROTOCOL.md 3.5). The initiator's is valid at once.
+   */
+  validated: boolean;
+  private readonly sealer: Sealer;
+  private readonly opener: Opener;
+  private readonly replay = new ReplayWindow();
+  private counter = 0;
   private holds = 0;
   private forgotten = false;
+  private probe: { to: Remote; data: Buffer; at: number } | undefined;
+  private readonly onForget: Array<() => void> = [];
 
   constructor(
-    readonly remote: Remote,
+    readonly localIndex: number,
+    readonly remoteIndex: number,
+    public remote: Remote,
+    keys: SessionKeys,
+    readonly initiator: boolean,
     private readonly socket: DatagramSocket,
-  ) {}
+  ) {
+    this.peerKey = keys.remoteStatic;
+    this.tcpBase = keys.tcpBase;
+    this.sealer = new Sealer(keys.send);
+    this.opener = new Opener(keys.receive);
+    this.validated = initiator;
+  }
 
   get closed(): boolean {
     return this.forgotten || this.socket.closed;
@@ -59,8 +111,8 @@ export class PlainConnection implements Connection {
   }
 
   send(type: number, id: number, ...parts: Uint8Array[]): void {
-    if (this.forgotten) return this.socket.countUnsendable();
-    this.socket.sendRaw(encodeFrame(type, id, parts), this.remote);
+    if (this.forgotten || !this.validated) return this.socket.countUnsendable();
+    this.sendTo(this.remote, type, id, parts);
   }
 
   queuedBytes(): number {
@@ -77,8 +129,75 @@ export class PlainConnection implements Connection {
     };
   }
 
-  /** The endpoint dropped it from its table: a frame from the remote now makes a new one. */
+  /** Runs `listener` once when the connection is forgotten (closed by either side, idle, shutdown). */
+  onForgotten(listener: () => void): void {
+    if (this.forgotten) listener();
+    else this.onForget.push(listener);
+  }
+
+  /** The endpoint dropped it from its table: its frames are refused from now on. */
   forget(): void {
+    if (this.forgotten) return;
     this.forgotten = true;
+    for (const l of this.onForget.splice(0)) l();
+  }
+
+  /** The TCP keys of one session on this connection: one per direction, never reused (ids only grow). */
+  tcpKeys(sessionId: number): { requesterToOwner: Buffer; ownerToRequester: Buffer } {
+    const id = Buffer.allocUnsafe(4);
+    id.writeUInt32BE(sessionId >>> 0);
+    return {
+      requesterToOwner: hmacSha256(this.tcpBase, Buffer.from('c2s'), id),
+      ownerToRequester: hmacSha256(this.tcpBase, Buffer.from('s2c'), id),
+    };
+  }
+
+  /**
+   * Authenticates a sealed frame addressed to this connection and returns its message. Path
+   * messages are handled here; a frame from a new address with the highest counter so far
+   * starts a path challenge towards it.
+   */
+  open(f: SealedFrame, from: Remote): Opened {
+    if (this.forgotten) return 'bad_auth';
+    if (!this.replay.check(f.counter)) return 'replayed';
+    const plaintext = this.opener.open(f.counter, f.header, f.sealed);
+    if (!plaintext) return 'bad_auth';
+    const newest = f.counter > this.replay.highest;
+    this.replay.accept(f.counter);
+    this.lastActive = performance.now();
+    const frame = decodeMessage(plaintext);
+    if (!frame) return 'malformed';
+    const moved = from.port !== this.remote.port || from.address !== this.remote.address;
+    if (!this.validated && !moved) this.validated = true;
+    if (frame.type === FrameType.pathChallenge) {
+      if (frame.body.length === 8) this.sendTo(from, FrameType.pathResponse, 0, [frame.body]);
+      return { frame };
+    }
+    if (frame.type === FrameType.pathResponse) {
+      const p = this.probe;
+      if (p && frame.body.equals(p.data) && from.port === p.to.port && from.address === p.to.address) {
+        this.remote = p.to;
+        this.validated = true;
+        this.probe = undefined;
+      }
+      return { frame };
+    }
+    if (moved && newest) this.challenge(from);
+    return { frame };
+  }
+
+  /** A path challenge to a new address (PROTOCOL.md 3.6, roaming); the old one is used meanwhile. */
+  private challenge(to: Remote): void {
+    const now = performance.now();
+    if (this.probe && now - this.probe.at < PATH_PROBE_SPACING_MS) return;
+    this.probe = { to, data: randomBytes(8), at: now };
+    this.sendTo(to, FrameType.pathChallenge, 0, [this.probe.data]);
+  }
+
+  private sendTo(to: Remote, type: number, id: number, parts: readonly Uint8Array[]): void {
+    if (this.counter >= COUNTER_LIMIT) return this.socket.countUnsendable(); // never reached in practice
+    const counter = this.counter++;
+    const header = encodeSealedHeader(this.remoteIndex, counter);
+    this.socket.sendRaw([header, this.sealer.seal(counter, header, encodeMessageHeader(type, id), ...parts)], to);
   }
 }

@@ -1,13 +1,20 @@
-// A peer's one UDP socket: decodes frames, counts what it drops, and routes frames to handlers
-// by type, each with the connection of the address it came from. Control (control/) and UDP
-// transfers (transfer/udp/) both sit on top of it, so the owner answers and sends everything
-// from its one port (PROTOCOL.md section 2, NAT-ready).
+// A peer's one UDP socket (PROTOCOL.md sections 2 and 3): checks every datagram's envelope,
+// answers handshakes (when it serves a name) or starts them, holds the connections they make,
+// opens sealed frames and routes their messages by type to handlers, each with its connection.
+// Control (control/) and UDP transfers (transfer/udp/) both sit on top of it, so the owner
+// answers and sends everything from its one port.
+import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import { listening } from '../core/async';
-import { decodeFrame, encodeFrame, FrameType, PROTOCOL_VERSION, type Frame } from '../wire/frame';
-import { PlainConnection, type Connection, type DatagramSocket, type Remote } from './connection';
+import { P2pError } from '../core/errors';
+import type { PrivateKey } from '../core/x25519';
+import { checkDatagram, decodeClearFrame, decodeSealedFrame, Envelope, envelopeOf, FrameType, PROTOCOL_VERSION, type ClearFrame, type Frame } from '../wire/frame';
+import { decodeVersionNotSupported, encodeVersionNotSupported } from '../wire/handshake';
+import { AddressBudget } from './budget';
+import { SecureConnection, type Connection, type DatagramSocket, type Remote, type SessionKeys } from './connection';
+import { DEFAULT_HANDSHAKE_LIMITS, Initiator, Responder, type HandshakeLimits } from './handshake';
 
-export type FrameHandler = (frame: Frame, conn: Connection) => void;
+export type FrameHandler = (frame: Frame, conn: SecureConnection) => void;
 
 export interface DropCounters {
   too_short: number;
@@ -16,16 +23,36 @@ export interface DropCounters {
   bad_checksum: number;
   bad_version: number;
   unknown_type: number;
-  /** A handler rejected the frame's body (malformed, stale session, ...). */
+  /** A sealed frame that did not authenticate, or named no connection of ours. */
+  bad_auth: number;
+  /** A sealed frame whose counter was seen before or is below the replay window. */
+  replayed: number;
+  /** An INIT whose mac1 is not for our key. */
+  bad_mac: number;
+  /** A handler rejected the message's body (malformed, stale session, ...), or a handshake frame was refused. */
   rejected: number;
 }
 
+export interface EndpointOptions {
+  identity: PrivateKey;
+  /** Answer handshakes as the owner of this name (a requester-only endpoint answers none). */
+  serveName?: string;
+  handshakeLimits?: Partial<HandshakeLimits>;
+  /** Connections held at most (default 4096); past this, ones nobody holds are forgotten. */
+  maxConnections?: number;
+  /** Buffer sizes of the socket. */
+  bufferBytes?: number;
+}
+
+/** Connect tries: a fresh INIT, then wait this long (3.5 s in all, PROTOCOL.md 3.4). */
+export const HANDSHAKE_DELAYS_MS = [500, 1000, 2000];
 /** How long close() waits for datagrams already handed to send(). */
 const CLOSE_DRAIN_MS = 100;
-/** Connections remembered at most; past this, ones nobody holds are forgotten (idle ones first). */
 const MAX_CONNECTIONS = 4096;
-/** A connection without a frame for this long is idle. */
+/** A connection without an authenticated frame for this long is idle (and forgotten unless held). */
 const IDLE_MS = 60_000;
+/** A responder's connection whose initiator never sent a sealed frame is forgotten after this. */
+const HALF_OPEN_MS = 5_000;
 
 export class Endpoint implements DatagramSocket {
   readonly drops: DropCounters = {
@@ -35,34 +62,58 @@ export class Endpoint implements DatagramSocket {
     bad_checksum: 0,
     bad_version: 0,
     unknown_type: 0,
+    bad_auth: 0,
+    replayed: 0,
+    bad_mac: 0,
     rejected: 0,
   };
+  /** What the handshake did: answers, cookies handed out, connections made. */
+  readonly handshakes = { accepted: 0, cookies: 0, rateLimited: 0, replayed: 0, connected: 0 };
   received = 0;
   sent = 0;
-  /** Sends that could not happen: the socket or the connection was closed. */
+  /** Sends that could not happen: socket or connection closed, address not validated, budget spent. */
   unsendable = 0;
   private isClosed = false;
   /** Datagrams handed to the socket whose send has not completed yet. */
   private unsent = 0;
   private onDrained: (() => void) | undefined;
   private readonly handlers = new Map<number, FrameHandler>();
-  private readonly conns = new Map<string, PlainConnection>();
-  /** The connection of the last frame: a transfer's datagrams skip the table lookup. */
-  private last: PlainConnection | undefined;
+  private readonly conns = new Map<number, SecureConnection>();
+  private halfOpen = 0;
+  private readonly responder: Responder | undefined;
+  private readonly initiator: Initiator;
+  private readonly budget = new AddressBudget();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly versionAnswers: Array<{ index: number; refused: (lowest: number, highest: number) => void }> = [];
   private lastVersionReply = 0;
+  private readonly maxConnections: number;
 
-  private constructor(readonly socket: dgram.Socket) {
-    socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+  private constructor(
+    readonly socket: dgram.Socket,
+    readonly identity: PrivateKey,
+    opts: EndpointOptions,
+  ) {
+    this.initiator = new Initiator(identity);
+    this.maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
+    if (opts.serveName !== undefined) this.responder = new Responder(identity, opts.serveName, { ...DEFAULT_HANDSHAKE_LIMITS, ...opts.handshakeLimits });
+    socket.on('message', (msg, rinfo) => this.onMessage(msg, { address: rinfo.address, port: rinfo.port }));
     // A send to an unreachable port can surface as an async error on some platforms: never fatal.
     socket.on('error', () => {});
-    socket.once('close', () => (this.isClosed = true));
+    socket.once('close', () => {
+      this.isClosed = true;
+      clearInterval(this.sweeper);
+      for (const c of this.conns.values()) c.forget();
+      this.conns.clear();
+    });
+    this.sweeper = setInterval(() => this.sweep(), 1000).unref();
   }
 
   /** Binds a UDP socket (IPv4; port 0 picks a free one). */
-  static async bind(port = 0, host = '0.0.0.0', bufferBytes = 4 * 1024 * 1024): Promise<Endpoint> {
+  static async bind(port: number, host: string, opts: EndpointOptions): Promise<Endpoint> {
+    const bufferBytes = opts.bufferBytes ?? 4 * 1024 * 1024;
     const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: bufferBytes, sendBufferSize: bufferBytes });
     await listening(socket, (done) => socket.bind(port, host, done));
-    return new Endpoint(socket);
+    return new Endpoint(socket, opts.identity, opts);
   }
 
   get port(): number {
@@ -73,17 +124,88 @@ export class Endpoint implements DatagramSocket {
     return this.isClosed;
   }
 
-  /** Connections in the table (each remote that sent a handled frame, or was connected to). */
+  /** Connections in the table (validated or half-open). */
   get connections(): number {
     return this.conns.size;
   }
 
-  /** The connection to `remote`: the one its frames arrive on, made now if there is none. */
-  connect(remote: Remote): Connection {
-    return this.connectionOf(remote.address, remote.port);
+  /** The connection with this local index (the TCP server finds a requester's session by it). */
+  connection(index: number): SecureConnection | undefined {
+    const c = this.conns.get(index >>> 0);
+    return c && c.validated && !c.closed ? c : undefined;
   }
 
-  /** Registers the handler for a frame type; one handler per type. */
+  /**
+   * Handshakes with the owner `ownerName` at `remote`, whose key is `peerKey`: fresh INITs after
+   * 500, 1000, 2000 ms, then OFFLINE; VERSION_NOT_SUPPORTED gives INCOMPATIBLE_VERSION at once.
+   */
+  async handshake(remote: Remote, o: { peerKey: Buffer; ownerName: string; signal?: AbortSignal }): Promise<SecureConnection> {
+    if (this.isClosed) throw new P2pError('ABORTED', 'the UDP socket is closed');
+    return new Promise<SecureConnection>((resolve, reject) => {
+      let step = 0;
+      let index = 0;
+      let timer: NodeJS.Timeout | undefined;
+      let cookieRetries = 0;
+      const finish = (err: Error | null, conn?: SecureConnection) => {
+        clearTimeout(timer);
+        this.initiator.end(index);
+        this.forgetVersionWait(index);
+        o.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(conn!);
+      };
+      const onAbort = () => finish(new P2pError('ABORTED', 'interrupted'));
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      const send = () => {
+        this.initiator.end(index);
+        this.forgetVersionWait(index);
+        const started: { index: number; datagram: Buffer } = this.initiator.start({
+          remote,
+          peerKey: o.peerKey,
+          ownerName: o.ownerName,
+          isIndexFree: (i) => !this.conns.has(i),
+          onKeys: (keys, responderIndex) => {
+            const conn = this.add(keys, responderIndex, remote, true, started.index);
+            conn.lastActive = performance.now();
+            this.handshakes.connected++;
+            finish(null, conn);
+          },
+          // A cookie: the owner is under load and wants proof of our address; ask again at once
+          // with it (a few times per try at most, so a confused owner cannot make us loop).
+          onCookie: () => {
+            if (cookieRetries++ < 3) send();
+          },
+        });
+        index = started.index;
+        this.versionAnswers.push({
+          index,
+          refused: (lowest, highest) =>
+            finish(new P2pError('INCOMPATIBLE_VERSION', `peer '${o.ownerName}' speaks protocol versions ${lowest}-${highest}; this p2pshare speaks ${PROTOCOL_VERSION}`)),
+        });
+        this.sendRaw(started.datagram, remote);
+      };
+      const next = () => {
+        if (step >= HANDSHAKE_DELAYS_MS.length) {
+          return finish(new P2pError('OFFLINE', `peer '${o.ownerName}' is offline (no answer from ${remote.address}:${remote.port})`));
+        }
+        cookieRetries = 0;
+        send();
+        timer = setTimeout(next, HANDSHAKE_DELAYS_MS[step++]);
+      };
+      if (o.signal?.aborted) return onAbort();
+      next();
+    });
+  }
+
+  /** Tells the other side this connection is done (CLOSE) and forgets it. */
+  closeConnection(conn: Connection): void {
+    const c = conn as SecureConnection;
+    if (c.closed) return;
+    c.send(FrameType.close, 0);
+    this.drop(c);
+  }
+
+  /** Registers the handler for a message type; one handler per type. */
   on(type: number, handler: FrameHandler): void {
     this.handlers.set(type, handler);
   }
@@ -92,7 +214,7 @@ export class Endpoint implements DatagramSocket {
     this.handlers.delete(type);
   }
 
-  /** Counts a frame a handler could not use. */
+  /** Counts a message a handler could not use. */
   reject(): void {
     this.drops.rejected++;
   }
@@ -102,7 +224,7 @@ export class Endpoint implements DatagramSocket {
     this.socket.once('close', listener);
   }
 
-  sendRaw(datagram: Buffer, to: Remote): void {
+  sendRaw(datagram: Buffer | Buffer[], to: Remote): void {
     try {
       this.socket.send(datagram, to.port, to.address, () => {
         if (--this.unsent === 0) this.onDrained?.();
@@ -128,7 +250,7 @@ export class Endpoint implements DatagramSocket {
   }
 
   async close(): Promise<void> {
-    // What was handed to send() (a last ABORT or DONE) leaves before the socket closes; bounded.
+    // What was handed to send() (a last ABORT, DONE or CLOSE) leaves before the socket closes; bounded.
     if (this.unsent > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, CLOSE_DRAIN_MS);
@@ -148,67 +270,167 @@ export class Endpoint implements DatagramSocket {
     });
   }
 
-  private onMessage(msg: Buffer, from: dgram.RemoteInfo): void {
+  private onMessage(msg: Buffer, from: Remote): void {
     this.received++;
-    const frame = decodeFrame(msg);
+    const bad = checkDatagram(msg);
+    if (bad) {
+      this.drops[bad]++;
+      return;
+    }
+    const { version, type } = envelopeOf(msg);
+    if (type === Envelope.sealed && version === PROTOCOL_VERSION) return this.onSealed(msg, from);
+    const frame = decodeClearFrame(msg);
     if (typeof frame === 'string') {
       this.drops[frame]++;
       return;
     }
-    // VERSION_NOT_SUPPORTED is understood whatever version its sender speaks (PROTOCOL.md 3.1).
-    if (frame.version !== PROTOCOL_VERSION && frame.type !== FrameType.versionNotSupported) {
+    this.budget.received(from, msg.length);
+    // VERSION_NOT_SUPPORTED is understood whatever version its sender speaks (PROTOCOL.md 3.2).
+    if (frame.type === Envelope.versionNotSupported) return this.onVersionNotSupported(frame, from);
+    if (frame.version !== PROTOCOL_VERSION) {
       this.drops.bad_version++;
-      this.answerVersion(frame, from);
+      return this.answerVersion(frame, from);
+    }
+    if (type === Envelope.handshakeInit) return this.onInit(msg, frame, from);
+    if (type === Envelope.handshakeResp) {
+      if (!this.initiator.onResp(frame)) this.drops.rejected++;
       return;
     }
+    if (type === Envelope.cookieReply) {
+      if (!this.initiator.onCookieReply(frame)) this.drops.rejected++;
+      return;
+    }
+    this.drops.unknown_type++;
+  }
+
+  private onSealed(msg: Buffer, from: Remote): void {
+    const f = decodeSealedFrame(msg);
+    const conn = f && this.conns.get(f.receiverIndex);
+    if (!f || !conn) {
+      this.drops.bad_auth++;
+      return;
+    }
+    const wasValidated = conn.validated;
+    const opened = conn.open(f, from);
+    if (opened === 'bad_auth' || opened === 'replayed') {
+      this.drops[opened]++;
+      return;
+    }
+    if (opened === 'malformed') {
+      this.drops.rejected++;
+      return;
+    }
+    if (!wasValidated && conn.validated) {
+      this.halfOpen--;
+      this.budget.validated(from);
+    }
+    const { frame } = opened;
+    if (frame.type === FrameType.pathChallenge || frame.type === FrameType.pathResponse) return;
+    if (frame.type === FrameType.close) return this.drop(conn);
     const handler = this.handlers.get(frame.type);
     if (!handler) {
       this.drops.unknown_type++;
       return;
     }
     try {
-      handler(frame, this.connectionOf(from.address, from.port));
+      handler(frame, conn);
     } catch {
-      // A handler bug must not take the socket down; the frame counts as rejected.
+      // A handler bug must not take the socket down; the message counts as rejected.
       this.drops.rejected++;
     }
   }
 
-  private connectionOf(address: string, port: number): PlainConnection {
-    let c = this.last;
-    if (!c || c.remote.port !== port || c.remote.address !== address) {
-      const key = `${address}|${port}`;
-      c = this.conns.get(key);
-      if (!c) {
-        c = new PlainConnection({ address, port }, this);
-        this.conns.set(key, c);
-        if (this.conns.size > MAX_CONNECTIONS) this.forgetSome(c);
-      }
-      this.last = c;
+  private onInit(msg: Buffer, frame: ClearFrame, from: Remote): void {
+    if (!this.responder) {
+      this.drops.rejected++; // a requester serves no one
+      return;
     }
-    c.lastActive = performance.now();
-    return c;
+    const outcome = this.responder.onInit(msg, frame, from, this.halfOpen);
+    if ('drop' in outcome) {
+      if (outcome.drop === 'bad_mac') this.drops.bad_mac++;
+      else this.drops.rejected++;
+      if (outcome.drop === 'rate_limited') this.handshakes.rateLimited++;
+      if (outcome.drop === 'replayed') this.handshakes.replayed++;
+      return;
+    }
+    if ('cookie' in outcome) {
+      this.handshakes.cookies++;
+      this.sendClear(outcome.cookie, from);
+      return;
+    }
+    const conn = this.add(outcome.accept.keys, outcome.accept.initiatorIndex, from, false);
+    this.handshakes.accepted++;
+    this.sendClear(outcome.reply(conn.localIndex), from);
   }
 
-  /** Forgets connections nobody holds (but `keep`), idle ones first, then the oldest, down to 3/4 of the cap. */
-  private forgetSome(keep: PlainConnection): void {
+  /** A clear frame to an address that may not have completed a handshake: within its byte budget. */
+  private sendClear(datagram: Buffer, to: Remote): void {
+    if (!this.budget.allow(to, datagram.length)) return this.countUnsendable();
+    this.sendRaw(datagram, to);
+  }
+
+  /** A new connection under `index` (the initiator's is its try's, which the owner addresses), else a fresh one. */
+  private add(keys: SessionKeys, remoteIndex: number, remote: Remote, initiator: boolean, index = 0): SecureConnection {
+    while (index === 0 || this.conns.has(index)) index = randomInt(1, 0x1_0000_0000);
+    const conn = new SecureConnection(index, remoteIndex, remote, keys, initiator, this);
+    this.conns.set(index, conn);
+    if (!initiator) this.halfOpen++;
+    if (this.conns.size > this.maxConnections) this.forgetSome(conn);
+    return conn;
+  }
+
+  private drop(conn: SecureConnection): void {
+    if (this.conns.get(conn.localIndex) !== conn) return;
+    this.conns.delete(conn.localIndex);
+    if (!conn.validated) this.halfOpen--;
+    conn.forget();
+  }
+
+  /** Half-open connections past their time and idle ones nobody holds are forgotten. */
+  private sweep(): void {
     const now = performance.now();
-    for (const idleOnly of [true, false]) {
-      for (const [key, c] of this.conns) {
-        if (this.conns.size <= (MAX_CONNECTIONS * 3) / 4) return;
-        if (c === keep || c.held || (idleOnly && now - c.lastActive < IDLE_MS)) continue;
-        this.conns.delete(key);
-        c.forget();
-        if (this.last === c) this.last = undefined;
+    for (const c of this.conns.values()) {
+      if (c.held) continue;
+      if ((!c.validated && now - c.lastActive > HALF_OPEN_MS) || now - c.lastActive > IDLE_MS) this.drop(c);
+    }
+    this.budget.sweep();
+  }
+
+  /** Forgets connections nobody holds (but `keep`), half-open and idle ones first, then the oldest, down to 3/4 of the cap. */
+  private forgetSome(keep: SecureConnection): void {
+    const now = performance.now();
+    for (const pass of [0, 1, 2]) {
+      for (const c of this.conns.values()) {
+        if (this.conns.size <= (this.maxConnections * 3) / 4) return;
+        if (c === keep || c.held) continue;
+        if (pass === 0 && c.validated) continue;
+        if (pass === 1 && now - c.lastActive < IDLE_MS) continue;
+        this.drop(c);
       }
     }
+  }
+
+  private onVersionNotSupported(frame: ClearFrame, from: Remote): void {
+    const i = this.versionAnswers.findIndex((w) => w.index === frame.id);
+    const remote = i >= 0 ? this.initiator.remoteOf(frame.id) : undefined;
+    const range = decodeVersionNotSupported(frame);
+    if (!remote || !range || remote.address !== from.address || remote.port !== from.port) {
+      this.drops.rejected++;
+      return;
+    }
+    this.versionAnswers[i]!.refused(range.lowest, range.highest);
+  }
+
+  private forgetVersionWait(index: number): void {
+    const i = this.versionAnswers.findIndex((w) => w.index === index);
+    if (i >= 0) this.versionAnswers.splice(i, 1);
   }
 
   /** Tells a peer of another version which one we speak; at most 10 a second (no amplification). */
-  private answerVersion(frame: Frame, to: Remote): void {
+  private answerVersion(frame: ClearFrame, to: Remote): void {
     const now = Date.now();
-    if (now - this.lastVersionReply < 100 || frame.type === FrameType.versionNotSupported) return;
+    if (now - this.lastVersionReply < 100) return;
     this.lastVersionReply = now;
-    this.sendRaw(encodeFrame(FrameType.versionNotSupported, frame.id, Buffer.from([PROTOCOL_VERSION, PROTOCOL_VERSION])), to);
+    this.sendClear(encodeVersionNotSupported(frame.id, frame.version), to);
   }
 }

@@ -1,24 +1,23 @@
 // Fetching one file from a named peer: look it up, ask for its list, request the file over TCP
 // or UDP, write the .part, verify, link into place. Used by `get` and the interactive loop.
-import { randomInt } from 'node:crypto';
 import { P2pError } from '../core/errors';
-import type { RegistryClient } from '../registry/client';
-import type { Connection, Remote } from '../net/connection';
-import { Endpoint } from '../net/endpoint';
 import { finish, openPart, verifyPart } from '../transfer/download';
-import { fetchOverTcp } from '../transfer/tcp-client';
+import { fetchOverTcp, TcpAuthError } from '../transfer/tcp-client';
 import { GetStatus, type ListEntry, type TransportName } from '../wire/control';
-import { ControlClient } from '../control/client';
 import { isValidSharedName } from '../wire/shared-file';
+import { openSession, type Session, type SessionOptions } from './session';
 import { DEFAULT_MAX_PAYLOAD, udpTransport } from './udp';
 
 export type Via = 'auto' | TransportName;
+/** How the session reached the owner (README "Across networks"). */
+export type Route = 'direct' | 'punched' | 'relayed';
 
 export interface FetchResult {
   name: string;
   size: number;
   sha256: string;
   via: TransportName;
+  route: Route;
   path: string;
   seconds: number;
   /** Bytes that crossed the wire (less than size when a .part was resumed). */
@@ -26,16 +25,15 @@ export interface FetchResult {
   resumedFrom: number;
 }
 
-export interface FetchOptions {
-  registry: RegistryClient;
-  peer: string;
+/** A TCP transfer whose records fail authentication is resumed this many times, then given up. */
+const TAMPERED_RETRIES = 3;
+
+export interface FetchOptions extends SessionOptions {
   file: string;
   via: Via;
   downloads: string;
   onStart?: (info: { entry: ListEntry; via: TransportName; offset: number }) => void;
   onProgress?: (bytesDone: number) => void;
-  /** Ctrl+C: ends the transfer cleanly (a UDP .part is cut to its hole-free prefix) and keeps the .part. */
-  signal?: AbortSignal;
 }
 
 /** How a file travels when the user does not say: images over UDP (README "Command reference"). */
@@ -43,50 +41,49 @@ export function defaultVia(entry: Pick<ListEntry, 'kind'>): TransportName {
   return entry.kind === 'image' ? 'udp' : 'tcp';
 }
 
-/** Where to reach a peer: the registry's record. */
-export async function locate(registry: RegistryClient, peer: string): Promise<Remote> {
-  const rec = await registry.lookup(peer);
-  return { address: rec.ip, port: rec.port };
-}
-
-/** A peer's shared files (one UDP exchange on a fresh socket). */
-export async function listFiles(registry: RegistryClient, peer: string): Promise<ListEntry[]> {
-  const to = await locate(registry, peer);
-  const endpoint = await Endpoint.bind(0);
+/** A peer's shared files and its fingerprint (one session). */
+export async function listFiles(o: SessionOptions): Promise<{ files: ListEntry[]; fingerprint: string }> {
+  const session = await openSession(o);
   try {
-    return await new ControlClient(endpoint).list(endpoint.connect(to), peer);
+    return { files: await session.control.list(session.conn, o.peer), fingerprint: session.fingerprint };
   } finally {
-    await endpoint.close();
+    await session.close();
   }
 }
 
 export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
   if (!isValidSharedName(o.file)) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${o.file}'`);
-  const to = await locate(o.registry, o.peer);
-  // One UDP socket and connection for the whole exchange (PROTOCOL.md section 2: NAT-ready).
-  const endpoint = await Endpoint.bind(0);
-  const conn = endpoint.connect(to);
-  const release = conn.hold();
+  // One session (one UDP socket, one handshake) for the whole exchange (PROTOCOL.md section 2).
+  const session = await openSession(o);
   try {
-    const control = new ControlClient(endpoint);
     // The owner's list shows the digest of its last hashing; a file edited since is refused as
     // 'changed' by a GET carrying that digest, and that GET made the owner re-hash it. So one
     // fresh list has the new digest: ask once more before telling the user.
-    for (let attempt = 1; ; attempt++) {
-      const entry = (await control.list(conn, o.peer)).find((e) => e.name === o.file);
+    let changed = 0;
+    let tampered = 0;
+    for (;;) {
+      const entry = (await session.control.list(session.conn, o.peer)).find((e) => e.name === o.file);
       if (!entry) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${o.file}'`);
-      const res = await fetchEntry(o, control, endpoint, conn, entry);
+      let res: FetchResult | 'changed';
+      try {
+        res = await fetchEntry(o, session, entry);
+      } catch (err) {
+        // Records that failed authentication were never written: the .part holds only what the
+        // owner sent, so a fresh GET resumes from it (PROTOCOL.md section 5).
+        if (err instanceof P2pError && err.cause instanceof TcpAuthError && tampered++ < TAMPERED_RETRIES) continue;
+        throw err;
+      }
       if (res !== 'changed') return res;
-      if (attempt === 2) throw refusal(GetStatus.changed, o.peer, entry.name);
+      if (++changed === 2) throw refusal(GetStatus.changed, o.peer, entry.name);
     }
   } finally {
-    release();
-    await endpoint.close();
+    await session.close();
   }
 }
 
 /** Requests `entry` and moves it into the .part, verified and linked; 'changed' when refused so. */
-async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: Endpoint, conn: Connection, entry: ListEntry): Promise<FetchResult | 'changed'> {
+async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): Promise<FetchResult | 'changed'> {
+  const { endpoint, conn, control } = session;
   const via = o.via === 'auto' ? defaultVia(entry) : o.via;
   const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
   const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
@@ -94,7 +91,7 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
   let udpDone: Promise<unknown> | undefined;
   try {
     const progress = o.onProgress ? (n: number) => o.onProgress!(part.offset + n) : undefined;
-    const sessionId = randomInt(1, 0xffffffff);
+    const sessionId = session.nextSessionId();
     const count = entry.size - part.offset;
     // UDP data may arrive before the GET answer: the receiver is listening first.
     if (udp) await part.markUnordered();
@@ -119,7 +116,7 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
     // Only now: a request refused as 'changed' is asked again with another size and digest.
     o.onStart?.({ entry, via, offset: part.offset });
     if (via === 'tcp') {
-      await fetchOverTcp({ host: conn.remote.address, port: conn.remote.port, sessionId, partPath: part.path, offset: part.offset, count, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+      await fetchOverTcp({ conn, sessionId, partPath: part.path, offset: part.offset, count, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     } else {
       await udpDone;
     }
@@ -132,6 +129,7 @@ async function fetchEntry(o: FetchOptions, control: ControlClient, endpoint: End
       size: entry.size,
       sha256: entry.sha256,
       via,
+      route: 'direct',
       path,
       seconds: (Date.now() - started) / 1000,
       bytesTransferred: count,
@@ -155,9 +153,16 @@ function refusal(status: GetStatus, peer: string, name: string): P2pError {
       return new P2pError('BUSY', `peer '${peer}' is busy; try again in a moment`);
     case GetStatus.changed:
       return new P2pError('FAILED', `${name} changed on ${peer} while being fetched; run again`);
+    case GetStatus.forbidden:
+      return forbidden(peer);
     case GetStatus.badRequest:
       return new P2pError('FAILED', `peer '${peer}' refused the request as malformed (incompatible version?)`);
     default:
       return new P2pError('FAILED', `peer '${peer}' could not serve ${name} (status ${status})`);
   }
+}
+
+/** The owner's --allow list does not hold this requester's key. */
+export function forbidden(peer: string): P2pError {
+  return new P2pError('FORBIDDEN', `peer '${peer}' does not serve you: your key is not on its --allow list (show yours with p2pshare id)`);
 }

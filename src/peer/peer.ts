@@ -26,8 +26,10 @@ export interface PeerOptions {
   onFetch?: (e: FetchEvent) => void;
   /** Notices about the registration (lost, restored, taken over); one line each. */
   onNotice?: (line: string) => void;
-  /** The key the name is registered with; default: a new one for this run. */
+  /** The key the name is registered with and handshakes are answered with; default: a new one for this run. */
   identity?: PrivateKey;
+  /** Whether a requester's key may list and fetch (--allow); everyone by default. */
+  allow?: (peerKey: Buffer) => boolean | Promise<boolean>;
 }
 
 export const DEFAULT_MAX_TRANSFERS = 32;
@@ -56,8 +58,9 @@ export class Peer {
 
   static async start(o: PeerOptions): Promise<Peer> {
     const registry = new RegistryClient(o.registryUrl);
-    const { endpoint, tcp, control } = await bindBoth(o);
-    const peer = new Peer(o.name, registry, endpoint, tcp, control, o, o.identity ?? PrivateKey.generate());
+    const identity = o.identity ?? PrivateKey.generate();
+    const { endpoint, tcp, control } = await bindBoth(o, identity);
+    const peer = new Peer(o.name, registry, endpoint, tcp, control, o, identity);
     try {
       await peer.register();
     } catch (err) {
@@ -136,11 +139,11 @@ export class Peer {
 }
 
 /** UDP first, then TCP on the same number; with port 0, retries when TCP finds it taken. */
-async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.Server; control: ControlServer<SharedFile> }> {
+async function bindBoth(o: PeerOptions, identity: PrivateKey): Promise<{ endpoint: Endpoint; tcp: net.Server; control: ControlServer<SharedFile> }> {
   for (let attempt = 0; ; attempt++) {
     let endpoint: Endpoint;
     try {
-      endpoint = await Endpoint.bind(o.port, '0.0.0.0');
+      endpoint = await Endpoint.bind(o.port, '0.0.0.0', { identity, serveName: o.name });
     } catch (err) {
       throw new P2pError('FAILED', `cannot use UDP port ${o.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
@@ -150,6 +153,7 @@ async function bindBoth(o: PeerOptions): Promise<{ endpoint: Endpoint; tcp: net.
       sizes: (f) => ({ width: f.width, height: f.height }),
       ...(udp ? { udp } : {}),
       ...(o.onFetch ? { onFetch: o.onFetch } : {}),
+      ...(o.allow ? { allow: o.allow } : {}),
     });
     const tcp = createTcpServer(control);
     try {

@@ -1,11 +1,27 @@
-// TCP transfer, requester side: presents the ticket, then appends the stream to the .part file.
+// TCP transfer, requester side (PROTOCOL.md section 5): a hello proving the session, then sealed
+// records: the owner's reply, then the file's bytes, each authenticated before it is written to
+// the .part file. A record that fails authentication ends the transfer with TcpAuthError, and
+// the .part then holds only authenticated bytes, so the caller can resume from it.
 import { createWriteStream } from 'node:fs';
 import net from 'node:net';
-import { decodeTcpReply, encodeTcpHello, TCP_REPLY_BYTES, TcpStatus } from '../wire/tcp';
+import { Opener, Sealer } from '../crypto/transport';
+import type { SecureConnection } from '../net/connection';
+import { decodeTcpReply, encodeTcpHelloHead, RecordReader, TcpStatus } from '../wire/tcp';
+
+/** A record did not authenticate (tampered with, or corrupted past TCP's checksum). */
+export class TcpAuthError extends Error {
+  constructor() {
+    super('a TCP record from the peer failed authentication (tampered with or corrupted)');
+    this.name = 'TcpAuthError';
+  }
+}
+
+/** Records refused by requesters in this process (for tests and metrics). */
+export const tcpRecordFailures = { badAuth: 0 };
 
 export interface TcpFetchOptions {
-  host: string;
-  port: number;
+  /** The session the GET was made on: its owner's address, index and TCP keys. */
+  conn: SecureConnection;
   sessionId: number;
   partPath: string;
   /** Bytes already in the .part file; new bytes are written from here. */
@@ -23,18 +39,22 @@ const DISK_STALL_MS = 60_000;
 export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
   const idle = o.idleTimeoutMs ?? 15_000;
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: o.host, port: o.port, noDelay: true });
+    const keys = o.conn.tcpKeys(o.sessionId);
+    const opener = new Opener(keys.ownerToRequester);
+    const records = new RecordReader();
+    let recordNumber = 0;
+    const socket = net.connect({ host: o.conn.remote.address, port: o.conn.remote.port, noDelay: true });
     const out = createWriteStream(o.partPath, { flags: 'r+', start: o.offset, highWaterMark: 1024 * 1024 });
     let received = 0;
-    let header = Buffer.alloc(0);
+    let replied = false;
     let settled = false;
     let diskStall: NodeJS.Timeout | undefined;
-    const fail = (msg: string) => {
+    const fail = (why: string | Error) => {
       if (settled) return;
       settled = true;
       clearTimeout(diskStall);
       socket.destroy();
-      out.end(() => reject(new Error(msg)));
+      out.end(() => reject(typeof why === 'string' ? new Error(why) : why));
     };
     const onAbort = () => fail('interrupted');
     if (o.signal?.aborted) onAbort();
@@ -43,7 +63,10 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
     socket.setTimeout(idle, () => fail(`no data from peer for ${Math.round(idle / 1000)} s (idle timeout)`));
     socket.on('error', (err) => fail(`connection to peer failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
     out.on('error', (err) => fail(`cannot write ${o.partPath}: ${err.message}`));
-    socket.on('connect', () => socket.write(encodeTcpHello(o.sessionId)));
+    socket.on('connect', () => {
+      const head = encodeTcpHelloHead(o.conn.remoteIndex, o.sessionId);
+      socket.write(Buffer.concat([head, new Sealer(keys.requesterToOwner).seal(0, head)]));
+    });
     const onBody = (chunk: Buffer) => {
       if (chunk.length === 0) return;
       if (received + chunk.length > o.count) return fail('peer sent more bytes than announced');
@@ -64,21 +87,29 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       }
     };
     socket.on('data', (chunk: Buffer) => {
-      if (header.length < TCP_REPLY_BYTES) {
-        header = Buffer.concat([header, chunk]);
-        if (header.length < TCP_REPLY_BYTES) return;
-        const reply = decodeTcpReply(header.subarray(0, TCP_REPLY_BYTES));
+      const got = records.push(chunk);
+      if (got === 'malformed') return fail('peer sent a malformed TCP record');
+      for (const r of got) {
+        if (settled) return;
+        const plaintext = opener.open(recordNumber++, r.header, r.sealed);
+        if (!plaintext) {
+          tcpRecordFailures.badAuth++;
+          return fail(new TcpAuthError());
+        }
+        if (replied) {
+          onBody(plaintext);
+          continue;
+        }
+        const reply = decodeTcpReply(plaintext);
         if (!reply) return fail('peer sent a malformed TCP reply');
         if (reply.status !== TcpStatus.ok) return fail(tcpRefusal(reply.status));
         if (reply.count !== o.count) return fail(`peer announced ${reply.count} bytes, expected ${o.count}`);
-        onBody(header.subarray(TCP_REPLY_BYTES));
-        return;
+        replied = true;
       }
-      onBody(chunk);
     });
     socket.on('end', () => {
       if (settled) return;
-      if (header.length < TCP_REPLY_BYTES || received !== o.count) {
+      if (!replied || received !== o.count || records.buffered > 0) {
         return fail(`connection closed after ${received} of ${o.count} bytes`);
       }
       settled = true;
@@ -88,7 +119,7 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       out.end(() => resolve({ bytes: received }));
     });
     socket.on('close', () => {
-      if (!settled) fail(`connection closed after ${received} of ${o.count} bytes`);
+      if (!settled) fail(replied ? `connection closed after ${received} of ${o.count} bytes` : 'peer refused the transfer ticket (unknown, expired or used), or closed the connection');
     });
   });
 }

@@ -13,6 +13,8 @@ export const GetStatus = {
   changed: 4,
   badOffset: 5,
   internal: 6,
+  /** The owner serves only keys on its allow list (PROTOCOL.md 4.3). */
+  forbidden: 7,
 } as const;
 export type GetStatus = (typeof GetStatus)[keyof typeof GetStatus];
 
@@ -54,6 +56,17 @@ export interface GetResponse {
 }
 
 // --- LIST ---
+
+/** LIST_RESPONSE's status byte. */
+export const ListStatus = { ok: 0, forbidden: 1 } as const;
+
+/** A LIST_RESPONSE that lists nothing and says why (no entries, next = LIST_END). */
+export function encodeListRefusal(status: number): Buffer {
+  const head = Buffer.alloc(LIST_HEAD_BYTES);
+  head.writeUInt8(status, 0);
+  head.writeUInt32BE(LIST_END, 5);
+  return head;
+}
 
 export function encodeListRequest(startIndex: number): Buffer {
   const b = Buffer.alloc(4);
@@ -181,7 +194,7 @@ export function encodeGetResponse(r: GetResponse): Buffer {
 export function decodeGetResponse(body: Buffer): GetResponse | null {
   if (body.length < 1) return null;
   const status = body.readUInt8(0) as GetStatus;
-  if (status > GetStatus.internal) return null;
+  if (status > GetStatus.forbidden) return null;
   if (status !== GetStatus.ok) return body.length === 1 ? { status, size: 0, sha256: '' } : null;
   if (body.length !== 41) return null;
   const size = body.readBigUInt64BE(1);

@@ -1,27 +1,57 @@
-// TCP transfer (PROTOCOL.md section 5): the requester's hello and the owner's reply, as pure
-// encoders and decoders. Decoders never throw: hostile input yields `null`.
+// TCP transfer on a session (PROTOCOL.md section 5): the requester's hello, the length-prefixed
+// records both sides send after it, and the owner's reply inside its first record. Pure codecs;
+// sealing and opening is the caller's (keys from the session). Decoders never throw.
+//
+//   hello   | "PST" | u8 version | u32 owner's connection index | u32 session ID | tag (16) |  28 bytes
+//   record  | u16 length L | L bytes: ciphertext · tag |                                      L = 17 … 65535
+//   reply   (plaintext of the owner's first record) | u8 status | u64 byte count |
 
-/** Requester's hello: "PST" + u8 version + u32 session ID (the ticket of its GET). */
-export const TCP_HELLO_BYTES = 8;
 export const TCP_MAGIC = Buffer.from('PST', 'ascii');
+export const TCP_VERSION = 2;
+/** Enough of a hello to know its version: magic and version byte. */
+export const TCP_HELLO_PREFIX_BYTES = 4;
+/** The part of the hello its tag authenticates (the associated data). */
+export const TCP_HELLO_AD_BYTES = 12;
+export const TCP_TAG_BYTES = 16;
+export const TCP_HELLO_BYTES = TCP_HELLO_AD_BYTES + TCP_TAG_BYTES;
+export const RECORD_HEADER_BYTES = 2;
+/** A record carries at most 65535 bytes of ciphertext and tag, so at most 65519 of plaintext. */
+export const MAX_RECORD_BYTES = 0xffff;
+export const MAX_RECORD_PLAINTEXT = MAX_RECORD_BYTES - TCP_TAG_BYTES;
 
-export function encodeTcpHello(sessionId: number, version = 1): Buffer {
-  const b = Buffer.alloc(TCP_HELLO_BYTES);
+export interface TcpHello {
+  index: number;
+  sessionId: number;
+  /** The bytes the tag authenticates. */
+  ad: Buffer;
+  tag: Buffer;
+}
+
+/** The 12 authenticated bytes of a hello; the caller appends the tag it seals over them. */
+export function encodeTcpHelloHead(index: number, sessionId: number): Buffer {
+  const b = Buffer.alloc(TCP_HELLO_AD_BYTES);
   TCP_MAGIC.copy(b, 0);
-  b.writeUInt8(version, 3);
-  b.writeUInt32BE(sessionId >>> 0, 4);
+  b.writeUInt8(TCP_VERSION, 3);
+  b.writeUInt32BE(index >>> 0, 4);
+  b.writeUInt32BE(sessionId >>> 0, 8);
   return b;
 }
 
-export function decodeTcpHello(b: Buffer): { version: number; sessionId: number } | null {
-  if (b.length !== TCP_HELLO_BYTES || !b.subarray(0, 3).equals(TCP_MAGIC)) return null;
-  return { version: b.readUInt8(3), sessionId: b.readUInt32BE(4) };
+/** The version a hello's first 4 bytes announce, or null when they are not a hello at all. */
+export function tcpHelloVersion(prefix: Buffer): number | null {
+  if (prefix.length < TCP_HELLO_PREFIX_BYTES || !prefix.subarray(0, 3).equals(TCP_MAGIC)) return null;
+  return prefix[3]!;
 }
 
-/** Owner's answer on TCP: u8 status + u64 byte count, then the bytes. */
+export function decodeTcpHello(b: Buffer): TcpHello | null {
+  if (b.length !== TCP_HELLO_BYTES || tcpHelloVersion(b) !== TCP_VERSION) return null;
+  return { index: b.readUInt32BE(4), sessionId: b.readUInt32BE(8), ad: b.subarray(0, TCP_HELLO_AD_BYTES), tag: b.subarray(TCP_HELLO_AD_BYTES) };
+}
+
 export const TCP_REPLY_BYTES = 9;
 export const TcpStatus = { ok: 0, badTicket: 1, badVersion: 2, internal: 3 } as const;
 
+/** The reply: in version 2 the plaintext of the owner's first record; in version 1 it was sent in the clear. */
 export function encodeTcpReply(status: number, count: number): Buffer {
   const b = Buffer.alloc(TCP_REPLY_BYTES);
   b.writeUInt8(status, 0);
@@ -34,4 +64,46 @@ export function decodeTcpReply(b: Buffer): { status: number; count: number } | n
   const count = b.readBigUInt64BE(1);
   if (count > BigInt(Number.MAX_SAFE_INTEGER)) return null;
   return { status: b.readUInt8(0), count: Number(count) };
+}
+
+/** A record's 2-byte header for `sealedLength` bytes of ciphertext and tag (also its associated data). */
+export function encodeRecordHeader(sealedLength: number): Buffer {
+  if (sealedLength <= TCP_TAG_BYTES || sealedLength > MAX_RECORD_BYTES) throw new RangeError(`a record holds 17-65535 sealed bytes, not ${sealedLength}`);
+  const b = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
+  b.writeUInt16BE(sealedLength);
+  return b;
+}
+
+/**
+ * Cuts a byte stream into records. push() returns the complete records so far (header and
+ * sealed bytes as views); at most one partial record (64 KiB) is held. A length below 17 makes
+ * the stream malformed: 'malformed', and the caller ends the connection.
+ */
+export class RecordReader {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  push(chunk: Buffer): Array<{ header: Buffer; sealed: Buffer }> | 'malformed' {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    const out: Array<{ header: Buffer; sealed: Buffer }> = [];
+    let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    let at = 0;
+    while (buf.length - at >= RECORD_HEADER_BYTES) {
+      const len = buf.readUInt16BE(at);
+      if (len <= TCP_TAG_BYTES) return 'malformed';
+      if (buf.length - at < RECORD_HEADER_BYTES + len) break;
+      out.push({ header: buf.subarray(at, at + RECORD_HEADER_BYTES), sealed: buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + len) });
+      at += RECORD_HEADER_BYTES + len;
+    }
+    buf = buf.subarray(at);
+    this.pending = buf.length > 0 ? [buf] : [];
+    this.pendingBytes = buf.length;
+    return out;
+  }
+
+  /** Bytes of an unfinished record held. */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
 }

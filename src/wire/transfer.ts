@@ -7,7 +7,7 @@
 //             n x (u32 first, u32 last)   packet-number ranges, inclusive, descending, disjoint
 // DONE  0x12: empty (receiver -> sender: every byte is on disk and fsynced)
 // ABORT 0x13: u8 reason (either direction)
-import { FRAME_OVERHEAD, MAX_DATAGRAM_BYTES } from './frame';
+import { MAX_DATAGRAM_BYTES, SEALED_OVERHEAD } from './frame';
 
 export const DATA_HEADER_BYTES = 12;
 export const ACK_FIXED_BYTES = 17;
@@ -15,7 +15,7 @@ export const ACK_FIXED_BYTES = 17;
 export const MAX_ACK_RANGES = 64;
 /** Largest payload that fits one datagram with a clear frame and the DATA header: 1448. A
  *  connection with more overhead has less room (the chunk size comes from its maxBody). */
-export const MAX_PAYLOAD_BYTES = MAX_DATAGRAM_BYTES - FRAME_OVERHEAD - DATA_HEADER_BYTES;
+export const MAX_PAYLOAD_BYTES = MAX_DATAGRAM_BYTES - SEALED_OVERHEAD - DATA_HEADER_BYTES;
 /** Smallest chunk size an owner accepts in GET_REQUEST's max payload. */
 export const MIN_PAYLOAD_BYTES = 64;
 

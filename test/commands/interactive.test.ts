@@ -14,9 +14,8 @@ import { test, type TestContext } from 'node:test';
 import { PrivateKey } from '../../src/core/x25519';
 import { RegistryClient } from '../../src/registry/client';
 import { sampleJpeg } from '../../src/ui/sample';
-import { CLI, runCli, tempDir } from '../support/cli';
-import { UdpRelay } from '../support/relay';
-import { randomFile, registry, sha256, startPeer } from '../peer/support';
+import { CLI, runCli, tempDir, TEST_CONFIG_HOME } from '../support/cli';
+import { peerBehindRelay, randomFile, registry, sha256, startPeer } from '../peer/support';
 
 const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p)) ?? whichScript();
 
@@ -49,7 +48,7 @@ class Pty {
 
   constructor(args: string[], cwd: string) {
     const cmd = `stty cols 120 rows 40; exec ${[process.execPath, CLI, ...args].map(shellQuote).join(' ')}`;
-    const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color' };
+    const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color', XDG_CONFIG_HOME: TEST_CONFIG_HOME };
     delete env.NO_COLOR;
     delete env.P2PSHARE_REGISTRY;
     this.proc = spawn(SCRIPT!, ['-qfec', cmd, '/dev/null'], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -145,7 +144,8 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
   t.after(() => new Promise<void>((r) => silent.close(() => r())));
   await client.register({ name: 'ghost', port: silent.address().port }, PrivateKey.generate());
 
-  const pty = new Pty(['peer', '--registry', reg.url, '--downloads', join(meDir, 'downloads')], meDir);
+  // Its own key: under the owner's key the name 'owner' would be reclaimed, not refused.
+  const pty = new Pty(['peer', '--registry', reg.url, '--downloads', join(meDir, 'downloads'), '--identity', join(meDir, '.identity')], meDir);
   t.after(() => pty.kill());
 
   // No --name: asked. A taken name is refused and asked again.
@@ -156,7 +156,7 @@ test('interactive peer in a pseudo-terminal: name, pick, fetch, announce, Ctrl+C
   at = (await pty.waitFor(/Your peer name/, at)).end;
   pty.type('me');
   pty.type(ENTER);
-  at = (await pty.waitFor(/peer me ready on udp\/tcp port \d+, sharing 1 file/, at)).end;
+  at = (await pty.waitFor(/peer me ready on udp\/tcp port \d+, key [a-z2-7]{24}, sharing 1 file/, at)).end;
   assert.ok(await registered(client, 'me'), 'the interactive peer is registered');
 
   // The peer list: ghost and owner, not ourselves, then refresh and quit.
@@ -238,10 +238,9 @@ test('interactive peer: Ctrl+C in the middle of a transfer exits 0, unregisters,
   const bigSha = await randomFile(join(ownerDir, 'big.jpg'), 6 * 1024 * 1024);
   const owner = await startPeer('owner', reg.url, ownerDir, ['--share', 'big.jpg']);
   t.after(() => owner.cli.stop());
-  // The owner reached through a relay limited to 8 Mbit/s: the 6 MiB image takes seconds over UDP.
-  const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: owner.port }, toClient: { rateMbit: 8 } });
-  t.after(() => relay.close());
-  await client.register({ name: 'slow', port: relay.port, ip: '127.0.0.1' }, PrivateKey.generate());
+  // The same files reached through a relay limited to 8 Mbit/s: the 6 MiB image takes seconds over UDP.
+  const slow = await peerBehindRelay('slow', reg.url, ownerDir, { toClient: { rateMbit: 8 } }, ['--share', 'big.jpg']);
+  t.after(() => slow.stop());
 
   const downloads = join(meDir, 'downloads');
   const pty = new Pty(['peer', '--name', 'me', '--registry', reg.url, '--downloads', downloads], meDir);
@@ -264,7 +263,7 @@ test('interactive peer: Ctrl+C in the middle of a transfer exits 0, unregisters,
     assert.ok(Date.now() < deadline, `no bytes arrived\n--- screen ---\n${pty.text}`);
     await sleep(50);
   }
-  assert.ok(relay.counters.toClient.forwarded > 0);
+  assert.ok(slow.relay.counters.toClient.forwarded > 0);
   pty.type(CTRL_C);
   const code = await Promise.race([pty.exited, sleep(10_000, 'timeout' as const, { ref: false })]);
   assert.equal(code, 0, `exit ${code}\n--- screen ---\n${pty.text}`);

@@ -1,7 +1,6 @@
 // The owner's control server and TCP server on real sockets, in this process so that their
 // state (open files, connections) can be inspected: retried GETs, aborted transfers, shutdown.
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import { appendFile, mkdir, open, readdir, readlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -12,20 +11,22 @@ import { ControlClient } from '../../src/control/client';
 import { ControlServer } from '../../src/control/server';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
-import { Endpoint } from '../../src/net/endpoint';
-import { decodeFrame, encodeFrame, FrameType } from '../../src/wire/frame';
-import { decodeTcpReply, encodeTcpHello, TCP_REPLY_BYTES, TcpStatus } from '../../src/wire/tcp';
-import { closeTcpServer, createTcpServer } from '../../src/transfer/tcp-server';
+import { FrameType } from '../../src/wire/frame';
+import { TcpStatus } from '../../src/wire/tcp';
+import { closeTcpServer, createTcpServer, tcpRefusals } from '../../src/transfer/tcp-server';
 import { tempDir } from '../support/cli';
-import { randomFile, registry } from '../peer/support';
+import { connect, connectBoth, ownerEndpoint, requesterEndpoint, tcpHello, tcpReplyOf, type Owner } from '../support/secure';
+import { connectToPeer, randomFile, registry } from '../peer/support';
 
 /** An owner (control + TCP on one port number) sharing `paths`, without a registry. */
 async function owner(paths: string[]) {
-  const endpoint = await Endpoint.bind(0, '127.0.0.1');
+  const side: Owner = await ownerEndpoint('o');
+  const endpoint = side.endpoint;
   const control = new ControlServer(endpoint, await ShareIndex.build(paths), { maxTransfers: 32 });
   const tcp = createTcpServer(control);
   await new Promise<void>((resolve) => tcp.listen(endpoint.port, '127.0.0.1', resolve));
   return {
+    side,
     endpoint,
     control,
     tcp,
@@ -52,20 +53,19 @@ test('a GET retried while the first copy is still being judged gets the real ans
   const file = join(dir, 'big.bin');
   await randomFile(file, 48 * 1024 * 1024);
   const o = await owner([file]);
-  const sock = dgram.createSocket('udp4');
+  const ep = await requesterEndpoint();
   try {
+    const conn = await connect(ep, o.side);
     // Changed on disk: the GET re-hashes 48 MiB before it answers, so the retry lands meanwhile.
     await appendFile(file, 'x');
     const answers: Buffer[] = [];
-    sock.on('message', (msg) => {
-      const f = decodeFrame(msg);
-      if (typeof f !== 'string' && f.type === FrameType.getResponse && f.id === 77) answers.push(Buffer.from(f.body));
+    ep.on(FrameType.getResponse, (f) => {
+      if (f.id === 77) answers.push(Buffer.from(f.body));
     });
-    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
-    const get = encodeFrame(FrameType.getRequest, 77, encodeGetRequest({ transport: 'tcp', sessionId: 5, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' }));
-    sock.send(get, o.port, '127.0.0.1');
+    const get = encodeGetRequest({ transport: 'tcp', sessionId: 5, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
+    conn.send(FrameType.getRequest, 77, get);
     await sleep(5);
-    sock.send(get, o.port, '127.0.0.1'); // the requester's retry: same ID, same session
+    conn.send(FrameType.getRequest, 77, get); // the requester's retry: same ID, same session
     for (let waited = 0; answers.length === 0 && waited < 10_000; waited += 20) await sleep(20);
     await sleep(300);
     assert.ok(answers.length >= 1, 'answered');
@@ -73,7 +73,7 @@ test('a GET retried while the first copy is still being judged gets the real ans
       assert.deepEqual(decodeGetResponse(body)?.status, GetStatus.ok, `every answer is a well-formed ok (got ${body.length} bytes)`);
     }
   } finally {
-    sock.close();
+    await ep.close();
     await o.close();
     await cleanup();
   }
@@ -84,21 +84,21 @@ test('a requester that hangs up mid-transfer leaves no file open at the owner', 
   const file = join(dir, 'big.bin');
   await randomFile(file, 32 * 1024 * 1024);
   const o = await owner([file]);
-  const ep = await Endpoint.bind(0, '127.0.0.1');
+  const ep = await requesterEndpoint();
   try {
     const client = new ControlClient(ep);
-    const to = { address: '127.0.0.1', port: o.port };
+    const conn = await connect(ep, o.side);
     for (let i = 1; i <= 3; i++) {
-      const answer = await client.get(ep.connect(to), 'o', { transport: 'tcp', sessionId: i, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
+      const answer = await client.get(conn, 'o', { transport: 'tcp', sessionId: i, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
       assert.equal(answer.status, GetStatus.ok);
       const sock = net.connect(o.port, '127.0.0.1');
       let got = 0;
       await new Promise<void>((resolve, reject) => {
         sock.on('error', reject);
-        sock.on('connect', () => sock.write(encodeTcpHello(i)));
+        sock.on('connect', () => sock.write(tcpHello(conn, i)));
         sock.on('data', (chunk: Buffer) => {
           got += chunk.length;
-          if (got > TCP_REPLY_BYTES + 1024 * 1024) {
+          if (got > 1024 * 1024) {
             sock.destroy(); // hang up with most of the file unsent
             resolve();
           }
@@ -126,16 +126,16 @@ test('Peer.stop() returns promptly while a TCP transfer is stalled and a connect
   await randomFile(file, 32 * 1024 * 1024);
   const reg = await registry();
   const peer = await Peer.start({ name: 'stopper', registryUrl: reg.url, share: await ShareIndex.build([file]), port: 0 });
-  const ep = await Endpoint.bind(0, '127.0.0.1');
+  const { endpoint: ep, conn } = await connectToPeer(reg.url, 'stopper');
   const sockets: net.Socket[] = [];
   try {
-    const answer = await new ControlClient(ep).get(ep.connect({ address: '127.0.0.1', port: peer.port }), 'stopper', { transport: 'tcp', sessionId: 9, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
+    const answer = await new ControlClient(ep).get(conn, 'stopper', { transport: 'tcp', sessionId: 9, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
     assert.equal(answer.status, GetStatus.ok);
     const stalled = net.connect(peer.port, '127.0.0.1');
     sockets.push(stalled);
     stalled.on('error', () => {});
     await new Promise<void>((resolve) => {
-      stalled.on('connect', () => stalled.write(encodeTcpHello(9)));
+      stalled.on('connect', () => stalled.write(tcpHello(conn, 9)));
       stalled.once('data', () => {
         stalled.pause(); // the requester stops reading: the owner's writes back up
         resolve();
@@ -164,9 +164,10 @@ test('a file changed between the GET answer and the TCP connection is refused, n
   const file = join(dir, 'doc.txt');
   await randomFile(file, 64 * 1024);
   const o = await owner([file]);
-  const ep = await Endpoint.bind(0, '127.0.0.1');
+  const ep = await requesterEndpoint();
   try {
-    const answer = await new ControlClient(ep).get(ep.connect({ address: '127.0.0.1', port: o.port }), 'o', { transport: 'tcp', sessionId: 21, offset: 0, expectedSha256: null, maxPayload: 0, name: 'doc.txt' });
+    const conn = await connect(ep, o.side);
+    const answer = await new ControlClient(ep).get(conn, 'o', { transport: 'tcp', sessionId: 21, offset: 0, expectedSha256: null, maxPayload: 0, name: 'doc.txt' });
     assert.equal(answer.status, GetStatus.ok);
     // Rewritten in place, same size: only the content (and the mtime) differ from what was announced.
     await sleep(20);
@@ -177,14 +178,14 @@ test('a file changed between the GET answer and the TCP connection is refused, n
       const sock = net.connect(o.port, '127.0.0.1');
       let got = Buffer.alloc(0);
       sock.on('error', reject);
-      sock.on('connect', () => sock.write(encodeTcpHello(21)));
+      sock.on('connect', () => sock.write(tcpHello(conn, 21)));
       sock.on('data', (c: Buffer) => (got = Buffer.concat([got, c])));
       sock.on('close', () => resolve(got));
     });
-    const decoded = decodeTcpReply(reply.subarray(0, TCP_REPLY_BYTES));
-    assert.ok(decoded);
+    const decoded = tcpReplyOf(conn, 21, reply);
+    assert.ok(decoded, 'the owner answered in a sealed record');
     assert.notEqual(decoded.status, TcpStatus.ok, 'the changed file was streamed under the digest announced before the change');
-    assert.equal(reply.length, TCP_REPLY_BYTES, 'no file bytes follow a refusal');
+    assert.equal(decoded.records, 1, 'no file bytes follow a refusal');
   } finally {
     await ep.close();
     await o.close();
@@ -203,7 +204,7 @@ test('a connection dribbling its hello a byte at a time is closed 10 s after it 
     const opened = Date.now();
     await new Promise<void>((resolve) => sock.on('connect', () => resolve()));
     const closed = new Promise<number>((resolve) => sock.on('close', () => resolve(Date.now() - opened)));
-    const hello = encodeTcpHello(1);
+    const hello = Buffer.from('PST\x02' + 'x'.repeat(24), 'latin1'); // a version-2 hello's length, never completed
     // One byte every 3 s: each one would restart an inactivity timer; the hello never completes.
     for (let i = 0; i < 5 && !sock.destroyed; i++) {
       sock.write(hello.subarray(i, i + 1));
@@ -232,13 +233,19 @@ test('a refused requester that never closes its side is disconnected by the owne
     sock.on('data', (c: Buffer) => (reply = Buffer.concat([reply, c])));
     sock.on('end', () => {}); // our side stays open (allowHalfOpen), as a hostile requester's would
     await new Promise<void>((resolve) => sock.on('connect', () => resolve()));
-    sock.write(encodeTcpHello(4242)); // no such ticket
+    const ep = await requesterEndpoint();
+    const conn = await connect(ep, o.side);
+    await ep.close(); // the keys are all the hello needs
+    const refusedBefore = tcpRefusals.badTicket;
+    sock.write(tcpHello(conn, 4242)); // a real session, but no such ticket
     let open = 1;
     for (let waited = 0; waited < 13_000 && open > 0; waited += 100) {
       await sleep(100);
       open = await connections();
     }
-    assert.equal(decodeTcpReply(reply.subarray(0, TCP_REPLY_BYTES))?.status, TcpStatus.badTicket);
+    // Nothing is sealed for a requester that holds no ticket: the owner closes without a word.
+    assert.equal(reply.length, 0);
+    assert.equal(tcpRefusals.badTicket, refusedBefore + 1);
     assert.equal(open, 0, 'the owner still holds the connection of a refused requester after 13 s');
   } finally {
     sock.destroy();
@@ -255,20 +262,19 @@ test('an owner shutting down while a GET is still being judged does not crash on
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown) => unhandled.push(reason);
   process.on('unhandledRejection', onUnhandled);
-  const sock = dgram.createSocket('udp4');
+  const ep = await requesterEndpoint();
   try {
+    const conn = await connect(ep, o.side);
     await appendFile(file, 'x'); // changed: the GET re-hashes 48 MiB before answering
-    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
-    const get = encodeFrame(FrameType.getRequest, 78, encodeGetRequest({ transport: 'tcp', sessionId: 6, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' }));
     const received = o.endpoint.received;
-    sock.send(get, o.port, '127.0.0.1');
+    conn.send(FrameType.getRequest, 78, encodeGetRequest({ transport: 'tcp', sessionId: 6, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' }));
     for (let waited = 0; o.endpoint.received === received && waited < 2000; waited += 5) await sleep(5);
     await o.close(); // Ctrl+C at the owner while it hashes
     await sleep(1500); // the re-hash ends and the answer finds the socket closed
     assert.deepEqual(unhandled.map(String), [], 'an unhandled rejection would end the peer process');
   } finally {
     process.off('unhandledRejection', onUnhandled);
-    sock.close();
+    await ep.close();
     await cleanup();
   }
 });
@@ -282,17 +288,17 @@ test('LIST requests cost the owner little CPU however many files it shares (no p
     await Promise.all(Array.from({ length: 500 }, (_, k) => writeFile(join(folder, `f${String(i + k).padStart(5, '0')}.txt`), '')));
   }
   const o = await owner([folder]);
-  const ep = await Endpoint.bind(0, '127.0.0.1');
+  const ep = await requesterEndpoint();
   try {
     const client = new ControlClient(ep);
-    const to = { address: '127.0.0.1', port: o.port };
+    const { toOwner: conn } = await connectBoth(ep, o.side);
     // Pages from the end of the list: cheap to encode, so what is measured is the per-request overhead.
     const tail = encodeListRequest(files - 5);
     const answered = () => o.endpoint.sent;
     const before = answered();
     const cpu0 = process.cpuUsage();
     const requests = 500;
-    for (let i = 0; i < requests; i++) o.endpoint.socket.send(encodeFrame(FrameType.listRequest, 1000 + i, tail), o.port, '127.0.0.1');
+    for (let i = 0; i < requests; i++) conn.send(FrameType.listRequest, 1000 + i, tail);
     for (let waited = 0; answered() - before < requests && waited < 60_000; waited += 10) await sleep(10);
     const cpu = process.cpuUsage(cpu0);
     assert.equal(answered() - before, requests);
@@ -300,7 +306,7 @@ test('LIST requests cost the owner little CPU however many files it shares (no p
     // CPU time, not wall-clock: measured here 3.7 ms per request when the whole list was copied
     // for each one, 0.14 ms (mostly the datagrams themselves) without.
     assert.ok(perRequestMs < 1, `${perRequestMs.toFixed(2)} ms of CPU per LIST request with ${files} files shared`);
-    assert.equal((await client.list(ep.connect(to), 'o')).length, files);
+    assert.equal((await client.list(conn, 'o')).length, files);
   } finally {
     await ep.close();
     await o.close();

@@ -10,8 +10,8 @@ import { openPart } from '../../src/transfer/download';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
 import { RegistryClient } from '../../src/registry/client';
-import { CLI, tempDir } from '../support/cli';
-import { randomFile, registry, sha256 } from './support';
+import { CLI, tempDir, TEST_CONFIG_HOME } from '../support/cli';
+import { randomFile, registry, requesterIdentity, sha256 } from './support';
 
 test('a fetch refused before any byte arrived (owner busy) leaves nothing in the downloads folder', async () => {
   const { dir, cleanup } = await tempDir();
@@ -21,7 +21,7 @@ test('a fetch refused before any byte arrived (owner busy) leaves nothing in the
   const downloads = join(dir, 'dl');
   try {
     await assert.rejects(
-      fetchFile({ registry: new RegistryClient(reg.url), peer: 'full', file: 'a.txt', via: 'tcp', downloads }),
+      fetchFile({ registry: new RegistryClient(reg.url), identity: await requesterIdentity(dir), peer: 'full', file: 'a.txt', via: 'tcp', downloads }),
       (err: unknown) => err instanceof P2pError && err.code === 'BUSY' && /busy/.test(err.message),
     );
     assert.deepEqual(await readdir(downloads), [], 'an empty .part (or its lock) was left behind');
@@ -66,7 +66,7 @@ test('a link planted under the .part name is replaced, never followed: the file 
     await writeFile(victim, precious);
     await mkdir(downloads);
     await symlink(victim, join(downloads, `a.bin.${digest.slice(0, 12)}.part`));
-    const res = await fetchFile({ registry: new RegistryClient(reg.url), peer: 'plain', file: 'a.bin', via: 'tcp', downloads });
+    const res = await fetchFile({ registry: new RegistryClient(reg.url), identity: await requesterIdentity(dir), peer: 'plain', file: 'a.bin', via: 'tcp', downloads });
     assert.equal(await readFile(victim, 'utf8'), precious, 'the file behind the link was truncated or overwritten');
     assert.ok((await lstat(res.path)).isFile() && !(await lstat(res.path)).isSymbolicLink(), 'the download is a link');
     assert.equal(await sha256(res.path), digest);
@@ -93,7 +93,7 @@ test('a TCP download is on disk (fsync) before it gets its final name', async (t
     const trace = join(dir, 'trace.txt');
     const downloads = join(dir, 'dl');
     // Asynchronously: the registry and the owner live in this process and must keep answering.
-    const proc = spawn('strace', ['-f', '-y', '-e', 'trace=fsync,fdatasync,link,linkat', '-o', trace, process.execPath, CLI, 'get', 'durable', 'doc.bin', '--via', 'tcp', '--registry', reg.url, '--downloads', downloads], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn('strace', ['-f', '-y', '-e', 'trace=fsync,fdatasync,link,linkat', '-o', trace, process.execPath, CLI, 'get', 'durable', 'doc.bin', '--via', 'tcp', '--registry', reg.url, '--downloads', downloads], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, XDG_CONFIG_HOME: TEST_CONFIG_HOME } });
     let stderr = '';
     proc.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
     const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000);

@@ -8,14 +8,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { ControlClient } from '../../src/control/client';
-import { encodeGetRequest, encodeListRequest } from '../../src/wire/control';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
 import { RegistryClient } from '../../src/registry/client';
-import { Endpoint } from '../../src/net/endpoint';
-import { encodeFrame, FrameType } from '../../src/wire/frame';
+import { encodeSealedHeader } from '../../src/wire/frame';
+import { Initiator } from '../../src/net/handshake';
+import { PrivateKey } from '../../src/core/x25519';
 import { runCli, startCli, tempDir } from '../support/cli';
-import { randomFile, registry, sha256, startPeer } from './support';
+import { connectToPeer, randomFile, registry, sha256, startPeer } from './support';
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -125,7 +125,8 @@ test('a taken name exits 3; the peer unregisters on SIGTERM', async () => {
   const reg = await registry();
   try {
     const first = (await startPeer('Carol', reg.url, dir)).cli;
-    const second = await runCli(['peer', '--name', 'carol', '--registry', reg.url, '--no-interactive'], { cwd: dir });
+    // Another key (every CLI of this file shares one identity unless told otherwise).
+    const second = await runCli(['peer', '--name', 'carol', '--registry', reg.url, '--no-interactive', '--identity', join(dir, 'other.identity')], { cwd: dir });
     assert.equal(second.code, 3);
     assert.match(second.stderr, /taken/);
     assert.equal(await first.stop('SIGTERM'), 0);
@@ -143,16 +144,22 @@ test('100,000 hostile datagrams at a peer: dropped and counted, the peer keeps s
   const peer = await Peer.start({ name: 'target', registryUrl: reg.url, share: await ShareIndex.build([join(dir, 'x.bin')]), port: 0 });
   const blaster = dgram.createSocket('udp4');
   try {
-    const valid = [
-      encodeFrame(FrameType.listRequest, 1, encodeListRequest(0)),
-      encodeFrame(FrameType.getRequest, 2, encodeGetRequest({ transport: 'tcp', sessionId: 3, offset: 0, expectedSha256: null, maxPayload: 0, name: 'x.bin' })),
-    ];
+    // A real HANDSHAKE_INIT for this peer's key, and a sealed frame for some index: mutated below.
+    const init = new Initiator(PrivateKey.generate()).start({
+      remote: { address: '127.0.0.1', port: peer.port },
+      peerKey: peer.identity.publicKey,
+      ownerName: 'target',
+      isIndexFree: () => true,
+      onKeys: () => {},
+      onCookie: () => {},
+    }).datagram;
+    const valid = [init, Buffer.concat([encodeSealedHeader(12345, 0), randomBytes(200)])];
     for (let i = 0; i < 100_000; i++) {
       let d: Buffer;
       if (i % 3 === 0) d = randomBytes(i % 1600);
       else {
         d = Buffer.from(valid[i % 2]!);
-        d[(i * 7) % d.length] ^= 1 + (i % 255); // breaks the CRC (or the magic)
+        d[(i * 7) % d.length] ^= 1 + (i % 255); // breaks the CRC, the magic, the tag or the index
       }
       const sent = new Promise<void>((resolve) => blaster.send(d, peer.port, '127.0.0.1', () => resolve()));
       // Same process: every 100 datagrams, wait until they left and let the peer read them.
@@ -167,9 +174,9 @@ test('100,000 hostile datagrams at a peer: dropped and counted, the peer keeps s
     assert.ok(peer.endpoint.received > 90_000, `received ${peer.endpoint.received}`);
     assert.ok(dropped >= peer.endpoint.received * 0.99, `dropped ${dropped} of ${peer.endpoint.received}: ${JSON.stringify(drops)}`);
     // Still serving: a real LIST from a real client.
-    const ep = await Endpoint.bind(0);
+    const { endpoint: ep, conn } = await connectToPeer(reg.url, 'target');
     try {
-      const list = await new ControlClient(ep).list(ep.connect({ address: '127.0.0.1', port: peer.port }), 'target');
+      const list = await new ControlClient(ep).list(conn, 'target');
       assert.deepEqual(list.map((f) => [f.name, f.sha256]), [['x.bin', digest]]);
     } finally {
       await ep.close();

@@ -8,7 +8,7 @@ import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
 import { RegistryClient } from '../../src/registry/client';
 import { tempDir } from '../support/cli';
-import { registry, sha256 } from './support';
+import { registry, requesterIdentity, sha256 } from './support';
 
 test('a file edited on the owner since it was indexed is fetched in its new version, first time', async () => {
   const { dir, cleanup } = await tempDir();
@@ -19,7 +19,7 @@ test('a file edited on the owner since it was indexed is fetched in its new vers
   const owner = await Peer.start({ name: 'editor', registryUrl: reg.url, share: await ShareIndex.build([file]), port: 0 });
   try {
     await writeFile(file, 'second version, edited after the peer started\n');
-    const res = await fetchFile({ registry: new RegistryClient(reg.url), peer: 'editor', file: 'notes.txt', via: 'tcp', downloads: join(dir, 'dl') });
+    const res = await fetchFile({ registry: new RegistryClient(reg.url), identity: await requesterIdentity(dir), peer: 'editor', file: 'notes.txt', via: 'tcp', downloads: join(dir, 'dl') });
     assert.equal(res.sha256, await sha256(file));
     assert.equal(await sha256(res.path), await sha256(file));
   } finally {

@@ -1,6 +1,7 @@
 // Ctrl+C during `get`: the transfer ends cleanly with one line and exit 1, the .part left behind is
 // a true prefix of the file (for UDP: cut to its hole-free prefix), and the next `get` resumes it.
-// The owner sits behind a slow relay/proxy under an alias, so the interrupt lands mid-transfer.
+// A second owner of the same files sits behind a slow relay/proxy (its registration points
+// there), so the interrupt lands mid-transfer; the resume asks the direct one.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
@@ -9,13 +10,13 @@ import { after, before, test } from 'node:test';
 import { runCli, startCli, tempDir } from '../support/cli';
 import { UdpRelay } from '../support/relay';
 import { TcpProxy } from '../support/tcp-proxy';
-import { register } from '../registry/http';
 import { openPart, UNORDERED_TAIL_BYTES } from '../../src/transfer/download';
-import { randomFile, registry, sha256, startPeer } from './support';
+import { pointRegistration, randomFile, registry, sha256, startPeer } from './support';
 
 const SIZE = 8 * 1024 * 1024 + 5;
 let reg: Awaited<ReturnType<typeof registry>>;
 let owner: Awaited<ReturnType<typeof startPeer>>;
+let slowOwner: Awaited<ReturnType<typeof startPeer>>;
 let dir: string;
 let original: Buffer;
 let digest: string;
@@ -29,16 +30,17 @@ before(async () => {
   digest = await randomFile(join(dir, 'share', 'big.bin'), SIZE);
   original = await readFile(join(dir, 'share', 'big.bin'));
   owner = await startPeer('owner', reg.url, join(dir, 'share'));
+  slowOwner = await startPeer('slow-owner', reg.url, join(dir, 'share'));
   // 16 Mbit/s: the 8 MiB file takes about 4 s, so an interrupt after the first MiB is mid-way.
-  relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: owner.port }, toClient: { rateMbit: 16 } });
-  proxy = await TcpProxy.start({ target: { address: '127.0.0.1', port: owner.port }, port: relay.port, rateMbit: 16 });
-  const alias = await register(reg.url, { name: 'slow-owner', port: relay.port, ip: '127.0.0.1' });
-  assert.equal(alias.status, 201, alias.text);
+  relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: slowOwner.port }, toClient: { rateMbit: 16 } });
+  proxy = await TcpProxy.start({ target: { address: '127.0.0.1', port: slowOwner.port }, port: relay.port, rateMbit: 16 });
+  await pointRegistration(reg.url, 'slow-owner', relay.port);
 });
 
 after(async () => {
   await proxy?.close();
   await relay?.close();
+  await slowOwner?.cli.stop();
   await owner?.cli.stop();
   await reg?.close();
   await cleanup?.();
@@ -88,13 +90,12 @@ for (const via of ['udp', 'tcp'] as const) {
 }
 
 test('an owner stopped mid-UDP-transfer tells the requester (ABORT): it fails at once, not after its 15 s idle timeout', async () => {
-  const second = await startPeer('owner2', reg.url, join(dir, 'share'));
+  const second = await startPeer('slow-owner2', reg.url, join(dir, 'share'));
   // A queue big enough that the ABORT is not dropped behind the data (a full drop-tail queue
   // would leave the requester to its idle timeout, which is the protocol's fallback).
   const slow = await UdpRelay.start({ target: { address: '127.0.0.1', port: second.port }, toClient: { rateMbit: 16, queueBytes: 64 << 20 } });
   try {
-    const alias = await register(reg.url, { name: 'slow-owner2', port: slow.port, ip: '127.0.0.1' });
-    assert.equal(alias.status, 201, alias.text);
+    await pointRegistration(reg.url, 'slow-owner2', slow.port);
     const downloads = join(dir, 'dl-owner-stops');
     const get = startCli(['get', 'slow-owner2', 'big.bin', '--via', 'udp', '--registry', reg.url, '--downloads', downloads]);
     await waitForPartBytes(downloads, 512 * 1024);
@@ -130,10 +131,10 @@ test('a .part left by a killed UDP receive (marker present) resumes below its po
 });
 
 test('a UDP get killed outright (SIGKILL) through a lossy link: the next get still ends byte-exact', async () => {
-  const lossy = await UdpRelay.start({ target: { address: '127.0.0.1', port: owner.port }, toClient: { rateMbit: 16, lossPercent: 5, seed: 11 } });
+  const lossyOwner = await startPeer('lossy-owner', reg.url, join(dir, 'share'));
+  const lossy = await UdpRelay.start({ target: { address: '127.0.0.1', port: lossyOwner.port }, toClient: { rateMbit: 16, lossPercent: 5, seed: 11 } });
   try {
-    const alias = await register(reg.url, { name: 'lossy-owner', port: lossy.port, ip: '127.0.0.1' });
-    assert.equal(alias.status, 201, alias.text);
+    await pointRegistration(reg.url, 'lossy-owner', lossy.port);
     const downloads = join(dir, 'dl-killed');
     const get = startCli(['get', 'lossy-owner', 'big.bin', '--via', 'udp', '--registry', reg.url, '--downloads', downloads]);
     await waitForPartBytes(downloads, 2 * 1024 * 1024);
@@ -149,5 +150,6 @@ test('a UDP get killed outright (SIGKILL) through a lossy link: the next get sti
     assert.deepEqual((await readdir(downloads)).sort(), ['big.bin']);
   } finally {
     await lossy.close();
+    await lossyOwner.cli.stop();
   }
 });

@@ -12,14 +12,17 @@ import { ControlClient } from '../../src/control/client';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
 import { RegistryClient } from '../../src/registry/client';
-import { Endpoint } from '../../src/net/endpoint';
+import { loadOrCreateIdentity } from '../../src/crypto/identity';
+import { requesterEndpoint } from '../support/secure';
 import { startCli, tempDir } from '../support/cli';
 import { registry } from './support';
 
-async function listAt(port: number, name: string): Promise<string[]> {
-  const endpoint = await Endpoint.bind(0);
+/** The names peer `name` (key `key`) lists at `port`, asked directly (not through the registry). */
+async function listAt(port: number, name: string, key: Buffer): Promise<string[]> {
+  const endpoint = await requesterEndpoint();
   try {
-    return (await new ControlClient(endpoint).list(endpoint.connect({ address: '127.0.0.1', port }), name)).map((e) => e.name);
+    const conn = await endpoint.handshake({ address: '127.0.0.1', port }, { peerKey: key, ownerName: name });
+    return (await new ControlClient(endpoint).list(conn, name)).map((e) => e.name);
   } finally {
     await endpoint.close();
   }
@@ -53,7 +56,7 @@ test('a second Peer with the same identity takes the name at once; the first is 
     assert.equal(noticesA.length, 1, `notices: ${JSON.stringify(noticesA)}`);
     assert.match(noticesA[0]!, /'twin' was registered again by another process with this identity; no longer registering it, still serving/);
     assert.equal((await client.lookup('twin')).port, b.port, 'A did not take it back');
-    assert.deepEqual(await listAt(a.port, 'twin'), ['a.txt'], 'A still serves');
+    assert.deepEqual(await listAt(a.port, 'twin', identity.publicKey), ['a.txt'], 'A still serves');
 
     await a.stop();
     assert.equal((await client.lookup('twin')).port, b.port, "A's stop did not unregister B");
@@ -71,12 +74,13 @@ test('p2pshare peer killed with SIGKILL and restarted with the same identity is 
   const { dir, cleanup } = await tempDir();
   const reg = await registry({ ttl: 30 }); // the dead process's registration would live on for 30 s
   await writeFile(join(dir, 'a.txt'), 'x\n');
-  // Test-only: the identity file is not wired yet; P2PSHARE_TEST_IDENTITY fixes the key (src/commands/peer.ts).
-  const identity = PrivateKey.generate();
-  const env = { P2PSHARE_TEST_IDENTITY: identity.raw().toString('base64url') };
-  const args = ['peer', '--name', 'olive', '--registry', reg.url, '--no-interactive', '--share', 'a.txt'];
+  // The same identity file for the first and the second process; another one for the third.
+  const identity = await loadOrCreateIdentity(join(dir, 'olive.identity'));
+  const other = join(dir, 'other.identity');
+  const base = ['peer', '--name', 'olive', '--registry', reg.url, '--no-interactive', '--share', 'a.txt'];
+  const args = [...base, '--identity', identity.path];
   const client = new RegistryClient(reg.url);
-  const first = startCli(args, { cwd: dir, env });
+  const first = startCli(args, { cwd: dir });
   let second: ReturnType<typeof startCli> | undefined;
   let third: ReturnType<typeof startCli> | undefined;
   try {
@@ -86,13 +90,13 @@ test('p2pshare peer killed with SIGKILL and restarted with the same identity is 
     assert.equal((await first.exited).signal, 'SIGKILL');
     assert.equal((await client.lookup('olive')).port, port1, 'the dead registration is still there');
 
-    third = startCli(args, { cwd: dir, env: { P2PSHARE_TEST_IDENTITY: PrivateKey.generate().raw().toString('base64url') } });
+    third = startCli([...base, '--identity', other], { cwd: dir });
     const refused = await third.exited;
     assert.equal(refused.code, 3, third.stderr);
     assert.match(third.stderr, /the name 'olive' is taken/);
 
     const t0 = Date.now();
-    second = startCli(args, { cwd: dir, env });
+    second = startCli(args, { cwd: dir });
     const port2 = Number((await second.waitForLine(/ready on udp\/tcp port (\d+)/, 30_000))[1]);
     const ms = Date.now() - t0;
     const rec = await client.lookup('olive');

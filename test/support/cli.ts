@@ -1,5 +1,6 @@
 // Runs the built CLI (dist/p2pshare.cjs, made by `npm test` before the tests) as a real process.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,9 +20,16 @@ export interface CliOptions {
   timeoutMs?: number;
 }
 
+/**
+ * The XDG_CONFIG_HOME of every CLI this test file starts (unless a test passes its own): one
+ * identity and one known_peers per test file, never the user's, removed when the file's tests end.
+ */
+export const TEST_CONFIG_HOME = mkdtempSync(join(tmpdir(), 'p2pshare-config-'));
+process.once('exit', () => rmSync(TEST_CONFIG_HOME, { recursive: true, force: true }));
+
 function cliEnv(extra?: Record<string, string | undefined>): NodeJS.ProcessEnv {
   // No colour and no progress in tests unless a test asks for them.
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', P2PSHARE_REGISTRY: undefined, P2PSHARE_REDIS_URL: undefined };
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', P2PSHARE_REGISTRY: undefined, P2PSHARE_REDIS_URL: undefined, XDG_CONFIG_HOME: TEST_CONFIG_HOME };
   for (const [k, v] of Object.entries(extra ?? {})) {
     if (v === undefined) delete env[k];
     else env[k] = v;

@@ -6,9 +6,9 @@ import { fork } from 'node:child_process';
 import { pbkdf2 } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Endpoint } from '../../src/net/endpoint';
 import { UdpTransfers } from '../../src/transfer/udp/index';
 import { tempDir } from '../support/cli';
+import { PROBE, requesterEndpoint } from '../support/secure';
 import { randomFile, sessionId, sha256 } from './support';
 
 let dir: string;
@@ -21,25 +21,29 @@ test('a slow disk closes the window; the owner follows it and the file is byte-e
   const src = join(dir, 'src');
   const digest = await randomFile(src, size);
   const child = fork(join(__dirname, 'owner-process.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const requester = await Endpoint.bind(0, '127.0.0.1');
+  const requester = await requesterEndpoint();
   let clogging = true;
   try {
-    const { port } = await new Promise<{ port: number }>((resolve, reject) => {
-      child.once('message', (m) => resolve(m as { port: number }));
+    const { port, key } = await new Promise<{ port: number; key: string }>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as { port: number; key: string }));
       child.once('error', reject);
       setTimeout(() => reject(new Error('owner process did not start')), 20_000).unref();
     });
+    const conn = await requester.handshake({ address: '127.0.0.1', port }, { peerKey: Buffer.from(key, 'base64url'), ownerName: 'owner' });
+    const connected = new Promise((resolve) => child.once('message', resolve));
+    conn.send(PROBE, 0); // the owner's end of the connection: validated by this first frame
+    await connected;
     const udp = new UdpTransfers(requester, { idleTimeoutMs: 10_000 });
     // Keep every threadpool thread busy with key derivations: each file write waits its turn.
     const clog = (): void => {
-      if (clogging) pbkdf2('x', 'y', 200_000, 32, 'sha256', () => clog());
+      if (clogging) pbkdf2('x', 'y', 1_000_000, 32, 'sha256', () => clog());
     };
     for (let i = 0; i < 8; i++) clog();
     const id = sessionId();
     const part = join(dir, 'slow.part');
-    const received = udp.receive({ conn: requester.connect({ address: '127.0.0.1', port }), sessionId: id, partPath: part, offset: 0, size });
+    const received = udp.receive({ conn, sessionId: id, partPath: part, offset: 0, size });
     const sent = new Promise<{ ok?: unknown; error?: string }>((resolve) => child.once('message', (m) => resolve(m as { ok?: unknown; error?: string })));
-    child.send({ to: { address: '127.0.0.1', port: requester.port }, sessionId: id, path: src, size });
+    child.send({ sessionId: id, path: src, size });
     const r = await received;
     clogging = false;
     const s = await sent;

@@ -5,10 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Endpoint } from '../../src/net/endpoint';
-import { encodeFrame, FrameType } from '../../src/wire/frame';
+import type { SecureConnection } from '../../src/net/connection';
+import { encodeSealedHeader, FrameType } from '../../src/wire/frame';
 import { encodeData } from '../../src/wire/transfer';
 import { tempDir } from '../support/cli';
+import { connectBoth, requesterEndpoint } from '../support/secure';
 import { pair, randomFile, sessionId, sha256, transfer } from './support';
 
 let dir: string;
@@ -40,10 +41,11 @@ test('two transfers at once from one owner, both byte-exact', async () => {
   const b = join(dir, 'two-b');
   const [da, db] = await Promise.all([randomFile(a, 6 * 1024 * 1024 + 17), randomFile(b, 5 * 1024 * 1024 + 3)]);
   const p = await pair();
-  // A second requester socket, as a second peer would have.
-  const other = await Endpoint.bind(0, '127.0.0.1');
+  // A second requester socket, as a second peer would have, with its own session.
+  const other = await requesterEndpoint();
   const { UdpTransfers } = await import('../../src/transfer/udp/index');
   const otherUdp = new UdpTransfers(other);
+  const { toOwner: otherToOwner, toRequester: ownerToOther } = await connectBoth(other, p.ownerSide);
   try {
     const idA = sessionId();
     const idB = sessionId();
@@ -52,9 +54,9 @@ test('two transfers at once from one owner, both byte-exact', async () => {
     const sizeA = (await stat(a)).size;
     const sizeB = (await stat(b)).size;
     const recvA = p.requesterUdp.receive({ conn: p.toOwner, sessionId: idA, partPath: partA, offset: 0, size: sizeA });
-    const recvB = otherUdp.receive({ conn: other.connect(p.ownerAddress), sessionId: idB, partPath: partB, offset: 0, size: sizeB });
+    const recvB = otherUdp.receive({ conn: otherToOwner, sessionId: idB, partPath: partB, offset: 0, size: sizeB });
     const sendA = p.ownerUdp.send({ conn: p.toRequester, sessionId: idA, path: a, offset: 0, size: sizeA, maxPayload: 1200 });
-    const sendB = p.ownerUdp.send({ conn: p.owner.connect({ address: '127.0.0.1', port: other.port }), sessionId: idB, path: b, offset: 0, size: sizeB, maxPayload: 1200 });
+    const sendB = p.ownerUdp.send({ conn: ownerToOther, sessionId: idB, path: b, offset: 0, size: sizeB, maxPayload: 1200 });
     assert.equal(p.ownerUdp.activeSends, 2);
     await Promise.all([recvA, recvB, sendA, sendB]);
     assert.equal(await sha256(partA), da);
@@ -177,29 +179,32 @@ test('closing an endpoint ends its sessions at once (no timer left running to th
   }
 });
 
-test('datagrams of another session, from another address, or malformed are ignored and counted; the transfer is still exact', async () => {
+test('datagrams of another session, forged from another address, or malformed are ignored and counted; the transfer is still exact', async () => {
   const size = 2 * 1024 * 1024;
   const src = join(dir, 'stray-src');
   const digest = await randomFile(src, size);
   const p = await pair();
-  const stranger = await Endpoint.bind(0, '127.0.0.1');
+  const stranger = await requesterEndpoint();
   try {
     const id = sessionId();
     const part = join(dir, 'stray.part');
     const recv = p.requesterUdp.receive({ conn: p.toOwner, sessionId: id, partPath: part, offset: 0, size });
     const to = { address: '127.0.0.1', port: p.requester.port };
-    const toRequester = stranger.connect(to);
     const junk = Buffer.alloc(1200, 0xee);
-    const rejectedBefore = p.requester.drops.rejected;
+    const before = { ...p.requester.drops };
     for (let i = 0; i < 300; i++) {
-      // Right session, wrong address: must not land in the file.
-      toRequester.send(FrameType.data, id, encodeData({ packetNumber: i, chunk: i % 50, sendTimeUs: 0 }, junk));
-      // Another (stale) session: ignored as well.
-      toRequester.send(FrameType.data, (id + 1) >>> 0, encodeData({ packetNumber: i, chunk: 0, sendTimeUs: 0 }, junk));
-      stranger.sendRaw(encodeFrame(FrameType.ack, id, randomBytes(i % 40)), to);
+      // Forged: addressed to the requester's connection, but sealed with no key it holds.
+      stranger.sendRaw(Buffer.concat([encodeSealedHeader((p.toOwner as SecureConnection).localIndex, 1_000_000 + i), junk]), to);
+      // The owner's own connection, another (stale) session: ignored as well.
+      p.toRequester.send(FrameType.data, (id + 1) >>> 0, encodeData({ packetNumber: i, chunk: 0, sendTimeUs: 0 }, junk));
+      // Noise: a clear frame that is not one.
+      stranger.sendRaw(randomBytes(12 + (i % 40)), to);
+      // Let the requester read them: a burst would overflow its socket buffer (rmem_max), not be refused.
+      if (i % 50 === 49) await new Promise((r) => setTimeout(r, 5));
     }
     await new Promise((r) => setTimeout(r, 100));
-    assert.ok(p.requester.drops.rejected - rejectedBefore >= 600, `only ${p.requester.drops.rejected - rejectedBefore} rejected`);
+    assert.ok(p.requester.drops.bad_auth - before.bad_auth >= 300, `only ${p.requester.drops.bad_auth - before.bad_auth} refused as unauthenticated`);
+    assert.ok(p.requester.drops.rejected - before.rejected >= 300, `only ${p.requester.drops.rejected - before.rejected} stale-session frames rejected`);
     const sent = p.ownerUdp.send({ conn: p.toRequester, sessionId: id, path: src, offset: 0, size, maxPayload: 1200 });
     await Promise.all([recv, sent]);
     assert.equal(await sha256(part), digest);

@@ -3,15 +3,17 @@
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import type { Connection, Remote } from '../../src/net/connection';
-import { Endpoint } from '../../src/net/endpoint';
-import { FrameType } from '../../src/wire/frame';
+import type { Endpoint } from '../../src/net/endpoint';
 import { UdpTransfers } from '../../src/transfer/udp/index';
+import { connectBoth, ownerEndpoint, requesterEndpoint, type Owner } from '../support/secure';
 import { UdpRelay, type Impairment } from '../support/relay';
 import { randomFile, sha256 } from '../peer/support';
 
 export { randomFile, sha256 };
 
 export interface Pair {
+  /** The owner's endpoint with its key and name (for more requesters). */
+  ownerSide: Owner;
   owner: Endpoint;
   requester: Endpoint;
   ownerUdp: UdpTransfers;
@@ -29,29 +31,29 @@ export interface Pair {
 }
 
 export async function pair(o: { toClient?: Impairment; toTarget?: Impairment; idleTimeoutMs?: number } = {}): Promise<Pair> {
-  const owner = await Endpoint.bind(0, '127.0.0.1');
-  const requester = await Endpoint.bind(0, '127.0.0.1');
+  const ownerSide = await ownerEndpoint('owner');
+  const owner = ownerSide.endpoint;
+  const requester = await requesterEndpoint();
   const opts = o.idleTimeoutMs ? { idleTimeoutMs: o.idleTimeoutMs } : {};
   const ownerUdp = new UdpTransfers(owner, opts);
   const requesterUdp = new UdpTransfers(requester, opts);
   let relay: UdpRelay | undefined;
-  let ownerAddress: Remote = { address: '127.0.0.1', port: owner.port };
-  let toRequester = owner.connect({ address: '127.0.0.1', port: requester.port });
+  let ownerAddress: Remote = ownerSide.address;
   if (o.toClient || o.toTarget) {
     relay = await UdpRelay.start({ target: ownerAddress, ...(o.toClient ? { toClient: o.toClient } : {}), ...(o.toTarget ? { toTarget: o.toTarget } : {}) });
     ownerAddress = { address: '127.0.0.1', port: relay.port };
-    toRequester = await learnMapping(owner, requester, ownerAddress);
   }
-  const requesterAddress = toRequester.remote;
-  const toOwner = requester.connect(ownerAddress);
+  // Through the relay the owner sees the relay's mapping of the requester, as a NAT would show it.
+  const { toOwner, toRequester } = await connectBoth(requester, ownerSide, ownerAddress);
   return {
+    ownerSide,
     owner,
     requester,
     ownerUdp,
     requesterUdp,
     ...(relay ? { relay } : {}),
     ownerAddress,
-    requesterAddress,
+    requesterAddress: toRequester.remote,
     toOwner,
     toRequester,
     async close() {
@@ -60,22 +62,6 @@ export async function pair(o: { toClient?: Impairment; toTarget?: Impairment; id
       await requester.close();
     },
   };
-}
-
-/** Like a GET_REQUEST would: the requester sends through the relay, the owner sees the mapping. */
-async function learnMapping(owner: Endpoint, requester: Endpoint, via: Remote): Promise<Connection> {
-  let seen: Connection | undefined;
-  owner.on(FrameType.getRequest, (_f, conn) => (seen = conn));
-  try {
-    for (let i = 0; i < 100 && !seen; i++) {
-      requester.connect(via).send(FrameType.getRequest, 1, Buffer.alloc(0));
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  } finally {
-    owner.off(FrameType.getRequest);
-  }
-  if (!seen) throw new Error('the relay never passed a datagram to the owner');
-  return seen;
 }
 
 export function sessionId(): number {

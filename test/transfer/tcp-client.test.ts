@@ -6,10 +6,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { GetStatus } from '../../src/wire/control';
 import { ControlClient } from '../../src/control/client';
-import { Endpoint } from '../../src/net/endpoint';
 import { fetchOverTcp } from '../../src/transfer/tcp-client';
 import { tempDir } from '../support/cli';
-import { randomFile, registry, sha256, startPeer } from '../peer/support';
+import { connectToPeer, randomFile, registry, sha256, startPeer } from '../peer/support';
 
 test('a requester whose disk stalls longer than the idle timeout still completes: only the peer\'s silence counts as idle', async () => {
   const { dir, cleanup } = await tempDir();
@@ -17,10 +16,9 @@ test('a requester whose disk stalls longer than the idle timeout still completes
   const size = 32 * 1024 * 1024;
   const digest = await randomFile(join(dir, 'share', 'big.bin'), size);
   const owner = await startPeer('steady', reg.url, join(dir, 'share')); // its own process: its disk is fine
-  const ep = await Endpoint.bind(0, '127.0.0.1');
+  const { endpoint: ep, conn } = await connectToPeer(reg.url, 'steady');
   try {
-    const to = { address: '127.0.0.1', port: owner.port };
-    const answer = await new ControlClient(ep).get(ep.connect(to), 'steady', { transport: 'tcp', sessionId: 31, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
+    const answer = await new ControlClient(ep).get(conn, 'steady', { transport: 'tcp', sessionId: 31, offset: 0, expectedSha256: null, maxPayload: 0, name: 'big.bin' });
     assert.equal(answer.status, GetStatus.ok);
     const part = join(dir, 'big.part');
     await writeFile(part, '');
@@ -29,7 +27,7 @@ test('a requester whose disk stalls longer than the idle timeout still completes
     // No file write can complete before the first of the four threads is free again.
     let threadFreed = false;
     void Promise.race(stall).then(() => (threadFreed = true));
-    const res = await fetchOverTcp({ host: to.address, port: to.port, sessionId: 31, partPath: part, offset: 0, count: size, idleTimeoutMs: 1000 });
+    const res = await fetchOverTcp({ conn, sessionId: 31, partPath: part, offset: 0, count: size, idleTimeoutMs: 1000 });
     assert.ok(threadFreed, 'the stall did not happen: the transfer ended while every thread was busy');
     await Promise.all(stall);
     assert.equal(res.bytes, size);
@@ -49,10 +47,9 @@ test('a download whose last write waits for the disk leaves no timer behind (the
   const size = 1024 * 1024;
   const digest = await randomFile(join(dir, 'share', 'one.bin'), size);
   const owner = await startPeer('quick', reg.url, join(dir, 'share'));
-  const ep = await Endpoint.bind(0, '127.0.0.1');
+  const { endpoint: ep, conn } = await connectToPeer(reg.url, 'quick');
   try {
-    const to = { address: '127.0.0.1', port: owner.port };
-    const answer = await new ControlClient(ep).get(ep.connect(to), 'quick', { transport: 'tcp', sessionId: 32, offset: 0, expectedSha256: null, maxPayload: 0, name: 'one.bin' });
+    const answer = await new ControlClient(ep).get(conn, 'quick', { transport: 'tcp', sessionId: 32, offset: 0, expectedSha256: null, maxPayload: 0, name: 'one.bin' });
     assert.equal(answer.status, GetStatus.ok);
     const part = join(dir, 'one.part');
     await writeFile(part, '');
@@ -60,7 +57,7 @@ test('a download whose last write waits for the disk leaves no timer behind (the
     const before = timers();
     // The whole file and the end of the stream arrive while no write can complete.
     const stall = Array.from({ length: 4 }, () => new Promise((resolve) => pbkdf2('a', 'b', 1_500_000, 64, 'sha512', resolve)));
-    const res = await fetchOverTcp({ host: to.address, port: to.port, sessionId: 32, partPath: part, offset: 0, count: size });
+    const res = await fetchOverTcp({ conn, sessionId: 32, partPath: part, offset: 0, count: size });
     await Promise.all(stall);
     assert.equal(res.bytes, size);
     assert.equal(await sha256(part), digest);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { formatBytes } from '../../src/ui/format';
 import { sampleJpeg, sampleText } from '../../src/ui/sample';
-import { CLI, runCli, tempDir, type RunningCli } from '../support/cli';
+import { CLI, runCli, tempDir, type RunningCli, TEST_CONFIG_HOME } from '../support/cli';
 import { randomFile, registry, sha256, startPeer } from '../peer/support';
 
 const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p)) ?? (spawnSync('sh', ['-c', 'command -v script'], { encoding: 'utf8' }).stdout.trim() || undefined);
@@ -46,7 +46,7 @@ after(async () => {
 function onTerminal(args: string[], env: Record<string, string | undefined>, timeoutMs = 60_000): Promise<{ code: number | null; raw: string }> {
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const cmd = `stty cols 100 rows 40; exec ${[process.execPath, CLI, ...args].map(quote).join(' ')}`;
-  const full: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color', P2PSHARE_REGISTRY: reg.url };
+  const full: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color', P2PSHARE_REGISTRY: reg.url, XDG_CONFIG_HOME: TEST_CONFIG_HOME };
   delete full.NO_COLOR;
   delete full.CI;
   delete full.COLORTERM;
@@ -153,6 +153,6 @@ test('get on a terminal under CI or with --json draws no bar and no preview', { 
   assert.equal(json.code, 0, json.raw);
   assert.doesNotMatch(json.raw, /\x1b\[|▀/);
   const doc = JSON.parse(json.raw.trim());
-  assert.deepEqual(Object.keys(doc).sort(), ['bytesTransferred', 'name', 'path', 'resumedFrom', 'seconds', 'sha256', 'size', 'via']);
+  assert.deepEqual(Object.keys(doc).sort(), ['bytesTransferred', 'name', 'path', 'resumedFrom', 'route', 'seconds', 'sha256', 'size', 'via']);
   assert.equal(doc.path, join('dl-json', 'pic.jpg'));
 });

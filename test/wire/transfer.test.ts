@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { decodeFrame, encodeFrame, FRAME_OVERHEAD, FrameType, MAX_DATAGRAM_BYTES } from '../../src/wire/frame';
+import { decodeClearFrame, encodeClearFrame, FrameType, MAX_DATAGRAM_BYTES, SEALED_OVERHEAD } from '../../src/wire/frame';
 import {
   ACK_FIXED_BYTES,
   DATA_HEADER_BYTES,
@@ -32,11 +32,11 @@ test('DATA layout: u32 packet number, u32 chunk, u32 send time, then the payload
   assert.equal(p.payload.toString(), 'hi');
 });
 
-test('the one-copy DATA frame (header and payload as two parts) is byte for byte the frame around the whole DATA body', () => {
+test('a frame body given as parts (a DATA header and its payload) is byte for byte the frame around the whole body', () => {
   for (const len of [1, 2, 1199, 1200, MAX_PAYLOAD_BYTES]) {
     const p = { packetNumber: 0xfedcba98, chunk: len * 7, sendTimeUs: 0x80000001 };
     const payload = randomBytes(len);
-    assert.deepEqual(encodeFrame(FrameType.data, 0xdeadbeef, [encodeDataHeader(p), payload]), encodeFrame(FrameType.data, 0xdeadbeef, encodeData(p, payload)));
+    assert.deepEqual(encodeClearFrame(FrameType.data, 0xdeadbeef, [encodeDataHeader(p), payload]), encodeClearFrame(FrameType.data, 0xdeadbeef, encodeData(p, payload)));
   }
 });
 
@@ -44,21 +44,21 @@ test('DATA limits: an empty payload and one past the datagram limit are refused;
   assert.equal(decodeData(Buffer.alloc(DATA_HEADER_BYTES)), null);
   assert.equal(decodeData(Buffer.alloc(DATA_HEADER_BYTES - 1)), null);
   assert.equal(decodeData(Buffer.alloc(DATA_HEADER_BYTES + MAX_PAYLOAD_BYTES + 1)), null);
-  const biggest = encodeFrame(FrameType.data, 7, encodeData({ packetNumber: 0, chunk: 0, sendTimeUs: 0 }, Buffer.alloc(MAX_PAYLOAD_BYTES)));
-  assert.equal(biggest.length, MAX_DATAGRAM_BYTES);
-  assert.equal(MAX_PAYLOAD_BYTES, 1448);
+  // Sealed: header and counter, the message's type and id, the DATA header, the payload, the tag.
+  assert.equal(SEALED_OVERHEAD + encodeData({ packetNumber: 0, chunk: 0, sendTimeUs: 0 }, Buffer.alloc(MAX_PAYLOAD_BYTES)).length, MAX_DATAGRAM_BYTES);
+  assert.equal(MAX_PAYLOAD_BYTES, 1423);
   assert.ok(DEFAULT_MAX_PAYLOAD <= 1200);
 });
 
-test('chunk size from max payload: below 64 refused, above 1448 clamped (on a version-1 connection)', () => {
-  const v1Body = MAX_DATAGRAM_BYTES - FRAME_OVERHEAD;
-  assert.equal(chunkBytesFor(0, v1Body), null);
-  assert.equal(chunkBytesFor(63, v1Body), null);
-  assert.equal(chunkBytesFor(64, v1Body), 64);
-  assert.equal(chunkBytesFor(1200, v1Body), 1200);
-  assert.equal(chunkBytesFor(65535, v1Body), 1448);
-  // A connection with more overhead per datagram has less room: the chunk shrinks with it.
-  assert.equal(chunkBytesFor(65535, 1435), 1423);
+test('chunk size from max payload: below 64 refused, above 1423 clamped (on a sealed connection)', () => {
+  const body = MAX_DATAGRAM_BYTES - SEALED_OVERHEAD;
+  assert.equal(chunkBytesFor(0, body), null);
+  assert.equal(chunkBytesFor(63, body), null);
+  assert.equal(chunkBytesFor(64, body), 64);
+  assert.equal(chunkBytesFor(1200, body), 1200);
+  assert.equal(chunkBytesFor(65535, body), 1423);
+  // A connection with more overhead per datagram (a relay's header) has less room: the chunk shrinks with it.
+  assert.equal(chunkBytesFor(65535, body - 20), 1403);
 });
 
 test('ACK layout and round trip', () => {
@@ -97,7 +97,7 @@ test('DONE and ABORT', () => {
 });
 
 function decodeAll(datagram: Buffer): void {
-  const f = decodeFrame(datagram);
+  const f = decodeClearFrame(datagram);
   if (typeof f === 'string') return;
   decodeData(f.body);
   decodeAck(f.body);
@@ -114,8 +114,8 @@ test('fuzz: 20k random and 20k mutated datagrams never make a decoder throw', ()
     decodeAll(raw);
     // Random bodies inside a valid frame reach the body decoders.
     const type = 0x10 + int(4);
-    const framed = encodeFrame(type, int(0xffffffff), randomBytes(int(MAX_DATAGRAM_BYTES - 12 + 1)));
-    const f = decodeFrame(framed);
+    const framed = encodeClearFrame(type, int(0xffffffff), randomBytes(int(MAX_DATAGRAM_BYTES - 12 + 1)));
+    const f = decodeClearFrame(framed);
     assert.ok(typeof f !== 'string');
     decodeData(f.body);
     decodeAck(f.body);
@@ -124,10 +124,10 @@ test('fuzz: 20k random and 20k mutated datagrams never make a decoder throw', ()
     decodedBodies++;
   }
   const seeds = [
-    encodeFrame(FrameType.data, 1, encodeData({ packetNumber: 5, chunk: 7, sendTimeUs: 9 }, randomBytes(1200))),
-    encodeFrame(FrameType.ack, 1, encodeAck({ echoTimeUs: 1, ackDelayUs: 2, window: 3, cumulativeChunk: 4, ranges: [{ first: 90, last: 99 }, { first: 50, last: 60 }, { first: 1, last: 2 }] })),
-    encodeFrame(FrameType.done, 1, encodeDone()),
-    encodeFrame(FrameType.abort, 1, encodeAbort(1)),
+    encodeClearFrame(FrameType.data, 1, encodeData({ packetNumber: 5, chunk: 7, sendTimeUs: 9 }, randomBytes(1200))),
+    encodeClearFrame(FrameType.ack, 1, encodeAck({ echoTimeUs: 1, ackDelayUs: 2, window: 3, cumulativeChunk: 4, ranges: [{ first: 90, last: 99 }, { first: 50, last: 60 }, { first: 1, last: 2 }] })),
+    encodeClearFrame(FrameType.done, 1, encodeDone()),
+    encodeClearFrame(FrameType.abort, 1, encodeAbort(1)),
   ];
   let acceptedMutants = 0;
   for (let i = 0; i < 20_000; i++) {
@@ -135,10 +135,10 @@ test('fuzz: 20k random and 20k mutated datagrams never make a decoder throw', ()
     const body = m.subarray(8, m.length - 4);
     for (let k = 1 + int(4); k > 0 && body.length > 0; k--) body[int(body.length)] ^= 1 << int(8);
     // Re-seal so the mutation reaches the body decoders instead of dying at the checksum.
-    const resealed = encodeFrame(m[3], m.readUInt32BE(4), int(4) === 0 ? body.subarray(0, int(body.length + 1)) : body);
+    const resealed = encodeClearFrame(m[3], m.readUInt32BE(4), int(4) === 0 ? body.subarray(0, int(body.length + 1)) : body);
     decodeAll(resealed);
     decodeAll(m); // unsealed: the checksum must catch it
-    const f = decodeFrame(m);
+    const f = decodeClearFrame(m);
     if (typeof f !== 'string' && !m.equals(seeds[i % seeds.length])) acceptedMutants++;
   }
   assert.equal(decodedBodies, 20_000);

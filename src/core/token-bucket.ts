@@ -1,0 +1,56 @@
+// Token buckets by key (a source address, or one key for a global limit): `burst` tokens, refilled
+// at `perSecond`; taking one either succeeds or says how long until one is there. The keys are a
+// bounded LRU, so a flood of distinct keys costs a bounded amount of memory.
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export interface TokenBucketOptions {
+  perSecond: number;
+  burst: number;
+  /** Keys remembered at most; past this the least recently used bucket is forgotten (it refills). */
+  maxKeys?: number;
+  /** Milliseconds on a clock that does not jump back; performance.now() by default. */
+  now?: () => number;
+}
+
+export class TokenBuckets {
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly perMs: number;
+  private readonly burst: number;
+  private readonly maxKeys: number;
+  private readonly now: () => number;
+
+  constructor(o: TokenBucketOptions) {
+    this.perMs = o.perSecond / 1000;
+    this.burst = o.burst;
+    this.maxKeys = o.maxKeys ?? 65_536;
+    this.now = o.now ?? (() => performance.now());
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  /** Tokens `key` has now (without taking one). */
+  available(key: string): number {
+    const b = this.buckets.get(key);
+    return b ? Math.min(this.burst, b.tokens + (this.now() - b.at) * this.perMs) : this.burst;
+  }
+
+  /** Takes one token for `key`: 0 when allowed, else the milliseconds until one is there. */
+  take(key: string): number {
+    const now = this.now();
+    const tokens = this.available(key);
+    this.buckets.delete(key); // re-inserted: the Map's order is least recently used first
+    if (tokens < 1) {
+      this.buckets.set(key, { tokens, at: now });
+      return Math.ceil((1 - tokens) / this.perMs);
+    }
+    this.buckets.set(key, { tokens: tokens - 1, at: now });
+    if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
+    return 0;
+  }
+}

@@ -1,0 +1,87 @@
+// A requester's session with one owner: look the owner up, check its key against what this
+// requester pinned (known_peers, like SSH's known_hosts) or was told out of band (PEER@FINGERPRINT),
+// handshake on one UDP socket, and pin the key once the owner has proved it holds it.
+import { P2pError } from '../core/errors';
+import { decodeKey, fingerprint, type Identity } from '../crypto/identity';
+import { KnownPeers, knownPeersPath } from '../crypto/known-peers';
+import type { SecureConnection } from '../net/connection';
+import { Endpoint } from '../net/endpoint';
+import type { RegistryClient } from '../registry/client';
+import { ControlClient } from '../control/client';
+
+export interface SessionOptions {
+  registry: RegistryClient;
+  /** The owner's name as the user typed it. */
+  peer: string;
+  identity: Identity;
+  /** A fingerprint the user gave (PEER@FINGERPRINT): the owner's key must have it. */
+  pin?: string;
+  /** Replace a pinned key that changed (after the user checked the new one out of band). */
+  acceptNewKey?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface Session {
+  endpoint: Endpoint;
+  conn: SecureConnection;
+  control: ControlClient;
+  /** The owner's fingerprint. */
+  fingerprint: string;
+  /** A new session ID for a GET on this connection (they only grow, PROTOCOL.md 4.3). */
+  nextSessionId(): number;
+  /** Says CLOSE to the owner and closes the socket. */
+  close(): Promise<void>;
+}
+
+/** Splits `PEER@FINGERPRINT` (the fingerprint part optional). */
+export function parsePeerArg(arg: string): { peer: string; pin?: string } {
+  const at = arg.indexOf('@');
+  return at < 0 ? { peer: arg } : { peer: arg.slice(0, at), pin: arg.slice(at + 1) };
+}
+
+export async function openSession(o: SessionOptions): Promise<Session> {
+  const rec = await o.registry.lookup(o.peer);
+  const key = typeof rec.publicKey === 'string' ? decodeKey(rec.publicKey) : null;
+  if (!key) throw new P2pError('FAILED', `the registry gave no usable key for '${o.peer}'`);
+  const known = await KnownPeers.load(knownPeersPath(o.identity.path));
+  const pinned = known.get(o.peer);
+  const theirs = fingerprint(key);
+  if (o.pin !== undefined && o.pin !== theirs) {
+    throw new P2pError('KEY_MISMATCH', `peer '${o.peer}' presents key ${theirs}, not the ${o.pin} you gave; refusing to connect`);
+  }
+  if (pinned && !pinned.equals(key) && !o.acceptNewKey && o.pin === undefined) {
+    throw new P2pError(
+      'KEY_MISMATCH',
+      `peer '${o.peer}' now presents key ${theirs}, but known_peers pins ${fingerprint(pinned)} for it; if you checked the new key, run again with --accept-new-key`,
+    );
+  }
+  const endpoint = await Endpoint.bind(0, '0.0.0.0', { identity: o.identity.privateKey });
+  let conn: SecureConnection;
+  try {
+    conn = await endpoint.handshake({ address: rec.ip, port: rec.port }, { peerKey: key, ownerName: o.peer, ...(o.signal ? { signal: o.signal } : {}) });
+  } catch (err) {
+    await endpoint.close();
+    throw err;
+  }
+  // Pinned only now: the owner proved in the handshake that it holds this key.
+  if (!pinned || !pinned.equals(key)) {
+    await known.pin(o.peer, key).catch(async (err: Error) => {
+      await endpoint.close();
+      throw new P2pError('FAILED', `cannot record ${o.peer}'s key in known_peers: ${err.message}`);
+    });
+  }
+  const release = conn.hold();
+  let sessionId = 0;
+  return {
+    endpoint,
+    conn,
+    control: new ControlClient(endpoint),
+    fingerprint: theirs,
+    nextSessionId: () => ++sessionId,
+    close: async () => {
+      release();
+      endpoint.closeConnection(conn);
+      await endpoint.close();
+    },
+  };
+}
