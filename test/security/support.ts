@@ -220,3 +220,26 @@ export async function rawHandshake(raw: RawSocket, owner: OwnerRef, identity = P
 export function connectionOver(raw: RawSocket, hs: { keys: SessionKeys; responderIndex: number; index: number }, owner: OwnerRef): SecureConnection {
   return new SecureConnection(hs.index, hs.responderIndex, owner.address, hs.keys, true, raw);
 }
+
+/**
+ * The records of an owner's TCP stream as captured (PROTOCOL.md section 5): where each starts and
+ * its length field L. Record 0 is the reply; the file's bytes are in the others.
+ */
+export function recordsOf(stream: Buffer): Array<{ start: number; length: number }> {
+  const out: Array<{ start: number; length: number }> = [];
+  for (let at = 0; at + 2 <= stream.length; at += 2 + stream.readUInt16BE(at)) out.push({ start: at, length: stream.readUInt16BE(at) });
+  return out;
+}
+
+/**
+ * The file bytes a requester can have written from a stream whose byte `flipped` was corrupted:
+ * those of the records wholly before the damaged one (it authenticates none of that one on).
+ */
+export function authenticatedPrefix(stream: Buffer, flipped: number): number {
+  let bytes = 0;
+  for (const [i, r] of recordsOf(stream).entries()) {
+    if (flipped < r.start + 2 + r.length) return bytes;
+    if (i > 0) bytes += r.length - 16;
+  }
+  return bytes;
+}
