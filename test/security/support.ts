@@ -4,14 +4,46 @@
 // implementation's own Initiator, so an attack starts from genuine frames.
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PrivateKey } from '../../src/core/x25519';
+import { Peer } from '../../src/peer/peer';
+import { ShareIndex } from '../../src/peer/share';
+import { RegistryClient } from '../../src/registry/client';
 import { SecureConnection, type DatagramSocket, type Remote, type SessionKeys } from '../../src/net/connection';
 import { Initiator } from '../../src/net/handshake';
 import { decodeClearFrame, Envelope } from '../../src/wire/frame';
 import { INIT_BYTES, MAC1_AT } from '../../src/wire/handshake';
+import { tempDir } from '../support/cli';
+import { randomFile, registry } from '../peer/support';
 
 export const WINDOW = 16;
+
+/**
+ * A registry and an owner in this process (its counters in reach) sharing one file of random
+ * bytes, in a temporary folder; close() undoes it all.
+ */
+export async function ownerSharing(name: string, fileName: string, size: number) {
+  const { dir, cleanup } = await tempDir(`p2pshare-${name}-`);
+  const reg = await registry({ ttl: 300 });
+  const path = join(dir, 'share', fileName);
+  await randomFile(path, size);
+  const owner = await Peer.start({ name, registryUrl: reg.url, share: await ShareIndex.build([path]), port: 0 });
+  return {
+    dir,
+    reg,
+    owner,
+    file: await readFile(path),
+    /** Registers the owner's name (with its own key) at 127.0.0.1:`port`: a relay or proxy in front of it. */
+    pointAt: (port: number) => new RegistryClient(reg.url).register({ name, port, ip: '127.0.0.1' }, owner.identity),
+    async close() {
+      await owner.stop();
+      await reg.close();
+      await cleanup();
+    },
+  };
+}
 const EMPTY = 0;
 
 /** Polls `cond` every 5 ms; throws naming `what` after `ms`. */

@@ -10,15 +10,13 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Identity } from '../../src/crypto/identity';
 import { fetchFile } from '../../src/peer/fetch';
-import { Peer } from '../../src/peer/peer';
-import { ShareIndex } from '../../src/peer/share';
 import { RegistryClient } from '../../src/registry/client';
 import { tcpRecordFailures } from '../../src/transfer/tcp-client';
-import { runCli, tempDir } from '../support/cli';
+import { runCli } from '../support/cli';
 import { UdpRelay } from '../support/relay';
 import { TcpProxy, type StreamCorruption } from '../support/tcp-proxy';
-import { randomFile, registry, requesterIdentity } from '../peer/support';
-import { authenticatedPrefix, recordsOf } from './support';
+import { requesterIdentity } from '../peer/support';
+import { authenticatedPrefix, ownerSharing, recordsOf } from './support';
 
 const MiB = 1024 * 1024;
 const SIZE = 4 * MiB + 5;
@@ -26,37 +24,28 @@ const SIZE = 4 * MiB + 5;
 const REPLY = 27;
 const FULL = 2 + 65_519 + 16;
 
-let reg: Awaited<ReturnType<typeof registry>>;
-let owner: Peer;
+let s: Awaited<ReturnType<typeof ownerSharing>>;
 let file: Buffer;
 let me: Identity;
 let dir: string;
-let cleanup: () => Promise<void>;
 
 before(async () => {
-  ({ dir, cleanup } = await tempDir('p2pshare-tamper-tcp-'));
-  reg = await registry({ ttl: 300 });
-  await randomFile(join(dir, 'share', 'big.bin'), SIZE);
-  file = await readFile(join(dir, 'share', 'big.bin'));
-  owner = await Peer.start({ name: 'keeper', registryUrl: reg.url, share: await ShareIndex.build([join(dir, 'share', 'big.bin')]), port: 0 });
+  s = await ownerSharing('keeper', 'big.bin', SIZE);
+  ({ file, dir } = s);
   me = await requesterIdentity(dir);
 });
 
-after(async () => {
-  await owner?.stop();
-  await reg?.close();
-  await cleanup?.();
-});
+after(async () => s?.close());
 
 /**
  * The owner reached through a relay (UDP) and a corrupting proxy (TCP) on one port number: its
  * registration points there, as a NAT's mapping would (re-registered with the owner's own key).
  */
 async function tamperedPath(corruptToClient: StreamCorruption) {
-  const target = { address: '127.0.0.1', port: owner.port };
+  const target = { address: '127.0.0.1', port: s.owner.port };
   const relay = await UdpRelay.start({ target });
   const proxy = await TcpProxy.start({ target, port: relay.port, corruptToClient, capture: { maxBytes: 8 * SIZE } });
-  await new RegistryClient(reg.url).register({ name: 'keeper', port: relay.port, ip: '127.0.0.1' }, owner.identity);
+  await s.pointAt(relay.port);
   return {
     proxy,
     /** Connection n's stream from the owner, as the owner sent it (before the flip). */
@@ -69,7 +58,7 @@ async function tamperedPath(corruptToClient: StreamCorruption) {
 }
 
 function fetchBig(downloads: string) {
-  return fetchFile({ registry: new RegistryClient(reg.url), peer: 'keeper', identity: me, file: 'big.bin', via: 'tcp', downloads });
+  return fetchFile({ registry: new RegistryClient(s.reg.url), peer: 'keeper', identity: me, file: 'big.bin', via: 'tcp', downloads });
 }
 
 test('a bit flipped in one record of each of two TCP connections (CLI get): resumed twice from the authenticated prefix, byte-exact', async () => {
@@ -77,7 +66,7 @@ test('a bit flipped in one record of each of two TCP connections (CLI get): resu
   const path = await tamperedPath({ at: [flipAt], connections: 2, bit: 3 });
   try {
     const downloads = join(dir, 'dl-cli');
-    const res = await runCli(['get', 'keeper', 'big.bin', '--via', 'tcp', '--registry', reg.url, '--downloads', downloads, '--json'], { timeoutMs: 60_000 });
+    const res = await runCli(['get', 'keeper', 'big.bin', '--via', 'tcp', '--registry', s.reg.url, '--downloads', downloads, '--json'], { timeoutMs: 60_000 });
     assert.equal(res.code, 0, res.stderr);
     const out = JSON.parse(res.stdout) as { path: string; resumedFrom: number; bytesTransferred: number };
     assert.equal(path.proxy.counters.corrupted, 2, 'one bit flipped in each of the first two connections');
@@ -117,7 +106,7 @@ test('every connection tampered with: after 3 resumes the get fails with one cle
   const path = await tamperedPath({ everyBytes: MiB });
   const downloads = join(dir, 'dl-persistent');
   try {
-    const res = await runCli(['get', 'keeper', 'big.bin', '--via', 'tcp', '--registry', reg.url, '--downloads', downloads], { timeoutMs: 60_000 });
+    const res = await runCli(['get', 'keeper', 'big.bin', '--via', 'tcp', '--registry', s.reg.url, '--downloads', downloads], { timeoutMs: 60_000 });
     assert.equal(res.code, 1, res.stderr);
     assert.equal(res.stderr.trim().split('\n').length, 1, res.stderr);
     assert.match(res.stderr, /failed authentication \(tampered with or corrupted\).*partial file kept/);
@@ -132,8 +121,8 @@ test('every connection tampered with: after 3 resumes the get fails with one cle
   } finally {
     await path.close();
   }
-  await new RegistryClient(reg.url).register({ name: 'keeper', port: owner.port, ip: '127.0.0.1' }, owner.identity);
-  const res = await runCli(['get', 'keeper', 'big.bin', '--via', 'tcp', '--registry', reg.url, '--downloads', downloads, '--json'], { timeoutMs: 60_000 });
+  await s.pointAt(s.owner.port);
+  const res = await runCli(['get', 'keeper', 'big.bin', '--via', 'tcp', '--registry', s.reg.url, '--downloads', downloads, '--json'], { timeoutMs: 60_000 });
   assert.equal(res.code, 0, res.stderr);
   const out = JSON.parse(res.stdout) as { path: string; resumedFrom: number };
   assert.ok(out.resumedFrom > 3 * MiB, `resumed from ${out.resumedFrom}`);
