@@ -78,6 +78,8 @@ export class SecureConnection implements Connection {
    * proves it got the RESP at its address (PROTOCOL.md 3.5). The initiator's is valid at once.
    */
   validated: boolean;
+  /** Path validation (PROTOCOL.md 3.6, roaming): challenges sent, challenges refused (not from our path), moves made. */
+  readonly path = { challenges: 0, refused: 0, moves: 0 };
   private readonly sealer: Sealer;
   private readonly opener: Opener;
   private readonly replay = new ReplayWindow();
@@ -170,7 +172,11 @@ export class SecureConnection implements Connection {
     const moved = from.port !== this.remote.port || from.address !== this.remote.address;
     if (!this.validated && !moved) this.validated = true;
     if (frame.type === FrameType.pathChallenge) {
-      if (frame.body.length === 8) this.sendTo(from, FrameType.pathResponse, 0, [frame.body]);
+      // The challenger is the side that did not move, so its challenge comes from our path. One
+      // from elsewhere is a copy passed on by whoever wants our answer at its own address, to be
+      // handed to the challenger as proof that the path through it is ours: never answered.
+      if (moved) this.path.refused++;
+      else if (frame.body.length === 8) this.sendTo(from, FrameType.pathResponse, 0, [frame.body]);
       return { frame };
     }
     if (frame.type === FrameType.pathResponse) {
@@ -179,6 +185,7 @@ export class SecureConnection implements Connection {
         this.remote = p.to;
         this.validated = true;
         this.probe = undefined;
+        this.path.moves++;
       }
       return { frame };
     }
@@ -191,6 +198,7 @@ export class SecureConnection implements Connection {
     const now = performance.now();
     if (this.probe && now - this.probe.at < PATH_PROBE_SPACING_MS) return;
     this.probe = { to, data: randomBytes(8), at: now };
+    this.path.challenges++;
     this.sendTo(to, FrameType.pathChallenge, 0, [this.probe.data]);
   }
 
