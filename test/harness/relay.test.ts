@@ -225,3 +225,33 @@ test('capture: every datagram both ways, as sent (before corruption), per client
     target.close();
   }
 });
+
+test('rebind: each client gets a new mapping (another source port at the target); replies to the old one are dropped', async () => {
+  const target = await bound();
+  const client = await bound();
+  const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: target.address().port } });
+  const sources: number[] = [];
+  let toOld = 0;
+  target.on('message', (_msg, rinfo) => sources.push(rinfo.port));
+  let echoes = 0;
+  client.on('message', () => echoes++);
+  try {
+    client.send(datagram(1), relay.port, '127.0.0.1');
+    await until(() => sources.length === 1, 'the first datagram');
+    relay.rebind();
+    // A reply to the old mapping: the NAT forgot it.
+    target.send(datagram(2), sources[0]!, '127.0.0.1', () => toOld++);
+    client.send(datagram(3), relay.port, '127.0.0.1');
+    await until(() => sources.length === 2 && toOld === 1, 'the datagram after the rebinding');
+    assert.notEqual(sources[1], sources[0]);
+    target.send(datagram(4), sources[1]!, '127.0.0.1');
+    await until(() => echoes === 1, 'the reply through the new mapping');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(echoes, 1, 'the reply to the old mapping never arrived');
+    assert.equal(relay.mappings, 1);
+  } finally {
+    await relay.close();
+    client.close();
+    target.close();
+  }
+});

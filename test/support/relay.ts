@@ -329,6 +329,8 @@ interface Mapping {
   early: Buffer[];
   /** Its number, from 1, in the order clients first sent. */
   stream: number;
+  /** Forgotten by rebind(): what reaches its socket is dropped. */
+  retired?: boolean;
 }
 
 export class UdpRelay {
@@ -337,6 +339,9 @@ export class UdpRelay {
   readonly flips: { toTarget: ImpairedLink['flips']; toClient: ImpairedLink['flips'] };
   private readonly upstream = new Map<string, Mapping>();
   private readonly opening: Promise<void>[] = [];
+  /** Upstream sockets of forgotten mappings (rebind), closed with the relay. */
+  private readonly retired: dgram.Socket[] = [];
+  private streams = 0;
   private closed = false;
 
   private constructor(
@@ -380,21 +385,33 @@ export class UdpRelay {
     this.toTarget.close();
     this.toClient.close();
     await Promise.allSettled(this.opening);
-    const sockets = [this.socket, ...[...this.upstream.values()].flatMap((m) => (m.socket ? [m.socket] : []))];
+    const sockets = [this.socket, ...this.retired, ...[...this.upstream.values()].flatMap((m) => (m.socket ? [m.socket] : []))];
     await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+
+  /**
+   * A NAT rebinding: every client's mapping is forgotten, so its next datagram leaves from a new
+   * upstream socket (another source port at the target). Replies to an old mapping are dropped.
+   */
+  rebind(): void {
+    for (const m of this.upstream.values()) {
+      m.retired = true;
+      if (m.socket) this.retired.push(m.socket);
+    }
+    this.upstream.clear();
   }
 
   private fromClient(msg: Buffer, client: Address): void {
     if (this.closed) return;
     const key = `${client.address}:${client.port}`;
     const mapping = this.upstream.get(key);
-    if (this.capture && (mapping || this.upstream.size < MAX_MAPPINGS)) this.capture.record('toTarget', msg, mapping?.stream ?? this.upstream.size + 1);
+    if (this.capture && (mapping || this.upstream.size < MAX_MAPPINGS)) this.capture.record('toTarget', msg, mapping?.stream ?? this.streams + 1);
     if (mapping?.socket) {
       this.toTarget.accept(msg, mapping.socket, this.target);
     } else if (mapping) {
       if (mapping.early.length < 1024) mapping.early.push(msg);
     } else if (this.upstream.size < MAX_MAPPINGS) {
-      const fresh: Mapping = { early: [msg], stream: this.upstream.size + 1 };
+      const fresh: Mapping = { early: [msg], stream: ++this.streams };
       this.upstream.set(key, fresh);
       this.opening.push(this.openUpstream(fresh, client));
     }
@@ -403,11 +420,12 @@ export class UdpRelay {
   private async openUpstream(mapping: Mapping, client: Address): Promise<void> {
     const s = await bindUdp(0, '127.0.0.1');
     s.on('message', (msg, rinfo) => {
-      if (this.closed || rinfo.port !== this.target.port) return;
+      if (this.closed || mapping.retired || rinfo.port !== this.target.port) return;
       this.capture?.record('toClient', msg, mapping.stream);
       this.toClient.accept(msg, this.socket, client);
     });
     mapping.socket = s;
+    if (mapping.retired) this.retired.push(s);
     if (this.closed) return;
     for (const msg of mapping.early) this.toTarget.accept(msg, s, this.target);
     mapping.early = [];
