@@ -1,0 +1,159 @@
+// A flood of handshake initiations (PROTOCOL.md 3.4, "Cookies"): thousands of valid-mac1 INITs a
+// second from 64 source ports, plus a smarter flooder on another IP that opens its cookie and
+// sends INITs with a valid mac2. The owner keeps no state per initiation: its half-open count
+// stays at the cap, it answers COOKIE_REPLYs, its heap does not grow with the number of INITs;
+// and it keeps serving: a real fetch (and 5 listings) through a relay complete during the flood,
+// the fetch byte-exact, their handshakes going through the cookie round trip the relay's capture
+// shows.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { PrivateKey } from '../../src/core/x25519';
+import { cookieReplyKey, mac, openCookie } from '../../src/crypto/cookie';
+import { Initiator, DEFAULT_HANDSHAKE_LIMITS } from '../../src/net/handshake';
+import { fetchFile, listFiles } from '../../src/peer/fetch';
+import { RegistryClient } from '../../src/registry/client';
+import { decodeClearFrame, Envelope, writeCrc } from '../../src/wire/frame';
+import { decodeCookieReply, decodeInit, decodeResp, MAC2_AT } from '../../src/wire/handshake';
+import { UdpRelay } from '../support/relay';
+import { requesterIdentity } from '../peer/support';
+import { freshInit, ownerSharing, RawSocket, type OwnerRef } from './support';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+function heapAfterGc(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+const FLOOD_SOCKETS = 64;
+const PER_TICK = 40; // every 10 ms: about 4,000 INITs a second
+/** Requesters that list the owner's files after the fetch, also during the flood. */
+const LISTS = 5;
+let s: Awaited<ReturnType<typeof ownerSharing>>;
+before(async () => (s = await ownerSharing('flooded', 'doc.bin', 2 * 1024 * 1024 + 1)));
+after(async () => s?.close());
+
+test('a flood of thousands of INITs a second from many ports: no state per INIT (half-open capped, heap flat), COOKIE_REPLYs, and real requesters served through the cookie round trip', async (t) => {
+  const ep = s.owner.endpoint;
+  const owner: OwnerRef = { address: { address: '127.0.0.1', port: s.owner.port }, publicKey: s.owner.identity.publicKey, name: 'flooded' };
+  // 4,000 distinct genuine INITs from 16 identities, made before the flood; sent over and over.
+  const initiators = Array.from({ length: 16 }, () => new Initiator(PrivateKey.generate()));
+  const pool = Array.from({ length: 4000 }, (_, i) => {
+    const { index, datagram } = freshInit(initiators[i % 16]!, owner);
+    initiators[i % 16]!.end(index);
+    return datagram;
+  });
+  const flooders = await Promise.all(Array.from({ length: FLOOD_SOCKETS }, () => RawSocket.bind('127.0.0.1', 0)));
+  const smart = await RawSocket.bind('127.0.0.2', 0);
+  const relay = await UdpRelay.start({ target: owner.address, capture: { maxBytes: 16 * 1024 * 1024 } });
+  const before = { ...ep.handshakes, received: ep.received };
+  let sent = 0;
+  let halfOpenMax = 0;
+  let flooding = true;
+  try {
+    // The smart flooder: its first INIT draws a cookie for its address, which it opens (the key is
+    // derived from the owner's public key) to put a valid mac2 on each INIT after.
+    const mac1Of = new Map<number, Buffer>();
+    for (const datagram of pool) {
+      const f = decodeClearFrame(datagram);
+      if (typeof f !== 'string') mac1Of.set(f.id, decodeInit(f)!.mac1);
+    }
+    let cookie: Buffer | null = null;
+    smart.onMessage((data) => {
+      const f = decodeClearFrame(data);
+      if (cookie || typeof f === 'string' || f.type !== Envelope.cookieReply) return;
+      const reply = decodeCookieReply(f)!;
+      cookie = openCookie(cookieReplyKey(owner.publicKey), reply.sealedCookie, mac1Of.get(reply.receiverIndex)!);
+    });
+    const flood = (async () => {
+      for (let tick = 0; flooding; tick++) {
+        for (let k = 0; k < PER_TICK; k++, sent++) void flooders[sent % FLOOD_SOCKETS]!.send(pool[sent % pool.length]!, owner.address);
+        const d = Buffer.from(pool[(tick * 7) % pool.length]!);
+        if (cookie) {
+          d.set(mac(cookie, d.subarray(0, MAC2_AT)), MAC2_AT);
+          writeCrc(d);
+        }
+        void smart.send(d, owner.address);
+        halfOpenMax = Math.max(halfOpenMax, ep.halfOpenConnections);
+        await sleep(10);
+      }
+    })();
+
+    await sleep(2500); // the flood is in full swing: half-open at its cap, tokens spent
+
+    // A real requester fetches through a relay (whose capture shows its handshake) meanwhile.
+    await s.pointAt(relay.port);
+    const res = await fetchFile({ registry: new RegistryClient(s.reg.url), peer: 'flooded', identity: await requesterIdentity(s.dir), file: 'doc.bin', via: 'udp', downloads: join(s.dir, 'dl') });
+    assert.ok((await readFile(res.path)).equals(s.file), 'the fetch completed byte-exact during the flood');
+    for (let i = 0; i < LISTS; i++) {
+      const listed = await listFiles({ registry: new RegistryClient(s.reg.url), peer: 'flooded', identity: await requesterIdentity(s.dir) });
+      assert.deepEqual(listed.files.map((f) => f.name), ['doc.bin']);
+    }
+
+    // The heap while the flood goes on, nothing else: two readings 4 s apart, after a full collection.
+    await sleep(500);
+    const heapEarly = heapAfterGc();
+    const readEarly = ep.received;
+    await sleep(4000);
+    const readLate = ep.received;
+    const heapLate = heapAfterGc();
+    flooding = false;
+    await flood;
+    await sleep(200);
+
+    const d = Object.fromEntries(Object.entries(ep.handshakes).map(([k, v]) => [k, v - before[k as keyof typeof ep.handshakes]])) as typeof ep.handshakes;
+    const read = ep.received - before.received;
+    const growth = heapLate - heapEarly;
+    const between = readLate - readEarly;
+    const floodIn = flooders.reduce((n, f) => n + f.bytesSent, 0);
+    const floodBack = flooders.reduce((n, f) => n + f.bytesReceived, 0);
+    t.diagnostic(`${sent} INITs flooded, ${read} datagrams read by the owner; handshakes ${JSON.stringify(d)}; half-open max ${halfOpenMax}; heap ${(heapEarly / 1e6).toFixed(2)} -> ${(heapLate / 1e6).toFixed(2)} MB over ${between} datagrams (${(growth / between).toFixed(1)} B each); flood answered ${floodBack}/${floodIn} B`);
+    assert.ok(read >= 20_000, `only ${read} datagrams reached the owner`);
+    assert.ok(d.cookies >= 0.9 * read, `${d.cookies} cookies for ${read} datagrams: the flood was answered with cookies`);
+    assert.ok(d.rateLimited > 0, "the smart flooder's valid-mac2 INITs hit the per-IP limit");
+    // No state per initiation: the half-open table stays at its cap (plus the few INITs with a
+    // valid cookie let through, at most 10 a second per IP), whatever the number of INITs.
+    assert.ok(halfOpenMax >= DEFAULT_HANDSHAKE_LIMITS.maxHalfOpen - 10, `half-open max ${halfOpenMax}: the cap was never reached`);
+    assert.ok(halfOpenMax <= DEFAULT_HANDSHAKE_LIMITS.maxHalfOpen + 80, `half-open max ${halfOpenMax}`);
+    assert.ok(ep.connections <= DEFAULT_HANDSHAKE_LIMITS.maxHalfOpen + 80);
+    // ... and the heap does not grow with them: less than 64 bytes per INIT read in between (a
+    // Map entry alone costs more), after a full collection each time.
+    assert.ok(between >= 10_000, `${between} datagrams between the heap readings`);
+    assert.ok(growth < 64 * between, `the heap grew ${growth} B over ${between} INITs`);
+    assert.ok(floodBack <= 3 * floodIn);
+
+    // The requesters' handshakes, as the relay saw them (one mapping each): every one completed;
+    // a first INIT (no cookie yet, mac2 zero) drew a COOKIE_REPLY, and the RESP answered an INIT
+    // carrying mac2. (One that lands just as the owner forgets expired half-open connections may be
+    // answered at once: the owner is briefly not under load. Hence several requesters.)
+    const cap = relay.capture!;
+    assert.equal(cap.missedBytes, 0);
+    const roundTrips = cap.streams().filter((n) => {
+      const frames = cap.entries.filter((e) => e.stream === n).map((e) => decodeClearFrame(e.data));
+      const mac2 = new Map<number, Buffer>();
+      let cookie = false;
+      let answered: number | undefined;
+      for (const f of frames) {
+        if (typeof f === 'string') continue;
+        if (f.type === Envelope.handshakeInit) mac2.set(f.id, decodeInit(f)!.mac2);
+        if (f.type === Envelope.cookieReply) cookie = true;
+        if (f.type === Envelope.handshakeResp) answered = decodeResp(f)!.receiverIndex;
+      }
+      assert.ok(answered !== undefined && mac2.has(answered), `requester ${n} got no RESP`);
+      return cookie && !mac2.get(answered)!.equals(Buffer.alloc(16));
+    });
+    t.diagnostic(`${roundTrips.length} of ${cap.streams().length} requesters went through the cookie round trip`);
+    assert.equal(cap.streams().length, 1 + LISTS);
+    assert.ok(roundTrips.length >= 1, 'no requester was asked for a cookie');
+  } finally {
+    flooding = false;
+    await relay.close();
+    await Promise.all([...flooders, smart].map((f) => f.close()));
+  }
+});
