@@ -77,7 +77,7 @@ test('a captured INIT replayed 3,500 times from three addresses (500 with a vali
     assert.equal(d.connected, 0);
     // Each replay accounted for exactly once: refused by the timestamp rule, a cookie, or rate-limited.
     assert.equal(d.replayed! + d.cookies! + d.rateLimited!, 3500);
-    assert.ok(d.replayed! >= 100, `${d.replayed} replays reached the timestamp rule`);
+    assert.ok(d.replayed! >= 50, `${d.replayed} replays reached the timestamp rule`);
     // Only an INIT whose mac2 checks out is rate-limited per IP: the re-MACed replays got past the cookie check.
     assert.ok(d.rateLimited! > 0);
     // Only cookies came back besides: stateless, smaller than what they answer.
