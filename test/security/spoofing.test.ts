@@ -37,7 +37,13 @@ after(async () => cleanup());
  */
 async function watchedTransfer(tap: (c: Captured, s: Setting) => void) {
   let setting: Setting | undefined;
-  const p = await pair({ toClient: { delayMs: 20 }, toTarget: { delayMs: 20 }, capture: { maxBytes: 0, onData: (c) => setting && tap(c, setting) } });
+  let look = () => {};
+  const onData = (c: Captured) => {
+    if (!setting) return;
+    look();
+    tap(c, setting);
+  };
+  const p = await pair({ toClient: { delayMs: 20 }, toTarget: { delayMs: 20 }, capture: { maxBytes: 0, onData } });
   const attacker = await RawSocket.bind();
   const requesterConn = p.toOwner as SecureConnection;
   const ownerConn = p.toRequester as SecureConnection;
@@ -54,7 +60,7 @@ async function watchedTransfer(tap: (c: Captured, s: Setting) => void) {
   const where = { requester: { ...requesterConn.remote }, owner: { ...ownerConn.remote } };
   assert.equal(where.requester.port, p.relay!.port);
   // Whether either connection points anywhere else, looked at on every datagram either way.
-  const look = () => {
+  look = () => {
     if (!same(requesterConn.remote, where.requester)) s.moved.push(`requester -> ${requesterConn.remote.port}`);
     if (!same(ownerConn.remote, where.owner)) s.moved.push(`owner -> ${ownerConn.remote.port}`);
   };
