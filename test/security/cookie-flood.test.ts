@@ -1,6 +1,7 @@
 // A flood of handshake initiations (PROTOCOL.md 3.4, "Cookies"): about 2,000 valid-mac1 INITs a
 // second from 64 source ports, plus a smarter flooder on another IP that opens its cookie and
-// sends INITs with a valid mac2. The owner keeps no state per initiation: its half-open count
+// sends INITs with a valid mac2 (flooder.ts, a process of its own: the owner's event loop and
+// heap are its own). The owner keeps no state per initiation: its half-open count
 // stays at the cap, it answers COOKIE_REPLYs, its heap does not grow with the number of INITs;
 // and it keeps serving: a real fetch (and 5 listings) through a relay complete during the flood,
 // the fetch byte-exact, their handshakes going through the cookie round trip the relay's capture
@@ -12,16 +13,15 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { PrivateKey } from '../../src/core/x25519';
-import { cookieReplyKey, mac, openCookie } from '../../src/crypto/cookie';
-import { Initiator, DEFAULT_HANDSHAKE_LIMITS } from '../../src/net/handshake';
+import { DEFAULT_HANDSHAKE_LIMITS } from '../../src/net/handshake';
 import { fetchFile, listFiles } from '../../src/peer/fetch';
 import { RegistryClient } from '../../src/registry/client';
-import { decodeClearFrame, Envelope, writeCrc } from '../../src/wire/frame';
-import { decodeCookieReply, decodeInit, decodeResp, MAC2_AT } from '../../src/wire/handshake';
+import { decodeClearFrame, Envelope } from '../../src/wire/frame';
+import { decodeInit, decodeResp } from '../../src/wire/handshake';
+import { startProcess } from '../support/cli';
 import { UdpRelay } from '../support/relay';
 import { requesterIdentity } from '../peer/support';
-import { freshInit, ownerSharing, RawSocket, until, type OwnerRef } from './support';
+import { ownerSharing, until } from './support';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -31,63 +31,25 @@ function heapAfterGc(): number {
   return process.memoryUsage().heapUsed;
 }
 
-const FLOOD_SOCKETS = 64;
-/** INITs a second the flood aims at, on average (a late tick is made up by the next ones). */
+/** INITs a second the flood aims at, on average. */
 const RATE = 2000;
 /** Requesters that list the owner's files after the fetch, also during the flood. */
 const LISTS = 5;
+const FLOODER = join(__dirname, 'flooder.ts');
 let s: Awaited<ReturnType<typeof ownerSharing>>;
 before(async () => (s = await ownerSharing('flooded', 'doc.bin', 2 * 1024 * 1024 + 1)));
 after(async () => s?.close());
 
 test('a flood of thousands of INITs a second from many ports: no state per INIT (half-open capped, heap flat), COOKIE_REPLYs, and real requesters served through the cookie round trip', async (t) => {
   const ep = s.owner.endpoint;
-  const owner: OwnerRef = { address: { address: '127.0.0.1', port: s.owner.port }, publicKey: s.owner.identity.publicKey, name: 'flooded' };
-  // 4,000 distinct genuine INITs from 16 identities, made before the flood; sent over and over.
-  const initiators = Array.from({ length: 16 }, () => new Initiator(PrivateKey.generate()));
-  const pool = Array.from({ length: 4000 }, (_, i) => {
-    const { index, datagram } = freshInit(initiators[i % 16]!, owner);
-    initiators[i % 16]!.end(index);
-    return datagram;
-  });
-  const flooders = await Promise.all(Array.from({ length: FLOOD_SOCKETS }, () => RawSocket.bind('127.0.0.1', 0)));
-  const smart = await RawSocket.bind('127.0.0.2', 0);
-  const relay = await UdpRelay.start({ target: owner.address, capture: { maxBytes: 16 * 1024 * 1024 } });
+  const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: s.owner.port }, capture: { maxBytes: 16 * 1024 * 1024 } });
   const before = { ...ep.handshakes, received: ep.received };
-  let sent = 0;
   let halfOpenMax = 0;
-  let flooding = true;
+  const sampler = setInterval(() => (halfOpenMax = Math.max(halfOpenMax, ep.halfOpenConnections)), 5);
+  const started = performance.now();
+  const flooder = startProcess(process.execPath, ['--import', 'tsx', FLOODER, String(s.owner.port), s.owner.identity.publicKey.toString('base64url'), 'flooded', String(RATE)]);
   try {
-    // The smart flooder: its first INIT draws a cookie for its address, which it opens (the key is
-    // derived from the owner's public key) to put a valid mac2 on each INIT after.
-    const mac1Of = new Map<number, Buffer>();
-    for (const datagram of pool) {
-      const f = decodeClearFrame(datagram);
-      if (typeof f !== 'string') mac1Of.set(f.id, decodeInit(f)!.mac1);
-    }
-    let cookie: Buffer | null = null;
-    smart.onMessage((data) => {
-      const f = decodeClearFrame(data);
-      if (cookie || typeof f === 'string' || f.type !== Envelope.cookieReply) return;
-      const reply = decodeCookieReply(f)!;
-      cookie = openCookie(cookieReplyKey(owner.publicKey), reply.sealedCookie, mac1Of.get(reply.receiverIndex)!);
-    });
-    const started = performance.now();
-    const flood = (async () => {
-      for (let tick = 0; flooding; tick++) {
-        const due = Math.min(sent + RATE / 20, Math.floor(((performance.now() - started) / 1000) * RATE));
-        for (; sent < due; sent++) void flooders[sent % FLOOD_SOCKETS]!.send(pool[sent % pool.length]!, owner.address);
-        const d = Buffer.from(pool[(tick * 7) % pool.length]!);
-        if (cookie) {
-          d.set(mac(cookie, d.subarray(0, MAC2_AT)), MAC2_AT);
-          writeCrc(d);
-        }
-        void smart.send(d, owner.address);
-        halfOpenMax = Math.max(halfOpenMax, ep.halfOpenConnections);
-        await sleep(10);
-      }
-    })();
-
+    await flooder.waitForLine(/^flooding$/, 60_000);
     await sleep(2500); // the flood is in full swing: half-open at its cap, tokens spent
 
     // A real requester fetches through a relay (whose capture shows its handshake) meanwhile.
@@ -106,18 +68,16 @@ test('a flood of thousands of INITs a second from many ports: no state per INIT 
     await until(() => ep.received - readEarly >= 20_000, '20,000 more INITs read by the owner', 300_000);
     const readLate = ep.received;
     const heapLate = heapAfterGc();
-    flooding = false;
-    await flood;
+    assert.equal(await flooder.stop('SIGTERM'), 0, flooder.stderr);
     const seconds = (performance.now() - started) / 1000;
+    const flood = JSON.parse(flooder.stdout.trim().split('\n').pop()!) as { sent: number; smartSent: number; bytesSent: number; bytesReceived: number; cookie: boolean };
     await sleep(200);
 
     const d = Object.fromEntries(Object.entries(ep.handshakes).map(([k, v]) => [k, v - before[k as keyof typeof ep.handshakes]])) as typeof ep.handshakes;
     const read = ep.received - before.received;
     const growth = heapLate - heapEarly;
     const between = readLate - readEarly;
-    const floodIn = flooders.reduce((n, f) => n + f.bytesSent, 0);
-    const floodBack = flooders.reduce((n, f) => n + f.bytesReceived, 0);
-    t.diagnostic(`${sent} INITs flooded in ${seconds.toFixed(1)} s, ${read} datagrams read by the owner; handshakes ${JSON.stringify(d)}; half-open max ${halfOpenMax}; heap ${(heapEarly / 1e6).toFixed(2)} -> ${(heapLate / 1e6).toFixed(2)} MB over ${between} datagrams (${(growth / between).toFixed(1)} B each); flood answered ${floodBack}/${floodIn} B`);
+    t.diagnostic(`${flood.sent} INITs flooded (+${flood.smartSent} with a cookie) in ${seconds.toFixed(1)} s, ${read} datagrams read by the owner; handshakes ${JSON.stringify(d)}; half-open max ${halfOpenMax}; heap ${(heapEarly / 1e6).toFixed(2)} -> ${(heapLate / 1e6).toFixed(2)} MB over ${between} datagrams (${(growth / between).toFixed(1)} B each); flood answered ${flood.bytesReceived}/${flood.bytesSent} B`);
     const lim = DEFAULT_HANDSHAKE_LIMITS;
     // Every INIT read is accounted for: worked on (accepted, or refused as a replay), refused by
     // the per-IP limit, or answered with a cookie; the rest of what the owner read is the
@@ -126,7 +86,7 @@ test('a flood of thousands of INITs a second from many ports: no state per INIT 
     const worked = d.accepted + d.replayed;
     assert.ok(d.cookies + worked + d.rateLimited >= 0.99 * (read - sealedViaRelay), `INITs unaccounted for: ${JSON.stringify(d)}, ${read} read`);
     assert.ok(d.cookies > 10 * worked, 'the flood was answered with cookies');
-    assert.ok(d.rateLimited > 0, "the smart flooder's valid-mac2 INITs hit the per-IP limit");
+    assert.ok(flood.cookie && d.rateLimited > 0, "the smart flooder's valid-mac2 INITs hit the per-IP limit");
     // Without a cookie the owner works on at most 100 INITs a second (burst 100), with one at most
     // 10 a second per IP (burst 20): the smart flooder's and the relay's. Whatever the flood.
     const allowed = lim.burst + lim.perSecond * seconds + 2 * (lim.perAddressBurst + lim.perAddressPerSecond * seconds);
@@ -139,7 +99,7 @@ test('a flood of thousands of INITs a second from many ports: no state per INIT 
     // ... and the heap does not grow with them: less than 64 bytes per INIT read in between (a
     // Map entry alone costs more), after a full collection each time.
     assert.ok(growth < 64 * between, `the heap grew ${growth} B over ${between} INITs`);
-    assert.ok(floodBack <= 3 * floodIn);
+    assert.ok(flood.bytesReceived <= 3 * flood.bytesSent);
 
     // The requesters' handshakes, as the relay saw them (one mapping each): every one completed;
     // a first INIT (no cookie yet, mac2 zero) drew a COOKIE_REPLY, and the RESP answered an INIT
@@ -165,8 +125,8 @@ test('a flood of thousands of INITs a second from many ports: no state per INIT 
     assert.equal(cap.streams().length, 1 + LISTS);
     assert.ok(roundTrips.length >= 1, 'no requester was asked for a cookie');
   } finally {
-    flooding = false;
+    clearInterval(sampler);
+    await flooder.stop('SIGKILL');
     await relay.close();
-    await Promise.all([...flooders, smart].map((f) => f.close()));
   }
 });
