@@ -40,6 +40,8 @@ export interface Connection {
   readonly closed: boolean;
   /** Keeps the connection from being forgotten while a session needs it; call the result when done. */
   hold(): () => void;
+  /** Runs `listener` once when the connection ends (CLOSE from the other side, shutdown, eviction). */
+  onForgotten(listener: () => void): void;
 }
 
 /** The socket side of a connection (the Endpoint). */

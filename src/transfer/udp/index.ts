@@ -104,6 +104,7 @@ export class UdpTransfers {
     });
     this.sends.set(conn, id, sender);
     onAbortSignal(o.signal, () => sender.cancel('transfer aborted'), sender.promise);
+    conn.onForgotten(() => sender.cancel('transfer stopped: the connection was closed'));
     return sender.promise;
   }
 
@@ -128,6 +129,7 @@ export class UdpTransfers {
     );
     this.receives.set(conn, id, receiver);
     onAbortSignal(o.signal, () => receiver.cancel('transfer aborted'), receiver.promise);
+    conn.onForgotten(() => receiver.cancel('transfer stopped: the connection was closed'));
     return receiver.promise;
   }
 
