@@ -1,5 +1,6 @@
 // Fetching one file from a named peer: look it up, ask for its list, request the file over TCP
 // or UDP, write the .part, verify, link into place. Used by `get` and the interactive loop.
+import { forbidden } from '../control/client';
 import { P2pError } from '../core/errors';
 import { finish, openPart, verifyPart } from '../transfer/download';
 import { fetchOverTcp, TcpAuthError } from '../transfer/tcp-client';
@@ -160,9 +161,4 @@ function refusal(status: GetStatus, peer: string, name: string): P2pError {
     default:
       return new P2pError('FAILED', `peer '${peer}' could not serve ${name} (status ${status})`);
   }
-}
-
-/** The owner's --allow list does not hold this requester's key. */
-export function forbidden(peer: string): P2pError {
-  return new P2pError('FORBIDDEN', `peer '${peer}' does not serve you: your key is not on its --allow list (show yours with p2pshare id)`);
 }
