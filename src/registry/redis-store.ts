@@ -84,20 +84,38 @@ const SWEEP = `${PRUNE_FN}
 return prune(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
 `;
 
-// KEYS: index, expiry. ARGV: now, then members a listing found without a record: each leaves the
-// index only if its expiry has really passed (it may have been registered again meanwhile).
-const FORGET = `
-local now = tonumber(ARGV[1])
-local n = 0
-for i = 2, #ARGV do
-  local at = redis.call('ZSCORE', KEYS[2], ARGV[i])
-  if not at or tonumber(at) <= now then
-    redis.call('ZREM', KEYS[1], ARGV[i])
-    redis.call('ZREM', KEYS[2], ARGV[i])
-    n = n + 1
+// KEYS: index, expiry. ARGV: from, to (ZRANGEBYLEX bounds), want, budget, now.
+// Walks the index from `from`, examining at most `budget` members, and returns up to `want` of
+// them whose expiry is still ahead; the expired ones it met leave the index and the expiry set.
+// Returns {live members, the last member examined (or ''), 1 if the range ended else 0}.
+const WALK = `
+local from, to = ARGV[1], ARGV[2]
+local want, budget, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local live, dead = {}, {}
+local examined, last, ended = 0, '', 0
+while examined < budget and #live < want do
+  local size = math.min(budget - examined, 1000)
+  local batch = redis.call('ZRANGEBYLEX', KEYS[1], from, to, 'LIMIT', 0, size)
+  for _, m in ipairs(batch) do
+    examined = examined + 1
+    last = m
+    local at = redis.call('ZSCORE', KEYS[2], m)
+    if at and tonumber(at) > now then
+      live[#live + 1] = m
+      if #live == want then break end
+    else
+      dead[#dead + 1] = m
+    end
   end
+  if #batch < size then ended = 1 break end
+  from = '(' .. last
 end
-return n
+for i = 1, #dead, 1000 do
+  local chunk = {unpack(dead, i, math.min(i + 999, #dead))}
+  redis.call('ZREM', KEYS[1], unpack(chunk))
+  redis.call('ZREM', KEYS[2], unpack(chunk))
+end
+return {live, last, ended}
 `;
 
 // KEYS: secret. ARGV: a fresh secret (hex), kept only if there is none yet.
@@ -144,7 +162,7 @@ type Scripted = Redis & {
   p2pRemove(...args: Array<string | number>): Promise<string>;
   p2pSecret(...args: Array<string | number>): Promise<string>;
   p2pSweep(...args: Array<string | number>): Promise<number>;
-  p2pForget(...args: Array<string | number>): Promise<number>;
+  p2pWalk(...args: Array<string | number>): Promise<[string[], string, number]>;
 };
 
 export interface RedisStoreOptions extends StoreLimits {
@@ -187,7 +205,7 @@ export class RedisStore implements PeerStore {
     redis.defineCommand('p2pRemove', { numberOfKeys: 3, lua: REMOVE });
     redis.defineCommand('p2pSecret', { numberOfKeys: 1, lua: SECRET });
     redis.defineCommand('p2pSweep', { numberOfKeys: 2, lua: SWEEP });
-    redis.defineCommand('p2pForget', { numberOfKeys: 2, lua: FORGET });
+    redis.defineCommand('p2pWalk', { numberOfKeys: 2, lua: WALK });
     this.redis = redis as Scripted;
     const every = opts.sweepIntervalMs ?? 1000;
     this.sweeper = every > 0 ? setInterval(() => void this.sweep().catch(() => {}), every).unref() : null;
@@ -300,45 +318,31 @@ export class RedisStore implements PeerStore {
   }
 
   async list(opts: { after: string | null; prefix: string; limit: number }): Promise<ListPage> {
-    const peers: ListPage['peers'] = [];
     let from = opts.after !== null ? `(${opts.after}` : `[${opts.prefix}`;
     if (opts.after !== null && opts.after < opts.prefix) from = `[${opts.prefix}`;
     const to = opts.prefix ? `(${opts.prefix}\x7f` : '+';
-    const batch = Math.min(opts.limit + 1, 1000);
-    // Bounded work per request, whatever has expired: at most this many members are examined.
-    const budget = LIST_WORK_FACTOR * (opts.limit + 1);
-    let examined = 0;
-    let scanned: string | null = null;
-    while (examined < budget) {
-      const members = await this.call(() => this.redis.zrangebylex(this.indexKey, from, to, 'LIMIT', 0, batch));
-      if (members.length === 0) break;
-      examined += members.length;
+    // One script finds the live members (and drops the expired ones it meets), examining at most
+    // LIST_WORK_FACTOR x (limit + 1) of them: the work of a page is bounded whatever has expired.
+    const [members, last, ended] = await this.call(() =>
+      this.redis.p2pWalk(this.indexKey, this.expiryKey, from, to, opts.limit + 1, LIST_WORK_FACTOR * (opts.limit + 1), Date.now()),
+    );
+    const peers: ListPage['peers'] = [];
+    if (members.length > 0) {
       const pipe = this.redis.pipeline();
       for (const m of members) pipe.hmget(this.peerKey(m), 'name', 'lastSeen', 'publicKey');
       const rows = await this.call(() => pipe.exec());
-      const dead: string[] = [];
-      try {
-        for (let i = 0; i < members.length; i++) {
-          const [err, vals] = rows![i]!;
-          if (err) throw new StoreUnavailableError(`redis: ${err.message}`);
-          const [name, lastSeen, publicKey] = vals as [string | null, string | null, string | null];
-          if (name === null || lastSeen === null || publicKey === null) {
-            dead.push(members[i]!);
-            continue;
-          }
-          if (peers.length === opts.limit) return { peers, after: peers[peers.length - 1]!.name.toLowerCase() };
-          peers.push({ name, publicKey, lastSeen: Number(lastSeen) });
-        }
-      } finally {
-        // Members whose record Redis has expired leave the index now, so no later page meets them.
-        if (dead.length > 0) this.redis.p2pForget(this.indexKey, this.expiryKey, Date.now(), ...dead).catch(() => {});
+      for (let i = 0; i < members.length; i++) {
+        const [err, vals] = rows![i]!;
+        if (err) throw new StoreUnavailableError(`redis: ${err.message}`);
+        const [name, lastSeen, publicKey] = vals as [string | null, string | null, string | null];
+        if (name === null || lastSeen === null || publicKey === null) continue; // expired since the walk
+        if (peers.length === opts.limit) return { peers, after: members[i - 1]! };
+        peers.push({ name, publicKey, lastSeen: Number(lastSeen) });
       }
-      if (members.length < batch) return { peers, after: null };
-      scanned = members[members.length - 1]!;
-      from = `(${scanned}`;
     }
-    // Past many expired entries, hand back a cursor to continue from.
-    return { peers, after: scanned };
+    if (Number(ended) === 1 || last === '') return { peers, after: null };
+    // The budget ran out first (or a live member expired meanwhile): continue after the last one examined.
+    return { peers, after: last };
   }
 
   async count(): Promise<number> {
