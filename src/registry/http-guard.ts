@@ -8,11 +8,7 @@ import type { Socket } from 'node:net';
 import { clientKey } from './address-policy';
 import type { EventLog } from './event-log';
 
-export interface HttpLimits {
-  /** Connections held at once, in all. */
-  maxConnections: number;
-  /** Connections held at once per client (IPv4 address or IPv6 /64). */
-  maxConnectionsPerIp: number;
+export interface HttpTimeouts {
   /** A request's headers must be complete within this many ms of its first byte (or of the connection). */
   headersTimeoutMs: number;
   /** The whole request, body included, within this many ms. */
@@ -23,12 +19,19 @@ export interface HttpLimits {
   checkIntervalMs: number;
 }
 
-export const DEFAULT_HTTP_TIMEOUTS = {
+export interface HttpLimits extends HttpTimeouts {
+  /** Connections held at once, in all. */
+  maxConnections: number;
+  /** Connections held at once per client (IPv4 address or IPv6 /64). */
+  maxConnectionsPerIp: number;
+}
+
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = {
   headersTimeoutMs: 1000,
   requestTimeoutMs: 2000,
   keepAliveTimeoutMs: 5000,
   checkIntervalMs: 250,
-} as const;
+};
 
 /** No answer written and no byte read for this long: the socket is destroyed (a client that stopped reading). */
 const SOCKET_IDLE_MS = 10_000;
@@ -135,8 +138,8 @@ export function guardServer(server: Server, limits: HttpLimits, log: EventLog): 
         ? `closed a connection from ${socket.remoteAddress}: its request body was not complete within ${limits.requestTimeoutMs / 1000} s`
         : `closed a connection from ${socket.remoteAddress}: its request headers were not complete within ${limits.headersTimeoutMs / 1000} s`);
       resetSocket(socket);
-    } else if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
-      log.note('connection_reset', `a connection from ${socket.remoteAddress ?? 'a client'} was reset mid-request (${code || err.message})`);
+    } else if (code === 'HPE_INVALID_EOF_STATE' || code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+      log.note('aborted', `a client from ${socket.remoteAddress ?? '?'} went away in the middle of a request (${code || err.message})`);
       socket.destroy();
     } else {
       const status = code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';

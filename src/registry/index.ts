@@ -1,6 +1,6 @@
 // startRegistry: the whole registry (store + HTTP API + STUN) in this process, for the CLI and tests.
 import { EventLog, type LogWrite } from './event-log';
-import type { DEFAULT_HTTP_TIMEOUTS } from './http-guard';
+import type { HttpTimeouts } from './http-guard';
 import { resolveLimits, type RegistryLimits } from './limits';
 import { MemoryStore } from './memory-store';
 import { RedisStore } from './redis-store';
@@ -24,7 +24,7 @@ export interface RegistryOptions {
   /** Limits; each one left out takes its default (DEFAULT_LIMITS, the connection cap from the fd limit). */
   limits?: Partial<RegistryLimits>;
   /** HTTP deadlines (for tests; the defaults are the product's). */
-  timeouts?: Partial<typeof DEFAULT_HTTP_TIMEOUTS>;
+  timeouts?: Partial<HttpTimeouts>;
   /** Log lines go here (default stderr); repeated events are summed over logIntervalMs (default 60 s). */
   log?: LogWrite;
   logIntervalMs?: number;

@@ -4,7 +4,7 @@ import type { ConnectionGuard, HttpLimits } from './http-guard';
 
 /** Reasons of p2pshare_registry_events_total shown from zero (others appear once they happen). */
 export const EVENT_REASONS = [
-  'header_timeout', 'body_timeout', 'bad_request', 'connection_reset', 'aborted',
+  'header_timeout', 'body_timeout', 'bad_request', 'aborted',
   'connections_per_ip', 'max_connections', 'connection_evicted',
   'registrations_per_ip', 'challenges_per_ip', 'names_per_ip', 'registry_full', 'internal_error',
 ] as const;

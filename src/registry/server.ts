@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { clientKey } from './address-policy';
 import { EventLog } from './event-log';
-import { DEFAULT_HTTP_TIMEOUTS, guardServer, type HttpLimits } from './http-guard';
+import { DEFAULT_HTTP_TIMEOUTS, guardServer, type HttpLimits, type HttpTimeouts } from './http-guard';
 import type { RegistryLimits } from './limits';
 import { RegistryMetrics } from './metrics';
 import { RateLimiter } from './rate-limit';
@@ -28,7 +28,7 @@ export interface RegistryServerOptions {
   /** The limits (maxPeers and maxNamesPerIp are the store's: these only word its refusals). */
   limits: RegistryLimits;
   /** Deadlines and idle timeouts (DEFAULT_HTTP_TIMEOUTS unless tests say otherwise). */
-  timeouts?: Partial<typeof DEFAULT_HTTP_TIMEOUTS>;
+  timeouts?: Partial<HttpTimeouts>;
   /** Where log lines go (default stderr), how long repeated events are summed, stacks or not. */
   log?: EventLog;
 }
@@ -326,7 +326,7 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
     } catch (err) {
       if (err instanceof ClientGone) {
         // Counted and logged as one reason, not answered: nobody is there to read it.
-        if (!guard.cut.has(req.socket)) log.note('aborted', `a client from ${req.socket.remoteAddress ?? '?'} went away before its request body was complete`);
+        if (!guard.cut.has(req.socket)) log.note('aborted', `a client from ${req.socket.remoteAddress ?? '?'} went away in the middle of a request (its body unfinished)`);
         res.destroy();
         return;
       }
