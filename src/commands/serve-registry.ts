@@ -22,16 +22,17 @@ Options:
   --ttl SECONDS     a registration lives this long after its last heartbeat (default 30)
   --stun-port N     UDP port of the STUN server (default 3478; 0 = any free port)
 
-Limits (a client is one source IPv4 address, or one IPv6 /64):
-  --max-peers N                  live registrations in all (default ${DEFAULT_MAX_PEERS}; with Redis,
-                                 shared by every registry on it); past it new names get 503
-  --max-names-per-ip N           live names registered from one client (default ${DEFAULT_LIMITS.maxNamesPerIp}); 429 past it
-  --registrations-per-minute N   registrations per client per minute, as a burst too
-                                 (default ${DEFAULT_LIMITS.registrationsPerMinute}; 0 = unlimited); 429 with Retry-After past it
-  --challenges-per-minute N      GET /v1/challenge per client per minute (default ${DEFAULT_LIMITS.challengesPerMinute}; 0 = unlimited)
-  --max-connections N            HTTP connections held at once (default: 90 % of the open-file
-                                 limit less 128; never more)
+Limits (a client is one source IPv4 address, or one IPv6 /64; over a limit: 429 with Retry-After):
+  --max-peers N                  live registrations in all (default ${DEFAULT_MAX_PEERS}); with Redis, shared
+                                 by every registry on it; past it a new name gets 503 registry_full
+  --max-names-per-ip N           live names registered from one client (default ${DEFAULT_LIMITS.maxNamesPerIp})
+  --registrations-per-minute N   registrations per client per minute, burst as large (default ${DEFAULT_LIMITS.registrationsPerMinute}; 0 = off)
+  --challenges-per-minute N      GET /v1/challenge per client per minute (default ${DEFAULT_LIMITS.challengesPerMinute}; 0 = off)
+  --max-connections N            HTTP connections held at once (default and most: 90 % of the
+                                 open-file limit, at most that limit less 128); at the cap a newcomer
+                                 takes the place of the oldest idle connection of the greediest client
   --max-connections-per-ip N     HTTP connections held at once per client (default ${DEFAULT_LIMITS.maxConnectionsPerIp})
+
 Request headers must arrive within 1 s and a whole request within 2 s; idle keep-alive
 connections close after 5 s. At start the open-file limit is raised to its hard limit (with
 prlimit, where installed).
