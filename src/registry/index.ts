@@ -49,7 +49,7 @@ export interface RunningRegistry {
 export async function startRegistry(opts: RegistryOptions = {}): Promise<RunningRegistry> {
   const host = opts.host ?? '127.0.0.1';
   const ttl = opts.ttl ?? 30;
-  const { connectionsLowered, softFileLimit: _soft, ...limits } = resolveLimits(opts.limits);
+  const { limits, connectionsLowered } = resolveLimits(opts.limits);
   const storeLimits = { maxPeers: limits.maxPeers, maxNamesPerClient: limits.maxNamesPerIp };
   const store: PeerStore = opts.redisUrl
     ? new RedisStore({

@@ -36,13 +36,12 @@ export function defaultMaxConnections(): { cap: number; softLimit: number } {
 }
 
 /** `partial` completed with the defaults; an explicit maxConnections above the fd-safe cap is lowered to it. */
-export function resolveLimits(partial: Partial<RegistryLimits> = {}): RegistryLimits & { connectionsLowered: boolean; softFileLimit: number } {
+export function resolveLimits(partial: Partial<RegistryLimits> = {}): { limits: RegistryLimits; connectionsLowered: boolean; softFileLimit: number } {
   const { cap, softLimit } = defaultMaxConnections();
   const wanted = partial.maxConnections ?? cap;
+  const given = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
   return {
-    ...DEFAULT_LIMITS,
-    ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)),
-    maxConnections: Math.min(wanted, cap),
+    limits: { ...DEFAULT_LIMITS, ...given, maxConnections: Math.min(wanted, cap) },
     connectionsLowered: wanted > cap,
     softFileLimit: softLimit,
   };

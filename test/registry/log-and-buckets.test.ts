@@ -86,8 +86,10 @@ test('fd limit: read from /proc/self/limits; the connection cap leaves room belo
   assert.equal(connectionCapFor(100), 16, 'never below 16');
   assert.ok(connectionCapFor(Infinity) < Infinity);
   const r = resolveLimits({ maxConnections: 10_000_000, maxNamesPerIp: 5 });
-  assert.equal(r.maxConnections, connectionCapFor(own.soft), 'an explicit cap above the fd limit is lowered');
+  assert.equal(r.limits.maxConnections, connectionCapFor(own.soft), 'an explicit cap above the fd limit is lowered');
   assert.equal(r.connectionsLowered, true);
-  assert.equal(r.maxNamesPerIp, 5);
-  assert.equal(r.registrationsPerMinute, 60);
+  assert.equal(r.softFileLimit, own.soft);
+  assert.equal(r.limits.maxNamesPerIp, 5);
+  assert.equal(r.limits.registrationsPerMinute, 60);
+  assert.equal(resolveLimits({ maxConnections: 100 }).connectionsLowered, false);
 });

@@ -1,7 +1,9 @@
 // `p2pshare serve-registry` as a real process (dist/p2pshare.cjs, built by `npm test` first).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startCli, runCli } from '../support/cli';
+import { spawnSync } from 'node:child_process';
+import { connectionCapFor, readFileLimit } from '../../src/registry/fd-limit';
+import { CLI, startCli, runCli, startProcess } from '../support/cli';
 import { freePort } from '../support/redis';
 import { call, register, sleep } from './http';
 import { randomBytes } from 'node:crypto';
@@ -117,5 +119,24 @@ test('serve-registry limit flags: documented in --help, checked (exit 2), and en
     assert.equal(await cli.stop('SIGTERM'), 0);
   } finally {
     await cli.stop('SIGKILL');
+  }
+});
+
+const havePrlimit = spawnSync('prlimit', ['--version']).status === 0;
+test('serve-registry raises its soft open-file limit to the hard one at start, and sizes its connection cap from it', { skip: havePrlimit ? false : 'prlimit (util-linux) not installed' }, async () => {
+  const hard = readFileLimit()!.hard;
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  delete env.P2PSHARE_REDIS_URL;
+  const server = startProcess('sh', ['-c', `ulimit -Sn 512; exec "${process.execPath}" "${CLI}" serve-registry --host 127.0.0.1 --port 0 --stun-port 0`], { env });
+  try {
+    const url = (await server.waitForLine(READY))[1]!;
+    const limit = readFileLimit(`/proc/${server.proc.pid}/limits`)!;
+    assert.ok(hard > 512, `the hard limit here (${hard}) is above the soft one asked for`);
+    assert.deepEqual(limit, { soft: Math.min(hard, 1 << 20), hard }, 'soft raised to hard');
+    const m = (await call(url, 'GET', '/metrics')).text;
+    assert.match(m, new RegExp(`p2pshare_registry_connections_max\\{scope="all"\\} ${connectionCapFor(limit.soft)}\\n`));
+    assert.equal(await server.stop('SIGTERM'), 0);
+  } finally {
+    await server.stop('SIGKILL');
   }
 });
