@@ -75,6 +75,8 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     await store.close();
     throw err;
   }
+  // Once listening, a failed accept() (EMFILE when descriptors run out) is logged, not fatal.
+  server.on('error', (err) => log.error('accept_failed', err));
   let stun: StunServer | null = null;
   if (opts.stunPort !== undefined && opts.stunPort !== null) {
     try {
