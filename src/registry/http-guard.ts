@@ -75,12 +75,15 @@ export class ConnectionGuard {
     const set = mine;
     set.add(socket);
     this.open++;
-    socket.once('close', () => {
-      this.open--;
-      set.delete(socket);
-      if (set.size === 0 && this.byClient.get(key) === set) this.byClient.delete(key);
-    });
+    socket.once('close', () => this.release(key, set, socket));
     return true;
+  }
+
+  /** Counts a connection out, once: when it closes, or at once when it is evicted. */
+  private release(key: string, set: Set<Socket>, socket: Socket): void {
+    if (!set.delete(socket)) return;
+    this.open--;
+    if (set.size === 0 && this.byClient.get(key) === set) this.byClient.delete(key);
   }
 
   /**
@@ -90,7 +93,13 @@ export class ConnectionGuard {
    */
   private evictFor(mine: number): boolean {
     let hog: Set<Socket> | undefined;
-    for (const set of this.byClient.values()) if (!hog || set.size > hog.size) hog = set;
+    let hogKey = '';
+    for (const [key, set] of this.byClient) {
+      if (!hog || set.size > hog.size) {
+        hog = set;
+        hogKey = key;
+      }
+    }
     if (!hog || hog.size <= mine + 1) return false;
     let victim: Socket | undefined;
     for (const s of hog) {
@@ -101,7 +110,9 @@ export class ConnectionGuard {
     }
     victim ??= hog.values().next().value!;
     this.log.note('connection_evicted', `closed the oldest connection of the client holding the most (${hog.size}) to admit another at the cap (--max-connections)`);
-    hog.delete(victim); // at once, so a burst of newcomers evicts as many distinct sockets
+    // Counted out at once (its 'close' comes later): a burst of newcomers evicts as many distinct
+    // sockets, and the count of open connections stays true meanwhile.
+    this.release(hogKey, hog, victim);
     this.cut.add(victim);
     resetSocket(victim);
     return true;

@@ -354,11 +354,18 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
   };
 }
 
+/**
+ * Connections the kernel may hold until the registry accepts them (it caps this at somaxconn).
+ * Node's default of 511 fills during a connection flood, and a legitimate SYN dropped then waits
+ * a second for its retransmission.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 /** Listens and resolves with the bound port. */
 export function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve((server.address() as AddressInfo).port);
     });
