@@ -5,12 +5,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { PrivateKey } from '../../src/core/x25519';
+import { join } from 'node:path';
 import { DEFAULT_LIMITS } from '../../src/registry/limits';
+import { startProcess } from '../support/cli';
 import { bearer, call, register, sleep } from './http';
 import { errorCode, haveRedis, storeCases } from './stores';
 
 const cases = storeCases();
+const ATTACKER = join(__dirname, 'squat-attacker.ts');
 const from = (n: number) => ({ localAddress: `127.0.0.${n}` });
 
 function retryAfter(r: { headers: Record<string, unknown> }): number {
@@ -95,32 +97,22 @@ for (const c of cases) {
       assert.match((await call(reg.url, 'GET', '/metrics')).text, new RegExp(`p2pshare_registry_live_peers\\{store="${c.store}"\\} 3\\n`));
     });
 
-    test('squatting from 6 addresses with the default limits: each gets at most its burst of names; a fresh client registers within 2 s meanwhile', async () => {
+    test('squatting from 6 addresses with the default limits: each gets at most its burst of names; a fresh client registers within 2 s meanwhile', async (t) => {
       const reg = await c.start();
       const perAttacker = 100;
       const attackers = [20, 21, 22, 23, 24, 25];
-      const keys = attackers.map(() => Array.from({ length: perAttacker }, () => PrivateKey.generate()));
+      const attacker = startProcess(process.execPath, ['--import', 'tsx', ATTACKER, reg.url, attackers.map((a) => `127.0.0.${a}`).join(','), String(perAttacker)]);
+      t.after(() => attacker.stop('SIGKILL'));
+      await attacker.waitForLine(/^flooding$/, 30_000);
       const t0 = Date.now();
-      // Each attacker keeps 16 registrations in flight until it has tried them all.
-      const attack = attackers.map(async (a, n) => {
-        const statuses: number[] = [];
-        let next = 0;
-        const worker = async () => {
-          while (next < perAttacker) {
-            const i = next++;
-            statuses.push(await register(reg.url, { name: `sq${a}-${i}`, port: 1 }, keys[n]![i], from(a)).then((x) => x.status, () => 0));
-          }
-        };
-        await Promise.all(Array.from({ length: 16 }, worker));
-        return statuses;
-      });
       await sleep(50); // the flood is under way
       const l0 = Date.now();
       const legit = await register(reg.url, { name: 'legit-during-squat', port: 4000 }, undefined, from(99));
       const legitMs = Date.now() - l0;
       const lookup = await call(reg.url, 'GET', '/v1/peers/legit-during-squat', undefined, {}, from(98));
       const lookupMs = Date.now() - l0 - legitMs;
-      const statuses = await Promise.all(attack);
+      const byAddress = JSON.parse((await attacker.waitForLine(/^\{.*\}$/, 60_000))[0]) as Record<string, number[]>;
+      const statuses = attackers.map((a) => byAddress[`127.0.0.${a}`]!);
       const seconds = (Date.now() - t0) / 1000;
       assert.equal(legit.status, 201, legit.text);
       assert.equal(lookup.status, 200);
