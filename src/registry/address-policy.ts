@@ -4,40 +4,8 @@
 // A peer may be reached at the address its request came from, or at an address of its own LAN (a
 // host candidate). Any other public address would be somebody else's: the registry would aim
 // requesters at a victim (a DNS server, a cloud metadata service), so it is refused.
-import { BlockList, isIP } from 'node:net';
-import { isLoopback, isUnspecified, normalizeIp } from '../core/addresses';
-
-export type AddressClass = 'unspecified' | 'loopback' | 'private' | 'link_local' | 'special' | 'public';
-
-function list(v4: Array<[string, number]>, v6: Array<[string, number]>): BlockList {
-  const b = new BlockList();
-  for (const [net, bits] of v4) b.addSubnet(net, bits, 'ipv4');
-  for (const [net, bits] of v6) b.addSubnet(net, bits, 'ipv6');
-  return b;
-}
-
-/** A LAN: RFC 1918, the carrier-grade NAT range of RFC 6598, IPv6 unique local (RFC 4193). */
-const PRIVATE = list([['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16], ['100.64.0.0', 10]], [['fc00::', 7]]);
-/** One link only (RFC 3927, RFC 4291), and 169.254.169.254 is the cloud metadata service. */
-const LINK_LOCAL = list([['169.254.0.0', 16]], [['fe80::', 10]]);
-/** Never a unicast host: "this network", multicast, reserved, broadcast; IPv6 multicast and the old site-local range. */
-const SPECIAL = list([['0.0.0.0', 8], ['224.0.0.0', 4], ['240.0.0.0', 4]], [['ff00::', 8], ['fec0::', 10]]);
-
-function inList(b: BlockList, ip: string): boolean {
-  const family = isIP(ip);
-  return family !== 0 && b.check(ip, family === 4 ? 'ipv4' : 'ipv6');
-}
-
-/** The class of a valid IP address (any spelling; IPv4-mapped IPv6 is judged as IPv4). */
-export function classifyAddress(address: string): AddressClass {
-  const ip = normalizeIp(address);
-  if (isUnspecified(ip)) return 'unspecified';
-  if (isLoopback(ip)) return 'loopback';
-  if (inList(PRIVATE, ip)) return 'private';
-  if (inList(LINK_LOCAL, ip)) return 'link_local';
-  if (inList(SPECIAL, ip)) return 'special';
-  return 'public';
-}
+import { isIP } from 'node:net';
+import { classifyAddress, isLoopback, normalizeIp } from '../core/addresses';
 
 /**
  * What becomes of one claimed address (already normalized) of a client seen at `observed`:

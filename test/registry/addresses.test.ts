@@ -2,7 +2,8 @@
 // third party's public address. Pure rules, then through real HTTP from 127.0.0.x clients.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { classifyAddress, clientKey, judgeClaim } from '../../src/registry/address-policy';
+import { classifyAddress } from '../../src/core/addresses';
+import { clientKey, judgeClaim } from '../../src/registry/address-policy';
 import type { RunningRegistry } from '../../src/registry/index';
 import { checkRegistration } from '../../src/registry/validate';
 import { call, register } from './http';
