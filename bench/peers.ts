@@ -5,12 +5,11 @@ import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import jpeg from 'jpeg-js';
 import { fetchFile } from '../src/peer/fetch';
-import { PrivateKey } from '../src/core/x25519';
 import { RegistryClient } from '../src/registry/client';
 import { CLI, TEST_CONFIG_HOME, type RunningCli } from '../test/support/cli';
 import { loadOrCreateIdentity } from '../src/crypto/identity';
 import { join } from 'node:path';
-import { registry, startPeer } from '../test/peer/support';
+import { pointRegistration, registry, startPeer } from '../test/peer/support';
 import { failureLine, timeNode } from './util';
 
 export type Transport = 'tcp' | 'udp';
@@ -55,9 +54,16 @@ export async function startSetup(shareDir: string, ownerName = 'owner'): Promise
   }
 }
 
-/** Registers `name` at the registry as 127.0.0.1:`port` (CONTRACTS: the relay/proxy alias trick). */
-export async function registerAlias(registryUrl: string, name: string, port: number): Promise<void> {
-  await new RegistryClient(registryUrl).register({ name, port, ip: '127.0.0.1' }, PrivateKey.generate());
+/**
+ * Another owner peer process `name` sharing `shareDir` whose registration then points at what
+ * `front` starts in front of it (a relay, a proxy): a name is bound to its key and the handshake
+ * to the name, so a path through a relay is another peer's registration, not an alias.
+ */
+export async function ownerBehind<T extends { port: number }>(registryUrl: string, name: string, shareDir: string, front: (ownerPort: number) => Promise<T>): Promise<{ front: T; close(): Promise<void> }> {
+  const peer = await startPeer(name, registryUrl, shareDir);
+  const f = await front(peer.port);
+  await pointRegistration(registryUrl, name, f.port);
+  return { front: f, close: () => peer.cli.stop().then(() => undefined) };
 }
 
 /** `p2pshare get PEER FILE --via T` as a process, timed from spawn to exit; the download is deleted after. */

@@ -13,7 +13,7 @@ import { randomFile } from '../test/peer/support';
 import { UdpRelay, type Impairment } from '../test/support/relay';
 import { TcpProxy } from '../test/support/tcp-proxy';
 import { dgramBlast, startBareTcpServer } from './baseline';
-import { cliGet, inProcessGet, registerAlias, startSetup, writeJpeg, type GetOutcome, type Transport } from './peers';
+import { cliGet, inProcessGet, ownerBehind, startSetup, writeJpeg, type GetOutcome, type Transport } from './peers';
 import { fmtRate, loadLine, machineLine, markdownTable, revisionLine, MiB, median, mibPerSecond } from './util';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3); // link rows
@@ -164,12 +164,18 @@ async function main(): Promise<void> {
 
     // Rows 3 and 4: an emulated 100 Mbit/s link with 20 ms one-way delay each way.
     const link = (lossPercent: number, seed: number): Impairment => ({ rateMbit: LINK_MBIT, delayMs: ONE_WAY_MS, lossPercent, seed });
-    const clean = await relayWithProxy(setup.ownerPort, link(0, 1), link(0, 2));
+    // Two more owner processes of the same files, each reached only through its link.
+    const cleanOwner = await ownerBehind(setup.registryUrl, 'link-clean', share, async (port) => {
+      const rp = await relayWithProxy(port, link(0, 1), link(0, 2));
+      return { ...rp, port: rp.relay.port };
+    });
+    closers.push(() => cleanOwner.close());
+    const clean = cleanOwner.front;
     closers.push(() => clean.close());
-    const lossy = await UdpRelay.start({ target: { address: '127.0.0.1', port: setup.ownerPort }, toTarget: link(1, 3), toClient: link(1, 4) });
+    const lossyOwner = await ownerBehind(setup.registryUrl, 'link-lossy', share, (port) => UdpRelay.start({ target: { address: '127.0.0.1', port }, toTarget: link(1, 3), toClient: link(1, 4) }));
+    closers.push(() => lossyOwner.close());
+    const lossy = lossyOwner.front;
     closers.push(() => lossy.close());
-    await registerAlias(setup.registryUrl, 'link-clean', clean.relay.port);
-    await registerAlias(setup.registryUrl, 'link-lossy', lossy.port);
     const udpClean = new Series();
     const udpLossy = new Series();
     const tcpLink = new Series();
@@ -232,7 +238,7 @@ async function main(): Promise<void> {
   console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
-/** A UDP relay and a TCP proxy on the same port number towards the owner, so one alias serves both. */
+/** A UDP relay and a TCP proxy on the same port number towards the owner, so one registration serves both. */
 async function relayWithProxy(ownerPort: number, toTarget: Impairment, toClient: Impairment): Promise<{ relay: UdpRelay; proxy: TcpProxy; close(): Promise<void> }> {
   for (let attempt = 0; ; attempt++) {
     const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: ownerPort }, toTarget, toClient });

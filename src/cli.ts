@@ -58,7 +58,7 @@ function mainHelp(): string {
     '',
     'Options: --help, --version. Run `p2pshare <command> --help` for a command\'s options.',
     'Exit codes: 0 ok, 1 failed, 2 bad usage, 3 unknown/offline peer or name taken,',
-    '            4 no such file, 5 registry unreachable, 6 peer key mismatch.',
+    '            4 no such file or refused (--allow), 5 registry unreachable, 6 peer key mismatch.',
     '',
   ].join('\n');
 }

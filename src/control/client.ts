@@ -11,6 +11,7 @@ import {
   encodeGetRequest,
   encodeListRequest,
   LIST_END,
+  ListStatus,
   type GetRequest,
   type GetResponse,
   type ListEntry,
@@ -67,6 +68,8 @@ export class ControlClient {
       const f = await this.request(FrameType.listRequest, encodeListRequest(start), conn, peerName);
       const res = decodeListResponse(f.body);
       if (!res) throw new P2pError('FAILED', `peer '${peerName}' sent a malformed file list`);
+      if (res.status === ListStatus.forbidden) throw forbidden(peerName);
+      if (res.status !== ListStatus.ok) throw new P2pError('FAILED', `peer '${peerName}' refused to list its files (status ${res.status})`);
       entries.push(...res.entries);
       if (res.nextIndex === LIST_END || res.nextIndex <= start || res.entries.length === 0) break;
       start = res.nextIndex;
@@ -85,4 +88,9 @@ export class ControlClient {
     this.endpoint.off(FrameType.listResponse);
     this.endpoint.off(FrameType.getResponse);
   }
+}
+
+/** The owner's --allow list does not hold this requester's key (a LIST or GET refused so). */
+export function forbidden(peer: string): P2pError {
+  return new P2pError('FORBIDDEN', `peer '${peer}' does not serve you: your key is not on its --allow list (show yours with p2pshare id)`);
 }

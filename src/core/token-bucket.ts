@@ -34,16 +34,15 @@ export class TokenBuckets {
     return this.buckets.size;
   }
 
-  /** Tokens `key` has now (without taking one). */
-  available(key: string): number {
+  /** Tokens `key` has at `now` (without taking one). */
+  available(key: string, now = this.now()): number {
     const b = this.buckets.get(key);
-    return b ? Math.min(this.burst, b.tokens + (this.now() - b.at) * this.perMs) : this.burst;
+    return b ? Math.min(this.burst, b.tokens + (now - b.at) * this.perMs) : this.burst;
   }
 
   /** Takes one token for `key`: 0 when allowed, else the milliseconds until one is there. */
-  take(key: string): number {
-    const now = this.now();
-    const tokens = this.available(key);
+  take(key: string, now = this.now()): number {
+    const tokens = this.available(key, now);
     this.buckets.delete(key); // re-inserted: the Map's order is least recently used first
     if (tokens < 1) {
       this.buckets.set(key, { tokens, at: now });
@@ -52,5 +51,10 @@ export class TokenBuckets {
     this.buckets.set(key, { tokens: tokens - 1, at: now });
     if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
     return 0;
+  }
+
+  /** Drops full buckets: they hold nothing a fresh one would not (for a timer). */
+  forget(now = this.now()): void {
+    for (const k of this.buckets.keys()) if (this.available(k, now) >= this.burst) this.buckets.delete(k);
   }
 }

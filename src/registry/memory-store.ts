@@ -1,13 +1,17 @@
 // In-process store: a Map with per-entry expiry, swept lazily on read and once a second. Its
 // secret is random per process (a restarted registry has new keys; its old challenges fail).
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { ListPage, OwnerResult, PeerRecord, PeerStore, RegisterInput, RegisterResult } from './store';
+import { clientKey } from './address-policy';
+import { DEFAULT_MAX_PEERS } from './limits';
+import type { ListPage, OwnerResult, PeerRecord, PeerStore, RegisterInput, RegisterResult, StoreLimits } from './store';
 import { StoreUnavailableError } from './store';
 
 interface Entry {
   record: PeerRecord;
   tokenHash: string;
   expiresAt: number;
+  /** clientKey of the address it was registered from. */
+  client: string;
 }
 
 export function sameHash(a: string, b: string): boolean {
@@ -22,9 +26,17 @@ export class MemoryStore implements PeerStore {
   /** Challenge id -> its expiry: challenges that already served a registration. */
   private readonly usedChallenges = new Map<string, number>();
   private readonly secretBytes = randomBytes(32);
+  /** Client key -> the keys of its live (or not yet swept) names. */
+  private readonly byClient = new Map<string, Set<string>>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly maxPeers: number;
+  private readonly maxNamesPerClient: number;
+  private readonly maxUsedChallenges: number;
 
-  constructor(private readonly maxPeers = 100_000) {
+  constructor(limits: StoreLimits = {}) {
+    this.maxPeers = limits.maxPeers ?? DEFAULT_MAX_PEERS;
+    this.maxNamesPerClient = limits.maxNamesPerClient ?? Infinity;
+    this.maxUsedChallenges = Math.max(this.maxPeers, DEFAULT_MAX_PEERS);
     this.sweeper = setInterval(() => this.sweep(Date.now()), 1000);
     this.sweeper.unref();
   }
@@ -32,15 +44,36 @@ export class MemoryStore implements PeerStore {
   private live(key: string, now = Date.now()): Entry | undefined {
     const e = this.entries.get(key);
     if (e && e.expiresAt <= now) {
-      this.entries.delete(key);
+      this.drop(key, e);
       return undefined;
     }
     return e;
   }
 
+  /** Forgets an entry, and it in its client's names. */
+  private drop(key: string, e: Entry): void {
+    this.entries.delete(key);
+    const names = this.byClient.get(e.client);
+    names?.delete(key);
+    if (names?.size === 0) this.byClient.delete(e.client);
+  }
+
   private sweep(now: number): void {
-    for (const [k, e] of this.entries) if (e.expiresAt <= now) this.entries.delete(k);
+    for (const [k, e] of this.entries) if (e.expiresAt <= now) this.drop(k, e);
     for (const [id, expiresAt] of this.usedChallenges) if (expiresAt <= now) this.usedChallenges.delete(id);
+  }
+
+  /** null when `client` may hold one more name, else how long until one of its names expires. */
+  private clientFull(client: string, now: number): number | null {
+    const names = this.byClient.get(client);
+    if (!names || names.size < this.maxNamesPerClient) return null;
+    let first = Infinity;
+    for (const k of [...names]) {
+      const e = this.live(k, now);
+      if (e) first = Math.min(first, e.expiresAt);
+    }
+    if ((this.byClient.get(client)?.size ?? 0) < this.maxNamesPerClient) return null;
+    return Math.max(1, first - now);
   }
 
   async secret(): Promise<Buffer> {
@@ -54,24 +87,39 @@ export class MemoryStore implements PeerStore {
     if (used !== undefined && used > now) return { outcome: 'challenge_used' };
     const cur = this.live(key, now);
     if (cur && cur.record.publicKey !== input.record.publicKey) return { outcome: 'taken' };
-    if (this.usedChallenges.size >= this.maxPeers) {
+    const client = clientKey(input.record.observedAddress);
+    if (cur?.client !== client) {
+      const wait = this.clientFull(client, now);
+      if (wait !== null) return { outcome: 'client_full', retryAfterMs: wait };
+    }
+    if (!cur && this.entries.size >= this.maxPeers) {
       this.sweep(now);
-      if (this.usedChallenges.size >= this.maxPeers) throw new StoreUnavailableError('too many registrations in flight');
+      if (this.entries.size >= this.maxPeers) return { outcome: 'full' };
+    }
+    if (this.usedChallenges.size >= this.maxUsedChallenges) {
+      this.sweep(now);
+      if (this.usedChallenges.size >= this.maxUsedChallenges) throw new StoreUnavailableError('too many registrations in flight');
     }
     this.usedChallenges.set(input.challenge.id, input.challenge.expiresAt);
+    let entry: Entry;
+    let outcome: RegisterResult;
     if (cur) {
       // The same key: the registration is replaced, and only the new token owns it.
-      cur.record = { ...input.record, name: cur.record.name, addresses: [...input.record.addresses] };
-      cur.tokenHash = input.newTokenHash;
-      cur.expiresAt = now + input.ttlMs;
-      return { outcome: 'reclaimed', name: cur.record.name };
+      this.drop(key, cur);
+      entry = { ...cur, record: { ...input.record, name: cur.record.name, addresses: [...input.record.addresses] } };
+      outcome = { outcome: 'reclaimed', name: cur.record.name };
+    } else {
+      entry = { record: { ...input.record, addresses: [...input.record.addresses] }, tokenHash: '', expiresAt: 0, client };
+      outcome = { outcome: 'created', name: input.record.name };
     }
-    if (this.entries.size >= this.maxPeers) {
-      this.sweep(now);
-      if (this.entries.size >= this.maxPeers) throw new StoreUnavailableError('registry is full');
-    }
-    this.entries.set(key, { record: { ...input.record, addresses: [...input.record.addresses] }, tokenHash: input.newTokenHash, expiresAt: now + input.ttlMs });
-    return { outcome: 'created', name: input.record.name };
+    entry.tokenHash = input.newTokenHash;
+    entry.expiresAt = now + input.ttlMs;
+    entry.client = client;
+    this.entries.set(key, entry);
+    let names = this.byClient.get(client);
+    if (!names) this.byClient.set(client, (names = new Set()));
+    names.add(key);
+    return outcome;
   }
 
   async heartbeat(key: string, tokenHash: string, ttlMs: number, now: number): Promise<OwnerResult> {
@@ -87,7 +135,7 @@ export class MemoryStore implements PeerStore {
     const cur = this.live(key);
     if (!cur) return 'not_found';
     if (!sameHash(cur.tokenHash, tokenHash)) return 'forbidden';
-    this.entries.delete(key);
+    this.drop(key, cur);
     return 'ok';
   }
 

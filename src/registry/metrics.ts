@@ -1,4 +1,13 @@
 // Prometheus text exposition (format 0.0.4) of the registry's counters.
+import type { EventLog } from './event-log';
+import type { ConnectionGuard, HttpLimits } from './http-guard';
+
+/** Reasons of p2pshare_registry_events_total shown from zero (others appear once they happen). */
+export const EVENT_REASONS = [
+  'header_timeout', 'body_timeout', 'bad_request', 'aborted',
+  'connections_per_ip', 'max_connections', 'connection_evicted',
+  'registrations_per_ip', 'challenges_per_ip', 'names_per_ip', 'registry_full', 'internal_error',
+] as const;
 
 /** What became of one datagram at the STUN port. */
 export const STUN_OUTCOMES = [
@@ -19,6 +28,10 @@ export class RegistryMetrics {
   storeErrors = 0;
   /** Null while no STUN server runs (then nothing STUN is rendered). */
   stun: Record<StunOutcome, number> | null = null;
+  /** The HTTP server's connections and their caps, once it has them. */
+  connections: { guard: ConnectionGuard; limits: Pick<HttpLimits, 'maxConnections' | 'maxConnectionsPerIp'> } | null = null;
+
+  constructor(private readonly log: EventLog | null = null) {}
 
   /** Called when a STUN server starts, so /metrics shows its counters from zero. */
   enableStun(): Record<StunOutcome, number> {
@@ -58,6 +71,26 @@ export class RegistryMetrics {
       '# TYPE p2pshare_registry_live_peers gauge',
       `p2pshare_registry_live_peers{store="${store}"} ${livePeers ?? -1}`,
     );
+    if (this.log) {
+      out.push(
+        '# HELP p2pshare_registry_events_total Connections refused or closed and requests refused or failed, by reason (logged at most once per reason per minute).',
+        '# TYPE p2pshare_registry_events_total counter',
+      );
+      const reasons = new Set<string>([...EVENT_REASONS, ...this.log.counts.keys()]);
+      for (const r of [...reasons].sort()) out.push(`p2pshare_registry_events_total{reason="${escapeLabel(r)}"} ${this.log.counts.get(r) ?? 0}`);
+    }
+    if (this.connections) {
+      const { guard, limits } = this.connections;
+      out.push(
+        '# HELP p2pshare_registry_connections_open HTTP connections open now.',
+        '# TYPE p2pshare_registry_connections_open gauge',
+        `p2pshare_registry_connections_open ${guard.open}`,
+        '# HELP p2pshare_registry_connections_max The most HTTP connections held at once, in all and per client.',
+        '# TYPE p2pshare_registry_connections_max gauge',
+        `p2pshare_registry_connections_max{scope="all"} ${limits.maxConnections}`,
+        `p2pshare_registry_connections_max{scope="per_ip"} ${limits.maxConnectionsPerIp}`,
+      );
+    }
     if (this.stun) {
       out.push(
         '# HELP p2pshare_registry_stun_datagrams_total Datagrams at the STUN port, by what became of them.',

@@ -1,6 +1,5 @@
-// Name rules of the registry (README "The registry API with curl"), as pure functions.
-// The address rules live in core/addresses.ts; re-exported here for validate.ts and server.ts.
-export { isLoopback, isUnspecified, isValidIp, normalizeIp } from '../core/addresses';
+// Name rules of the registry (README "The registry API with curl"), as pure functions. The
+// address rules live in core/addresses.ts.
 
 export const NAME_MAX = 32;
 const NAME_RE = /^[A-Za-z0-9._-]{1,32}$/;

@@ -1,9 +1,16 @@
-// The registry's HTTP API (SPEC section 3) on node:http, over any PeerStore.
+// The registry's HTTP API (README.md, "The registry API with curl") on node:http, over any
+// PeerStore, with the limits of README.md, "Limits" (http-guard.ts, rate-limit.ts, the stores).
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { clientKey } from './address-policy';
+import { EventLog } from './event-log';
+import { DEFAULT_HTTP_TIMEOUTS, guardServer, type HttpLimits, type HttpTimeouts } from './http-guard';
+import type { RegistryLimits } from './limits';
 import { RegistryMetrics } from './metrics';
-import { isValidName, nameKey, normalizeIp } from './names';
+import { RateLimiter } from './rate-limit';
+import { normalizeIp } from '../core/addresses';
+import { isValidName, nameKey } from './names';
 import {
   CHALLENGE_RANDOM_BYTES, CHALLENGE_TTL_MS, challengeExpiry, challengeId, checkChallenge, deriveRegistryKeys, issueChallenge,
   toBase64url, verifyRegistrationMac, type RegistryKeys,
@@ -19,7 +26,16 @@ export interface RegistryServerOptions {
   ttl: number;
   /** How long a challenge stays valid (default 60 s; tests shorten it). */
   challengeTtlMs?: number;
+  /** The limits (maxPeers and maxNamesPerIp are the store's: these only word its refusals). */
+  limits: RegistryLimits;
+  /** Deadlines and idle timeouts (DEFAULT_HTTP_TIMEOUTS unless tests say otherwise). */
+  timeouts?: Partial<HttpTimeouts>;
+  /** Where log lines go (default stderr), how long repeated events are summed, stacks or not. */
+  log?: EventLog;
 }
+
+/** A client that went away before its request was read. */
+class ClientGone extends Error {}
 
 class HttpError extends Error {
   constructor(
@@ -84,7 +100,10 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
       chunks.push(chunk);
     });
     req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
+    req.on('error', () => reject(new ClientGone()));
+    req.on('close', () => {
+      if (!req.complete) reject(new ClientGone());
+    });
   });
 }
 
@@ -110,12 +129,34 @@ function publicRecord(r: PeerRecord) {
   };
 }
 
-export function createRegistryServer(opts: RegistryServerOptions): { server: Server; metrics: RegistryMetrics } {
-  const { store } = opts;
+/** Whole seconds for Retry-After, at least 1. */
+function retrySeconds(ms: number): string {
+  return String(Math.max(1, Math.ceil(ms / 1000)));
+}
+
+export function createRegistryServer(opts: RegistryServerOptions): { server: Server; metrics: RegistryMetrics; close(): void } {
+  const { store, limits } = opts;
   const ttlMs = opts.ttl * 1000;
   const challengeTtlMs = opts.challengeTtlMs ?? CHALLENGE_TTL_MS;
-  const metrics = new RegistryMetrics();
+  const log = opts.log ?? new EventLog();
+  const metrics = new RegistryMetrics(log);
+  const registrations = new RateLimiter(limits.registrationsPerMinute);
+  const challenges = new RateLimiter(limits.challengesPerMinute);
+  const forgetter = setInterval(() => {
+    registrations.forget();
+    challenges.forget();
+  }, 60_000).unref();
   let derived: { secret: string; keys: RegistryKeys } | undefined;
+
+  /** Takes a token of `bucket` for the client, or refuses with 429 and when to come back. */
+  function charge(bucket: RateLimiter, client: string, what: string, reason: string): void {
+    const waitMs = bucket.take(client);
+    if (waitMs === 0) return;
+    log.note(reason, `refused ${what} from ${client}: over ${bucket.perMinute} a minute`);
+    throw new HttpError(429, 'rate_limited', `too many ${what} from ${client}: at most ${bucket.perMinute} a minute; retry in ${retrySeconds(waitMs)} s`, {
+      'Retry-After': retrySeconds(waitMs),
+    });
+  }
 
   /** Store calls go through here so a failing backend becomes 503 and is counted. */
   async function storeCall<T>(op: () => Promise<T>): Promise<T> {
@@ -153,9 +194,11 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
   async function handle(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): Promise<number> {
     const method = req.method ?? 'GET';
     const observed = normalizeIp(req.socket.remoteAddress ?? '0.0.0.0');
+    const client = clientKey(observed);
     const name = route.params.name;
     switch (`${method} ${route.label}`) {
       case 'POST /v1/peers': {
+        charge(registrations, client, 'registrations', 'registrations_per_ip');
         const raw = await readBody(req);
         let body: unknown;
         try {
@@ -164,7 +207,7 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
           throw new HttpError(400, 'malformed_json', 'the body is not valid JSON');
         }
         const checked = checkRegistration(body, observed);
-        if (!checked.ok) throw new HttpError(400, 'invalid_registration', checked.message);
+        if (!checked.ok) throw new HttpError(400, 'addressRefused' in checked ? 'address_not_allowed' : 'invalid_registration', checked.message);
         const reg = checked.value;
         const proof = checkKeyProof(body);
         if (!proof.ok) throw new HttpError(400, proof.missing ? 'key_required' : 'invalid_registration', proof.message);
@@ -193,12 +236,23 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
           throw new HttpError(401, 'challenge_expired', 'the challenge was already used; get a new one from GET /v1/challenge');
         }
         if (result.outcome === 'taken') throw new HttpError(409, 'name_taken', `the name '${reg.name}' is taken`);
+        if (result.outcome === 'client_full') {
+          log.note('names_per_ip', `refused a registration from ${client}: it holds ${limits.maxNamesPerIp} live names`);
+          throw new HttpError(429, 'too_many_names', `${client} already holds ${limits.maxNamesPerIp} live names, the most per address; one expires in ${retrySeconds(result.retryAfterMs)} s`, {
+            'Retry-After': retrySeconds(result.retryAfterMs),
+          });
+        }
+        if (result.outcome === 'full') {
+          log.note('registry_full', `refused a new name: the registry holds its maximum of ${limits.maxPeers} peers`);
+          throw new HttpError(503, 'registry_full', `the registry holds its maximum of ${limits.maxPeers} peers; try again later`, { 'Retry-After': retrySeconds(ttlMs) });
+        }
         if (result.outcome === 'created') metrics.registrations++;
         else metrics.reclaims++;
         sendJson(res, 201, { name: result.name, token, ttl: opts.ttl, observedAddress: observed }, { Location: `/v1/peers/${encodeURIComponent(result.name)}` });
         return 201;
       }
       case 'GET /v1/challenge': {
+        charge(challenges, client, 'challenges', 'challenges_per_ip');
         const keys = await registryKeys();
         const expiresAt = Date.now() + challengeTtlMs;
         const challenge = issueChallenge(keys.challengeKey, expiresAt, randomBytes(CHALLENGE_RANDOM_BYTES));
@@ -258,7 +312,9 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
     }
   }
 
-  const server = createServer(async (req, res) => {
+  const timeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...opts.timeouts };
+  // Node checks the header and request deadlines every connectionsCheckingInterval (30 s by default).
+  const server = createServer({ connectionsCheckingInterval: timeouts.checkIntervalMs }, async (req, res) => {
     const method = req.method ?? 'GET';
     let label = 'unknown';
     let status = 500;
@@ -269,34 +325,48 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
       label = route.label;
       status = await handle(req, res, route, url);
     } catch (err) {
+      if (err instanceof ClientGone) {
+        // Counted and logged as one reason, not answered: nobody is there to read it.
+        if (!guard.cut.has(req.socket)) log.note('aborted', `a client from ${req.socket.remoteAddress ?? '?'} went away in the middle of a request (its body unfinished)`);
+        res.destroy();
+        return;
+      }
       const e = err instanceof HttpError ? err : new HttpError(500, 'internal_error', 'internal error');
-      if (!(err instanceof HttpError)) console.error('registry: unexpected error:', err);
+      if (!(err instanceof HttpError)) log.error('internal_error', err);
       status = e.status;
       // After a refused body the rest of it is unread: close the connection rather than drain it.
-      const headers = e.status === 413 ? { ...e.headers, Connection: 'close' } : e.headers;
+      const headers = (e.status === 413 || e.status === 429) && method === 'POST' ? { ...e.headers, Connection: 'close' } : e.headers;
       if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message } }, headers);
       else res.destroy();
     } finally {
-      metrics.countRequest(method.slice(0, 10), label, status);
+      if (res.headersSent) metrics.countRequest(method.slice(0, 10), label, status);
     }
   });
-  // Bound slow or silent clients.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 15_000;
-  server.keepAliveTimeout = 5_000;
-  server.maxHeadersCount = 100;
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
-  });
-  return { server, metrics };
+  const httpLimits: HttpLimits = { ...timeouts, maxConnections: limits.maxConnections, maxConnectionsPerIp: limits.maxConnectionsPerIp };
+  const guard = guardServer(server, httpLimits, log);
+  metrics.connections = { guard, limits: httpLimits };
+  return {
+    server,
+    metrics,
+    close() {
+      clearInterval(forgetter);
+      log.close();
+    },
+  };
 }
+
+/**
+ * Connections the kernel may hold until the registry accepts them (it caps this at somaxconn).
+ * Node's default of 511 fills during a connection flood, and a legitimate SYN dropped then waits
+ * a second for its retransmission.
+ */
+export const LISTEN_BACKLOG = 4096;
 
 /** Listens and resolves with the bound port. */
 export function listen(server: Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve((server.address() as AddressInfo).port);
     });

@@ -31,7 +31,19 @@ export type RegisterResult =
   | { outcome: 'created'; name: string }
   | { outcome: 'reclaimed'; name: string }
   | { outcome: 'taken' }
-  | { outcome: 'challenge_used' };
+  | { outcome: 'challenge_used' }
+  /** The store holds its maximum of live registrations (a new name is refused; a reclaim is not). */
+  | { outcome: 'full' }
+  /** The client (clientKey of record.observedAddress) holds its maximum of live names; one frees in retryAfterMs. */
+  | { outcome: 'client_full'; retryAfterMs: number };
+
+/** The caps a store enforces in register(). */
+export interface StoreLimits {
+  /** Live registrations in all. */
+  maxPeers?: number;
+  /** Live names per client, the client being clientKey(record.observedAddress). */
+  maxNamesPerClient?: number;
+}
 
 export type OwnerResult = 'ok' | 'not_found' | 'forbidden';
 
@@ -48,7 +60,10 @@ export interface PeerStore {
    * registry process sharing the store.
    */
   secret(): Promise<Buffer>;
-  /** Atomic: of several concurrent registrations of one free name by different keys, exactly one is created. */
+  /**
+   * Atomic: of several concurrent registrations of one free name by different keys, exactly one
+   * is created; and the caps (StoreLimits) hold however many registrations race.
+   */
   register(input: RegisterInput): Promise<RegisterResult>;
   heartbeat(key: string, tokenHash: string, ttlMs: number, now: number): Promise<OwnerResult>;
   remove(key: string, tokenHash: string): Promise<OwnerResult>;

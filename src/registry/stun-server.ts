@@ -1,4 +1,4 @@
-// The registry's STUN server: one UDP socket answering Binding requests (SPEC section 4).
+// The registry's STUN server: one UDP socket answering Binding requests (README "STUN").
 // All protocol decisions live in ./stun (pure); this file is only the socket around them.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';

@@ -1,6 +1,9 @@
-// Pure checks of what clients send: registration bodies, list parameters, cursors, tokens.
+// Pure checks of what clients send: registration bodies, list parameters, cursors, tokens
+// (README.md, "The registry API with curl").
 import { X25519_KEY_BYTES } from '../core/x25519';
-import { isLoopback, isUnspecified, isValidIp, isValidName, isValidPrefix, nameKey, normalizeIp } from './names';
+import { judgeClaim } from './address-policy';
+import { isValidIp, normalizeIp } from '../core/addresses';
+import { isValidName, isValidPrefix, nameKey } from './names';
 import { CHALLENGE_BYTES, fromBase64url, MAC_BYTES, type SignedFields } from './proof';
 
 export const MAX_ADDRESSES = 8;
@@ -18,10 +21,11 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; message: string }
 
 /**
  * Validates a POST /v1/peers body (already JSON-parsed) against the address the request came
- * from. A loopback or unspecified address claimed by a non-loopback client is replaced by the
- * observed one: it would only ever point other peers at themselves.
+ * from. Each claimed address (`ip`, every entry of `addresses`) must be the observed address or a
+ * private one; a loopback or unspecified address claimed by a non-loopback client is replaced by
+ * the observed one (judgeClaim). `addressRefused` tells a refused address from a malformed body.
  */
-export function checkRegistration(body: unknown, observed: string): Checked<Registration> {
+export function checkRegistration(body: unknown, observed: string): Checked<Registration> | { ok: false; message: string; addressRefused: true } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return bad('body must be a JSON object');
   const b = body as Record<string, unknown>;
   if (!isValidName(b.name)) return bad('name must be 1-32 characters of letters, digits, ".", "_", "-"');
@@ -40,10 +44,10 @@ export function checkRegistration(body: unknown, observed: string): Checked<Regi
     for (const a of b.addresses) if (!isValidIp(a)) return bad('addresses must be an array of IP addresses');
     addresses = (b.addresses as string[]).map(normalizeIp);
   }
-  const replace = (a: string) => isUnspecified(a) || (isLoopback(a) && !isLoopback(observed)) ? observed : a;
-  ip = replace(ip);
-  addresses = [...new Set(addresses.map(replace))];
-  return { ok: true, value: { name: b.name, port: b.port, ip, addresses } };
+  const judged = [ip, ...addresses].map((a) => judgeClaim(a, observed));
+  for (const j of judged) if (!j.ok) return { ok: false, message: j.message, addressRefused: true };
+  const kept = judged.map((j) => (j as { address: string }).address);
+  return { ok: true, value: { name: b.name, port: b.port, ip: kept[0]!, addresses: [...new Set(kept.slice(1))] } };
 }
 
 export interface KeyProof {

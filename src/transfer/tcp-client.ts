@@ -80,7 +80,9 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       if (received + chunk.length > o.count) return fail('peer sent more bytes than announced');
       received += chunk.length;
       o.onProgress?.(received);
-      if (!out.write(chunk)) {
+      // One 'data' event may hold several records: the first one that fills the write queue
+      // starts the wait for the disk; the others join it (one timer, one 'drain' listener).
+      if (!out.write(chunk) && diskStall === undefined) {
         // Our disk is behind, not the peer: while we do not read, its silence is not idleness.
         // The wait for the disk has its own, longer bound.
         socket.pause();
@@ -88,6 +90,7 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
         diskStall = setTimeout(() => fail(`cannot write ${o.partPath}: the disk took over ${DISK_STALL_MS / 1000} s`), DISK_STALL_MS);
         out.once('drain', () => {
           clearTimeout(diskStall);
+          diskStall = undefined;
           if (settled) return;
           socket.setTimeout(idle);
           socket.resume();

@@ -129,10 +129,16 @@ function sealRecord(sealer: Sealer, n: number, plaintext: Buffer): Buffer {
   return Buffer.concat([header, sealer.seal(n, header, plaintext)]);
 }
 
+/** File bytes read at once, and sealed records queued for the socket: the disk runs ahead of the network. */
+const READ_BYTES = 1024 * 1024;
+const SEALED_QUEUE_BYTES = 4 * 1024 * 1024;
+
 /** Cuts the file's bytes into sealed records, numbered from 1 (0 is the reply). */
 function recordSealer(sealer: Sealer): Transform {
   let n = 1;
   return new Transform({
+    writableHighWaterMark: READ_BYTES,
+    readableHighWaterMark: SEALED_QUEUE_BYTES,
     transform(chunk: Buffer, _enc, done) {
       for (let at = 0; at < chunk.length; at += MAX_RECORD_PLAINTEXT) {
         this.push(sealRecord(sealer, n++, chunk.subarray(at, at + MAX_RECORD_PLAINTEXT)));
@@ -155,7 +161,7 @@ function stream<F extends ServedFile>(socket: net.Socket, t: TcpTicket<F>, seale
     }
     // Exactly the size announced in GET_RESPONSE; a file that grew is cut there, one that shrank
     // ends short and the requester reports it.
-    const file = createReadStream(t.file.path, { start: t.offset, end: t.file.size - 1, highWaterMark: MAX_RECORD_PLAINTEXT });
+    const file = createReadStream(t.file.path, { start: t.offset, end: t.file.size - 1, highWaterMark: READ_BYTES });
     // pipeline, not pipe: when the requester hangs up, the file is closed too (pipe left it open).
     pipeline(file, recordSealer(sealer), socket, (err) => {
       if (!err) return resolve();

@@ -1,4 +1,4 @@
-// Terminal output rules of SPEC section 2: colour only on a TTY and never with NO_COLOR;
+// Terminal output rules (README "Command reference"): colour only on a TTY and never with NO_COLOR;
 // progress bars follow their own rule in progress.ts (progressAllowed).
 import pc from 'picocolors';
 import { printable } from './text';

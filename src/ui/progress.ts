@@ -31,7 +31,7 @@ const MIN_LABEL = 16;
 /** The widest formatBytes result, e.g. '99.9 MiB'. */
 const BYTES_WIDTH = 8;
 
-/** Progress bars only on a terminal and never under CI (SPEC section 2), per stream. */
+/** Progress bars only on a terminal and never under CI (README "Command reference"), per stream. */
 export function progressAllowed(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): boolean {
   return stream.isTTY === true && !env.CI && env.TERM !== 'dumb';
 }

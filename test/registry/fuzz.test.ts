@@ -11,7 +11,7 @@ import { call, keepAlive, register, signedBody } from './http';
 
 const FIELDS = [
   { name: 'alice', port: 4000 },
-  { name: 'Bob-1', port: 65535, addresses: ['10.0.0.1', 'fe80::1'], ip: '192.168.1.2' },
+  { name: 'Bob-1', port: 65535, addresses: ['10.0.0.1', 'fd00::1'], ip: '192.168.1.2' },
   { name: 'c.d_e', port: 1, ip: '127.0.1.1', addresses: [] },
 ];
 /** The FIELDS, each signed over its own challenge (filled in before the test). */
@@ -86,7 +86,8 @@ test('3000 random and mutated registration bodies: every answer well-formed, ser
     while (next < N) {
       const i = next++;
       const body = randomBody(rand, i);
-      const r = await call(reg.url, 'POST', '/v1/peers', body, {}, { raw: true, agent: keepAlive });
+      // From 64 source addresses: as many clients, each well within the default registrations per minute.
+      const r = await call(reg.url, 'POST', '/v1/peers', body, {}, { raw: true, agent: keepAlive, localAddress: `127.0.0.${2 + (i % 64)}` });
       counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
       assert.ok([201, 400, 401, 403, 409, 413].includes(r.status), `seed ${seed} body #${i} ${JSON.stringify(String(body))} -> ${r.status} ${r.text}`);
       if (r.status === 201) {

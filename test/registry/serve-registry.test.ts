@@ -1,9 +1,11 @@
 // `p2pshare serve-registry` as a real process (dist/p2pshare.cjs, built by `npm test` first).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startCli, runCli } from '../support/cli';
+import { spawnSync } from 'node:child_process';
+import { connectionCapFor, readFileLimit } from '../../src/registry/fd-limit';
+import { CLI, startCli, runCli, startProcess } from '../support/cli';
 import { freePort } from '../support/redis';
-import { call, register } from './http';
+import { call, register, sleep } from './http';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { Attr, decodeAddress, decodeStunMessage, encodeBindingRequest } from '../../src/wire/stun';
@@ -79,5 +81,62 @@ test('serve-registry rejects bad options with exit 2', async () => {
     const r = await runCli(['serve-registry', ...args], { timeoutMs: 10_000 });
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  }
+});
+
+test('serve-registry limit flags: documented in --help, checked (exit 2), and enforced by the real process', async () => {
+  const help = await runCli(['serve-registry', '--help'], { timeoutMs: 10_000 });
+  assert.equal(help.code, 0);
+  for (const flag of ['--max-peers', '--max-names-per-ip', '--registrations-per-minute', '--challenges-per-minute', '--max-connections', '--max-connections-per-ip']) {
+    assert.match(help.stdout, new RegExp(`${flag} N .*\\(default`), flag);
+  }
+  for (const args of [['--max-peers', '0'], ['--max-names-per-ip', 'x'], ['--registrations-per-minute', '-1'], ['--max-connections', '3'], ['--max-connections-per-ip', '0']]) {
+    const r = await runCli(['serve-registry', ...args], { timeoutMs: 10_000 });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  }
+  const cli = startCli(['serve-registry', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0',
+    '--max-names-per-ip', '1', '--registrations-per-minute', '2', '--max-peers', '2', '--max-connections-per-ip', '5', '--max-connections', '10000000']);
+  try {
+    const url = (await cli.waitForLine(READY))[1]!;
+    const first = await register(url, { name: 'only-one', port: 1 }, undefined, { localAddress: '127.0.0.60' });
+    assert.equal(first.status, 201);
+    const second = await register(url, { name: 'second', port: 1 }, undefined, { localAddress: '127.0.0.60' });
+    assert.equal(second.status, 429);
+    assert.equal(second.json.error.code, 'too_many_names');
+    const third = await register(url, { name: 'third', port: 1 }, undefined, { localAddress: '127.0.0.60' });
+    assert.equal(third.json.error.code, 'rate_limited', 'the third POST within the minute');
+    assert.equal((await register(url, { name: 'second', port: 1 }, undefined, { localAddress: '127.0.0.61' })).status, 201);
+    const full = await register(url, { name: 'third', port: 1 }, undefined, { localAddress: '127.0.0.62' });
+    assert.equal(full.status, 503);
+    assert.equal(full.json.error.code, 'registry_full');
+    const m = (await call(url, 'GET', '/metrics')).text;
+    assert.match(m, /p2pshare_registry_connections_max\{scope="per_ip"\} 5\n/);
+    const all = Number(/p2pshare_registry_connections_max\{scope="all"\} (\d+)\n/.exec(m)?.[1]);
+    assert.ok(all > 0 && all < 10_000_000, `--max-connections lowered to what the fd limit allows (${all})`);
+    await sleep(100);
+    assert.match(cli.stderr, /--max-connections lowered to \d+, what the open-file limit \(ulimit -n\) allows/);
+    assert.equal(await cli.stop('SIGTERM'), 0);
+  } finally {
+    await cli.stop('SIGKILL');
+  }
+});
+
+const havePrlimit = spawnSync('prlimit', ['--version']).status === 0;
+test('serve-registry raises its soft open-file limit to the hard one at start, and sizes its connection cap from it', { skip: havePrlimit ? false : 'prlimit (util-linux) not installed' }, async () => {
+  const hard = readFileLimit()!.hard;
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+  delete env.P2PSHARE_REDIS_URL;
+  const server = startProcess('sh', ['-c', `ulimit -Sn 512; exec "${process.execPath}" "${CLI}" serve-registry --host 127.0.0.1 --port 0 --stun-port 0`], { env });
+  try {
+    const url = (await server.waitForLine(READY))[1]!;
+    const limit = readFileLimit(`/proc/${server.proc.pid}/limits`)!;
+    assert.ok(hard > 512, `the hard limit here (${hard}) is above the soft one asked for`);
+    assert.deepEqual(limit, { soft: Math.min(hard, 1 << 20), hard }, 'soft raised to hard');
+    const m = (await call(url, 'GET', '/metrics')).text;
+    assert.match(m, new RegExp(`p2pshare_registry_connections_max\\{scope="all"\\} ${connectionCapFor(limit.soft)}\\n`));
+    assert.equal(await server.stop('SIGTERM'), 0);
+  } finally {
+    await server.stop('SIGKILL');
   }
 });

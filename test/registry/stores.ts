@@ -12,6 +12,8 @@ export interface StoreCase {
   store: 'memory' | 'redis';
   /** Starts a fresh, isolated registry on this store. */
   start(ttl?: number, host?: string, extra?: Partial<RegistryOptions>): Promise<RunningRegistry>;
+  /** The Redis URL (redis case only), for tests that read Redis directly. */
+  redisUrl?(): string;
 }
 
 /** The memory and Redis cases; call once at the top of a test file (it adds before/after hooks). */
@@ -36,6 +38,7 @@ export function storeCases(): StoreCase[] {
       store: 'redis',
       start: (ttl = 30, host = '127.0.0.1', extra = {}) =>
         track(startRegistry({ host, port: 0, ttl, stunPort: null, redisUrl: redis!.url, redisPrefix: `t-${randomUUID()}:`, ...extra })),
+      redisUrl: () => redis!.url,
     },
   ];
 }

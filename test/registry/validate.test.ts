@@ -1,7 +1,8 @@
 // Pure checks: names, addresses, list parameters, cursors, bearer tokens.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isLoopback, isValidName, nameKey, normalizeIp } from '../../src/registry/names';
+import { isLoopback, normalizeIp } from '../../src/core/addresses';
+import { isValidName, nameKey } from '../../src/registry/names';
 import { matchRoute } from '../../src/registry/server';
 import { bearerToken, checkListParams, checkRegistration, decodeCursor, encodeCursor } from '../../src/registry/validate';
 

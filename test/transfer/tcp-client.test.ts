@@ -22,6 +22,8 @@ test('a requester whose disk stalls longer than the idle timeout still completes
     assert.equal(answer.status, GetStatus.ok);
     const part = join(dir, 'big.part');
     await writeFile(part, '');
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
     // Our disk "stalls" for about 3 s: every libuv thread is busy, so no file write can run.
     const stall = Array.from({ length: 4 }, () => new Promise((resolve) => pbkdf2('a', 'b', 3_000_000, 64, 'sha512', resolve)));
     // No file write can complete before the first of the four threads is free again.
@@ -32,6 +34,9 @@ test('a requester whose disk stalls longer than the idle timeout still completes
     await Promise.all(stall);
     assert.equal(res.bytes, size);
     assert.equal(await sha256(part), digest);
+    // Several records arrive in one read while the disk is behind: one disk timer, not one per
+    // record left running for 60 s (which kept a finished `get` alive for a minute).
+    assert.ok(timers() <= before, `${timers() - before} timer(s) left running after the download`);
   } finally {
     await ep.close();
     await owner.cli.stop();
