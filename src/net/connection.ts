@@ -81,6 +81,8 @@ export class SecureConnection implements Connection {
    * proves it got the RESP at its address (PROTOCOL.md 3.5). The initiator's is valid at once.
    */
   validated: boolean;
+  /** Path validation (PROTOCOL.md 3.6, roaming): challenges sent, challenges refused (not from our path), moves made. */
+  readonly path = { challenges: 0, refused: 0, moves: 0 };
   private readonly sealer: Sealer;
   private readonly opener: Opener;
   private readonly replay = new ReplayWindow();
@@ -208,8 +210,12 @@ export class SecureConnection implements Connection {
     // A larger datagram that arrived whole on this path proves the path carries it (this way at least).
     if (!moved && size > this.maxDatagram && isLocalAddress(from.address)) this.maxDatagram = Math.min(size, LOCAL_MAX_DATAGRAM_BYTES);
     if (frame.type === FrameType.pathChallenge) {
+      // The challenger is the side that did not move, so its challenge comes from our path. One
+      // from elsewhere is a copy passed on by whoever wants our answer at its own address, to be
+      // handed to the challenger as proof that the path through it is ours: never answered.
       // Answered with the same data, padded to the same size: never more than was asked.
-      if (frame.body.length >= 8) this.sendTo(from, FrameType.pathResponse, 0, [frame.body.subarray(0, 8), Buffer.alloc(frame.body.length - 8)]);
+      if (moved) this.path.refused++;
+      else if (frame.body.length >= 8) this.sendTo(from, FrameType.pathResponse, 0, [frame.body.subarray(0, 8), Buffer.alloc(frame.body.length - 8)]);
       return { frame };
     }
     if (frame.type === FrameType.pathResponse) {
@@ -224,6 +230,7 @@ export class SecureConnection implements Connection {
         this.remote = p.to;
         this.validated = true;
         this.roaming = undefined;
+        this.path.moves++;
       }
       return { frame };
     }
@@ -237,6 +244,7 @@ export class SecureConnection implements Connection {
     const now = performance.now();
     if (this.roaming && now - this.roaming.at < PATH_PROBE_SPACING_MS) return;
     this.roaming = { to, data: randomBytes(8), at: now };
+    this.path.challenges++;
     this.sendTo(to, FrameType.pathChallenge, 0, [this.roaming.data]);
   }
 

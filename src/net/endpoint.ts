@@ -129,6 +129,11 @@ export class Endpoint implements DatagramSocket {
     return this.conns.size;
   }
 
+  /** Connections this responder made whose initiator has not yet sent an authenticated frame. */
+  get halfOpenConnections(): number {
+    return this.halfOpen;
+  }
+
   /** The connection with this local index (the TCP server finds a requester's session by it). */
   connection(index: number): SecureConnection | undefined {
     const c = this.conns.get(index >>> 0);

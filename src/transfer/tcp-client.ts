@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import net from 'node:net';
 import { Opener, Sealer } from '../crypto/transport';
 import type { SecureConnection } from '../net/connection';
-import { decodeTcpReply, encodeTcpHelloHead, RecordReader, TcpStatus } from '../wire/tcp';
+import { decodeTcpReply, encodeTcpHelloHead, RecordReader, TCP_REPLY_BYTES, TCP_TAG_BYTES, TcpStatus } from '../wire/tcp';
 
 /** A record did not authenticate (tampered with, or corrupted past TCP's checksum). */
 export class TcpAuthError extends Error {
@@ -16,8 +16,11 @@ export class TcpAuthError extends Error {
   }
 }
 
-/** Records refused by requesters in this process (for tests and metrics). */
-export const tcpRecordFailures = { badAuth: 0 };
+/**
+ * Records refused by requesters in this process (for tests and metrics): tags that failed, and
+ * length fields no owner sends (below 17, or past the bytes announced when the stream ends).
+ */
+export const tcpRecordFailures = { badAuth: 0, badLength: 0 };
 
 export interface TcpFetchOptions {
   /** The session the GET was made on: its owner's address, index and TCP keys. */
@@ -56,6 +59,11 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       socket.destroy();
       out.end(() => reject(typeof why === 'string' ? new Error(why) : why));
     };
+    // A damaged record: nothing of it was written, so the caller may resume from the .part.
+    const tampered = (why: keyof typeof tcpRecordFailures) => {
+      tcpRecordFailures[why]++;
+      fail(new TcpAuthError());
+    };
     const onAbort = () => fail('interrupted');
     if (o.signal?.aborted) onAbort();
     o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -91,14 +99,12 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
     };
     socket.on('data', (chunk: Buffer) => {
       const got = records.push(chunk);
-      if (got === 'malformed') return fail('peer sent a malformed TCP record');
+      // The length is the record's associated data: one below 17 is a record that cannot authenticate.
+      if (got === 'malformed') return tampered('badLength');
       for (const r of got) {
         if (settled) return;
         const plaintext = opener.open(recordNumber++, r.header, r.sealed);
-        if (!plaintext) {
-          tcpRecordFailures.badAuth++;
-          return fail(new TcpAuthError());
-        }
+        if (!plaintext) return tampered('badAuth');
         if (replied) {
           onBody(plaintext);
           continue;
@@ -113,6 +119,10 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
     socket.on('end', () => {
       if (settled) return;
       if (!replied || received !== o.count || records.buffered > 0) {
+        // Ended inside a record claiming more than the owner announced: its length was damaged on
+        // the way (an owner that stops early leaves an honest length behind).
+        const length = records.pendingLength;
+        if (length !== null && length - TCP_TAG_BYTES > (replied ? o.count - received : TCP_REPLY_BYTES)) return tampered('badLength');
         return fail(`connection closed after ${received} of ${o.count} bytes`);
       }
       settled = true;

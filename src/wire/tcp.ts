@@ -106,4 +106,11 @@ export class RecordReader {
   get buffered(): number {
     return this.pendingBytes;
   }
+
+  /** The length field of the unfinished record, once its 2 bytes are in; null otherwise. */
+  get pendingLength(): number | null {
+    if (this.pendingBytes < RECORD_HEADER_BYTES) return null;
+    const b = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    return b.readUInt16BE(0);
+  }
 }

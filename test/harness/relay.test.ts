@@ -188,3 +188,70 @@ test('toClient impairments apply to replies only, with their own counters', asyn
     target.close();
   }
 });
+
+test('capture: every datagram both ways, as sent (before corruption), per client, up to its bound; flips are recorded', async () => {
+  const target = await bound();
+  const clients = [await bound(), await bound()];
+  const seen: number[] = [];
+  const relay = await UdpRelay.start({
+    target: { address: '127.0.0.1', port: target.address().port },
+    toClient: { corruptPercent: 100, seed: 8 },
+    capture: { maxBytes: 150 * datagram(0).length, onData: (c) => seen.push(c.stream) },
+  });
+  target.on('message', (msg, rinfo) => target.send(msg, rinfo.port, rinfo.address));
+  let echoes = 0;
+  clients.forEach((c) => c.on('message', () => echoes++));
+  try {
+    for (let seq = 0; seq < 100; seq++) clients[seq % 2]!.send(datagram(seq), relay.port, '127.0.0.1');
+    await until(() => echoes === 100, 'the echoes');
+    const cap = relay.capture!;
+    assert.equal(seen.length, 200, 'told of every datagram');
+    assert.equal(cap.entries.length, 150, 'kept up to the bound');
+    assert.equal(cap.missedBytes, 50 * datagram(0).length, 'the rest counted as missed');
+    assert.deepEqual(cap.streams(), [1, 2]);
+    const sent = cap.pieces('toTarget');
+    const back = cap.pieces('toClient');
+    assert.equal(sent.length + back.length, 150);
+    assert.ok(sent.length >= 50 && back.length >= 50, `${sent.length} sent and ${back.length} replies kept`);
+    for (const d of sent) assert.ok(parse(d, {} as dgram.RemoteInfo).intact, 'recorded as the client sent it');
+    // Replies were corrupted on their way to the clients, yet recorded as the target sent them.
+    for (const d of back) assert.ok(parse(d, {} as dgram.RemoteInfo).intact);
+    assert.equal(relay.counters.toClient.corrupted, 100);
+    assert.equal(relay.flips.toClient.length, 100);
+    for (const f of relay.flips.toClient) assert.ok(f.bits.length >= 1 && f.bits.every((b) => b >= 0 && b < f.bytes * 8));
+  } finally {
+    await relay.close();
+    clients.forEach((c) => c.close());
+    target.close();
+  }
+});
+
+test('rebind: each client gets a new mapping (another source port at the target); replies to the old one are dropped', async () => {
+  const target = await bound();
+  const client = await bound();
+  const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: target.address().port } });
+  const sources: number[] = [];
+  let toOld = 0;
+  target.on('message', (_msg, rinfo) => sources.push(rinfo.port));
+  let echoes = 0;
+  client.on('message', () => echoes++);
+  try {
+    client.send(datagram(1), relay.port, '127.0.0.1');
+    await until(() => sources.length === 1, 'the first datagram');
+    relay.rebind();
+    // A reply to the old mapping: the NAT forgot it.
+    target.send(datagram(2), sources[0]!, '127.0.0.1', () => toOld++);
+    client.send(datagram(3), relay.port, '127.0.0.1');
+    await until(() => sources.length === 2 && toOld === 1, 'the datagram after the rebinding');
+    assert.notEqual(sources[1], sources[0]);
+    target.send(datagram(4), sources[1]!, '127.0.0.1');
+    await until(() => echoes === 1, 'the reply through the new mapping');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(echoes, 1, 'the reply to the old mapping never arrived');
+    assert.equal(relay.mappings, 1);
+  } finally {
+    await relay.close();
+    client.close();
+    target.close();
+  }
+});

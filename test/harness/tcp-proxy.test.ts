@@ -100,3 +100,37 @@ test('several connections at once, each intact; a reset on one side ends the oth
     server.close();
   }
 });
+
+test('corruption flips exactly the bits asked for, per connection and direction, and counts them; capture keeps what arrived', async () => {
+  const server = await echoServer();
+  const proxy = await TcpProxy.start({
+    target: { address: '127.0.0.1', port: portOf(server) },
+    corruptToClient: { at: [0, 100_000], everyBytes: 300_000, connections: 1, bit: 7 },
+    corruptToTarget: { at: [5], bit: 2 },
+    capture: { maxBytes: 4 * 1024 * 1024 },
+  });
+  try {
+    const data = randomBytes(700_000);
+    const first = (await roundTrip(proxy.port, data)).echo;
+    const second = (await roundTrip(proxy.port, data)).echo;
+    // Connection 1: byte 5 flipped (bit 2) on the way in, echoed; then bytes 0, 100,000, 299,999
+    // and 599,999 flipped (bit 7) on the way back.
+    const expected = Buffer.from(data);
+    expected[5]! ^= 1 << 2;
+    for (const o of [0, 100_000, 299_999, 599_999]) expected[o]! ^= 1 << 7;
+    assert.ok(first.equals(expected), 'connection 1 carries exactly the flips asked for');
+    const expected2 = Buffer.from(data);
+    expected2[5]! ^= 1 << 2;
+    assert.ok(second.equals(expected2), 'connection 2: only the toTarget flip (toClient limited to connection 1)');
+    assert.equal(proxy.counters.corrupted, 6);
+    assert.deepEqual(proxy.flips.filter((f) => f.direction === 'toClient').map((f) => [f.connection, f.offset]), [[1, 0], [1, 100_000], [1, 299_999], [1, 599_999]]);
+    const cap = proxy.capture!;
+    assert.deepEqual(cap.streams(), [1, 2]);
+    assert.ok(Buffer.concat(cap.pieces('toTarget', 1)).equals(data), 'the capture holds what the client sent');
+    assert.ok(Buffer.concat(cap.pieces('toClient', 2)).equals(expected2), 'and what the target sent back');
+    assert.equal(cap.missedBytes, 0);
+  } finally {
+    await proxy.close();
+    server.close();
+  }
+});

@@ -10,6 +10,9 @@
 //
 // Timing uses one timer per relay and a time-ordered queue, not one setTimeout per datagram,
 // so the relay keeps up with loopback packet rates.
+//
+// With `capture`, every datagram is also recorded as it reaches the relay (before any
+// impairment), in both directions, up to a byte bound: what an eavesdropper on the path sees.
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { seededRandom } from './random';
@@ -55,6 +58,62 @@ const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export function emptyCounters(): RelayCounters {
   return { received: 0, forwarded: 0, lost: 0, duplicated: 0, reordered: 0, corrupted: 0, queueDrops: 0, tooBig: 0, bytesForwarded: 0 };
+}
+
+export type Direction = 'toTarget' | 'toClient';
+
+/** One datagram (relay) or one piece of a TCP stream (proxy) as it arrived, before any impairment. */
+export interface Captured {
+  direction: Direction;
+  data: Buffer;
+  /** The relay's client mapping or the proxy's connection it belongs to, numbered from 1. */
+  stream: number;
+}
+
+export interface CaptureOptions {
+  /** Bytes kept at most (both directions together); past this, bytes are counted in `missedBytes`. */
+  maxBytes: number;
+  /** Told of each piece as it arrives (also past maxBytes), e.g. to replay it from elsewhere. */
+  onData?: (c: Captured) => void;
+}
+
+/** Everything a relay or proxy saw, both directions, bounded: what a wiretap on the path holds. */
+export class Capture {
+  readonly entries: Captured[] = [];
+  /** Bytes kept. */
+  bytes = 0;
+  /** Bytes seen once maxBytes was reached, not kept: a test must find this 0 to claim it saw all. */
+  missedBytes = 0;
+
+  constructor(private readonly o: CaptureOptions) {}
+
+  record(direction: Direction, data: Buffer, stream: number): void {
+    const c: Captured = { direction, data, stream };
+    if (this.bytes + data.length <= this.o.maxBytes) {
+      this.entries.push(c);
+      this.bytes += data.length;
+    } else {
+      this.missedBytes += data.length;
+    }
+    this.o.onData?.(c);
+  }
+
+  /** The pieces of one direction (of one stream, or of all), in arrival order. */
+  pieces(direction: Direction, stream?: number): Buffer[] {
+    return this.entries.filter((e) => e.direction === direction && (stream === undefined || e.stream === stream)).map((e) => e.data);
+  }
+
+  /** Bytes kept in one direction. */
+  bytesTo(direction: Direction): number {
+    let n = 0;
+    for (const e of this.entries) if (e.direction === direction) n += e.data.length;
+    return n;
+  }
+
+  /** The streams (mappings or connections) seen, in order. */
+  streams(): number[] {
+    return [...new Set(this.entries.map((e) => e.stream))].sort((a, b) => a - b);
+  }
 }
 
 interface Scheduled<T> {
@@ -158,6 +217,8 @@ interface Outgoing {
  */
 export class ImpairedLink {
   readonly counters = emptyCounters();
+  /** Each corrupted datagram's length and the bit positions flipped in it (the first 65,536). */
+  readonly flips: Array<{ bytes: number; bits: number[] }> = [];
   private readonly random: () => number;
   private readonly queue: TimedQueue<Outgoing>;
   private readonly direct: boolean;
@@ -253,6 +314,7 @@ export class ImpairedLink {
     const chosen = new Set<number>();
     while (chosen.size < flips) chosen.add(Math.floor(this.random() * bits));
     for (const bit of chosen) copy[bit >> 3]! ^= 1 << (bit & 7);
+    if (this.flips.length < 65_536) this.flips.push({ bytes: data.length, bits: [...chosen] });
     return copy;
   }
 }
@@ -277,12 +339,21 @@ const MAX_MAPPINGS = 4096;
 interface Mapping {
   socket?: dgram.Socket;
   early: Buffer[];
+  /** Its number, from 1, in the order clients first sent. */
+  stream: number;
+  /** Forgotten by rebind(): what reaches its socket is dropped. */
+  retired?: boolean;
 }
 
 export class UdpRelay {
   readonly counters: { toTarget: RelayCounters; toClient: RelayCounters };
+  /** Flips by direction (see ImpairedLink.flips). */
+  readonly flips: { toTarget: ImpairedLink['flips']; toClient: ImpairedLink['flips'] };
   private readonly upstream = new Map<string, Mapping>();
   private readonly opening: Promise<void>[] = [];
+  /** Upstream sockets of forgotten mappings (rebind), closed with the relay. */
+  private readonly retired: dgram.Socket[] = [];
+  private streams = 0;
   private closed = false;
 
   private constructor(
@@ -290,8 +361,11 @@ export class UdpRelay {
     private readonly target: Address,
     private readonly toTarget: ImpairedLink,
     private readonly toClient: ImpairedLink,
+    /** Every datagram both ways, when started with `capture`. */
+    readonly capture: Capture | undefined,
   ) {
     this.counters = { toTarget: toTarget.counters, toClient: toClient.counters };
+    this.flips = { toTarget: toTarget.flips, toClient: toClient.flips };
     socket.on('message', (msg, rinfo) => this.fromClient(msg, { address: rinfo.address, port: rinfo.port }));
   }
 
@@ -299,12 +373,13 @@ export class UdpRelay {
    * Listens on 127.0.0.1:`port` (0 = free). For every client address that sends to it, the relay
    * opens one upstream socket towards `target` (like a NAT mapping) and relays the replies back.
    * `toTarget` impairs client->target datagrams, `toClient` the replies (either may be omitted).
+   * `capture` records every datagram both ways as it arrives (see Capture).
    */
-  static async start(o: { target: Address; port?: number; toTarget?: Impairment; toClient?: Impairment }): Promise<UdpRelay> {
+  static async start(o: { target: Address; port?: number; toTarget?: Impairment; toClient?: Impairment; capture?: CaptureOptions }): Promise<UdpRelay> {
     const socket = await bindUdp(o.port ?? 0, '127.0.0.1');
     // Distinct default seeds, so the two directions do not make the same choices in lockstep.
     const toClient = { seed: 0xc11e47, ...o.toClient };
-    return new UdpRelay(socket, o.target, new ImpairedLink(o.toTarget), new ImpairedLink(toClient));
+    return new UdpRelay(socket, o.target, new ImpairedLink(o.toTarget), new ImpairedLink(toClient), o.capture ? new Capture(o.capture) : undefined);
   }
 
   get port(): number {
@@ -322,20 +397,33 @@ export class UdpRelay {
     this.toTarget.close();
     this.toClient.close();
     await Promise.allSettled(this.opening);
-    const sockets = [this.socket, ...[...this.upstream.values()].flatMap((m) => (m.socket ? [m.socket] : []))];
+    const sockets = [this.socket, ...this.retired, ...[...this.upstream.values()].flatMap((m) => (m.socket ? [m.socket] : []))];
     await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+
+  /**
+   * A NAT rebinding: every client's mapping is forgotten, so its next datagram leaves from a new
+   * upstream socket (another source port at the target). Replies to an old mapping are dropped.
+   */
+  rebind(): void {
+    for (const m of this.upstream.values()) {
+      m.retired = true;
+      if (m.socket) this.retired.push(m.socket);
+    }
+    this.upstream.clear();
   }
 
   private fromClient(msg: Buffer, client: Address): void {
     if (this.closed) return;
     const key = `${client.address}:${client.port}`;
     const mapping = this.upstream.get(key);
+    if (this.capture && (mapping || this.upstream.size < MAX_MAPPINGS)) this.capture.record('toTarget', msg, mapping?.stream ?? this.streams + 1);
     if (mapping?.socket) {
       this.toTarget.accept(msg, mapping.socket, this.target);
     } else if (mapping) {
       if (mapping.early.length < 1024) mapping.early.push(msg);
     } else if (this.upstream.size < MAX_MAPPINGS) {
-      const fresh: Mapping = { early: [msg] };
+      const fresh: Mapping = { early: [msg], stream: ++this.streams };
       this.upstream.set(key, fresh);
       this.opening.push(this.openUpstream(fresh, client));
     }
@@ -344,10 +432,12 @@ export class UdpRelay {
   private async openUpstream(mapping: Mapping, client: Address): Promise<void> {
     const s = await bindUdp(0, '127.0.0.1');
     s.on('message', (msg, rinfo) => {
-      if (this.closed || rinfo.port !== this.target.port) return;
+      if (this.closed || mapping.retired || rinfo.port !== this.target.port) return;
+      this.capture?.record('toClient', msg, mapping.stream);
       this.toClient.accept(msg, this.socket, client);
     });
     mapping.socket = s;
+    if (mapping.retired) this.retired.push(s);
     if (this.closed) return;
     for (const msg of mapping.early) this.toTarget.accept(msg, s, this.target);
     mapping.early = [];

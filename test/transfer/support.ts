@@ -6,7 +6,7 @@ import type { Connection, Remote } from '../../src/net/connection';
 import type { Endpoint } from '../../src/net/endpoint';
 import { UdpTransfers } from '../../src/transfer/udp/index';
 import { connectBoth, ownerEndpoint, requesterEndpoint, type Owner } from '../support/secure';
-import { UdpRelay, type Impairment } from '../support/relay';
+import { UdpRelay, type CaptureOptions, type Impairment } from '../support/relay';
 import { randomFile, sha256 } from '../peer/support';
 
 export { randomFile, sha256 };
@@ -30,7 +30,8 @@ export interface Pair {
   close(): Promise<void>;
 }
 
-export async function pair(o: { toClient?: Impairment; toTarget?: Impairment; idleTimeoutMs?: number } = {}): Promise<Pair> {
+/** With an impairment (or `capture`), the requester reaches the owner through the relay. */
+export async function pair(o: { toClient?: Impairment; toTarget?: Impairment; capture?: CaptureOptions; idleTimeoutMs?: number } = {}): Promise<Pair> {
   const ownerSide = await ownerEndpoint('owner');
   const owner = ownerSide.endpoint;
   const requester = await requesterEndpoint();
@@ -39,8 +40,13 @@ export async function pair(o: { toClient?: Impairment; toTarget?: Impairment; id
   const requesterUdp = new UdpTransfers(requester, opts);
   let relay: UdpRelay | undefined;
   let ownerAddress: Remote = ownerSide.address;
-  if (o.toClient || o.toTarget) {
-    relay = await UdpRelay.start({ target: ownerAddress, ...(o.toClient ? { toClient: o.toClient } : {}), ...(o.toTarget ? { toTarget: o.toTarget } : {}) });
+  if (o.toClient || o.toTarget || o.capture) {
+    relay = await UdpRelay.start({
+      target: ownerAddress,
+      ...(o.toClient ? { toClient: o.toClient } : {}),
+      ...(o.toTarget ? { toTarget: o.toTarget } : {}),
+      ...(o.capture ? { capture: o.capture } : {}),
+    });
     ownerAddress = { address: '127.0.0.1', port: relay.port };
   }
   // Through the relay the owner sees the relay's mapping of the requester, as a NAT would show it.
