@@ -104,7 +104,7 @@ export class UdpTransfers {
     });
     this.sends.set(conn, id, sender);
     onAbortSignal(o.signal, () => sender.cancel('transfer aborted'), sender.promise);
-    conn.onForgotten(() => sender.cancel('transfer stopped: the connection was closed'));
+    conn.onForgotten(() => sender.cancel(this.stopReason()));
     return sender.promise;
   }
 
@@ -129,8 +129,16 @@ export class UdpTransfers {
     );
     this.receives.set(conn, id, receiver);
     onAbortSignal(o.signal, () => receiver.cancel('transfer aborted'), receiver.promise);
-    conn.onForgotten(() => receiver.cancel('transfer stopped: the connection was closed'));
+    conn.onForgotten(() => receiver.cancel(this.stopReason()));
     return receiver.promise;
+  }
+
+  /**
+   * Why a session's connection was forgotten: the endpoint closes its socket by forgetting every
+   * connection first, and that, not the connection, is what the caller should hear about.
+   */
+  private stopReason(): string {
+    return this.endpoint.closed ? 'transfer stopped: the UDP socket was closed' : 'transfer stopped: the connection was closed';
   }
 
   /** Ends every session now, telling each remote (ABORT) while the socket is still open. */
