@@ -1,5 +1,6 @@
 // Fetching one file from a named peer: look it up, ask for its list, request the file over TCP
 // or UDP, write the .part, verify, link into place. Used by `get` and the interactive loop.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { forbidden } from '../control/client';
 import { P2pError } from '../core/errors';
 import { finish, openPart, verifyPart } from '../transfer/download';
@@ -28,6 +29,14 @@ export interface FetchResult {
 
 /** A TCP transfer whose records fail authentication is resumed this many times, then given up. */
 const TAMPERED_RETRIES = 3;
+/**
+ * An owner that answers `busy` is asked again for this long before the fetch fails: it gives
+ * each requester key a few slots (README "Limits of a peer"), so several fetches at once from
+ * one requester take turns rather than fail. First wait, and the longest (each one doubles).
+ */
+export const BUSY_RETRY_MS = 10_000;
+const BUSY_FIRST_WAIT_MS = 250;
+const BUSY_MAX_WAIT_MS = 2_000;
 
 export interface FetchOptions extends SessionOptions {
   file: string;
@@ -62,10 +71,12 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
     // fresh list has the new digest: ask once more before telling the user.
     let changed = 0;
     let tampered = 0;
+    let busySince: number | undefined;
+    let busyWait = BUSY_FIRST_WAIT_MS;
     for (;;) {
       const entry = (await session.control.list(session.conn, o.peer)).find((e) => e.name === o.file);
       if (!entry) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${o.file}'`);
-      let res: FetchResult | 'changed';
+      let res: FetchResult | 'changed' | 'busy';
       try {
         res = await fetchEntry(o, session, entry);
       } catch (err) {
@@ -73,6 +84,16 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
         // owner sent, so a fresh GET resumes from it (PROTOCOL.md section 5).
         if (err instanceof P2pError && err.cause instanceof TcpAuthError && tampered++ < TAMPERED_RETRIES) continue;
         throw err;
+      }
+      if (res === 'busy') {
+        busySince ??= Date.now();
+        if (Date.now() - busySince >= BUSY_RETRY_MS) throw refusal(GetStatus.busy, o.peer, entry.name);
+        // Jittered, so that fetches refused together do not all come back together.
+        await sleep(busyWait * (0.75 + Math.random() / 2), undefined, o.signal ? { signal: o.signal } : {}).catch(() => {
+          throw new P2pError('ABORTED', `interrupted while ${o.peer} was busy: ${entry.name} not fetched`);
+        });
+        busyWait = Math.min(BUSY_MAX_WAIT_MS, busyWait * 2);
+        continue;
       }
       if (res !== 'changed') return res;
       if (++changed === 2) throw refusal(GetStatus.changed, o.peer, entry.name);
@@ -82,8 +103,8 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
   }
 }
 
-/** Requests `entry` and moves it into the .part, verified and linked; 'changed' when refused so. */
-async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): Promise<FetchResult | 'changed'> {
+/** Requests `entry` and moves it into the .part, verified and linked; 'changed' or 'busy' when refused so. */
+async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): Promise<FetchResult | 'changed' | 'busy'> {
   const { endpoint, conn, control } = session;
   const via = o.via === 'auto' ? defaultVia(entry) : o.via;
   const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
@@ -112,6 +133,7 @@ async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): 
     if (answer.status !== GetStatus.ok) {
       udp?.cancel(sessionId);
       if (answer.status === GetStatus.changed) return 'changed';
+      if (answer.status === GetStatus.busy) return 'busy';
       throw refusal(answer.status, o.peer, entry.name);
     }
     // Only now: a request refused as 'changed' is asked again with another size and digest.

@@ -31,6 +31,8 @@ export interface TcpTicket<F extends ServedFile = ServedFile> {
   file: F;
   offset: number;
   from: Remote;
+  /** Frees the transfer slot the ticket held; called once the stream ends or is refused. */
+  release(): void;
 }
 
 /** The owner's control side, as the TCP server uses it (control/server.ts implements it). */
@@ -110,6 +112,7 @@ function serve<F extends ServedFile>(socket: net.Socket, hooks: TcpServerHooks<F
     if (!new Opener(keys.requesterToOwner).open(0, hello.ad, hello.tag)) return refuse('badAuth');
     const ticket = hooks.takeTicket(conn, hello.sessionId);
     if (!ticket) return refuse('badTicket');
+    socket.once('close', ticket.release);
     const sealer = new Sealer(keys.ownerToRequester);
     // The GET answer announced a digest; bytes of another version must not follow it.
     void hooks.isCurrent(ticket.file).then((current) => {
@@ -169,5 +172,6 @@ function stream<F extends ServedFile>(socket: net.Socket, t: TcpTicket<F>, seale
     });
   });
   done.then(release, release);
+  done.then(t.release, t.release);
   hooks.track({ from: { address: normalizeIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 }, name: t.file.name, size: t.file.size, offset: t.offset, via: 'tcp' }, done);
 }

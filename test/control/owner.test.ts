@@ -8,36 +8,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { decodeGetResponse, encodeGetRequest, encodeListRequest, GetStatus } from '../../src/wire/control';
 import { ControlClient } from '../../src/control/client';
-import { ControlServer } from '../../src/control/server';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
 import { FrameType } from '../../src/wire/frame';
 import { TcpStatus } from '../../src/wire/tcp';
-import { closeTcpServer, createTcpServer, tcpRefusals } from '../../src/transfer/tcp-server';
+import { tcpRefusals } from '../../src/transfer/tcp-server';
 import { tempDir } from '../support/cli';
-import { connect, connectBoth, ownerEndpoint, requesterEndpoint, tcpHello, tcpReplyOf, type Owner } from '../support/secure';
+import { connect, connectBoth, requesterEndpoint, tcpHello, tcpReplyOf } from '../support/secure';
+import { owner } from './support';
 import { connectToPeer, randomFile, registry } from '../peer/support';
-
-/** An owner (control + TCP on one port number) sharing `paths`, without a registry. */
-async function owner(paths: string[]) {
-  const side: Owner = await ownerEndpoint('o');
-  const endpoint = side.endpoint;
-  const control = new ControlServer(endpoint, await ShareIndex.build(paths), { maxTransfers: 32 });
-  const tcp = createTcpServer(control);
-  await new Promise<void>((resolve) => tcp.listen(endpoint.port, '127.0.0.1', resolve));
-  return {
-    side,
-    endpoint,
-    control,
-    tcp,
-    port: endpoint.port,
-    async close() {
-      control.close();
-      await endpoint.close();
-      await closeTcpServer(tcp);
-    },
-  };
-}
 
 /** Descriptors of this process open on `path` (Linux /proc). */
 async function openFdsOn(path: string): Promise<number> {
