@@ -1,5 +1,6 @@
-// The owner's transfer slots under abuse, in this process with real sockets: per-requester caps,
-// tickets that expire and can be taken over.
+// The owner's transfer slots under abuse, in this process with real sockets (short timers where
+// the real ones would take the suite too long): per-requester caps, tickets that expire and can
+// be taken over, and TCP requesters that stop reading losing their slots.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -44,6 +45,20 @@ async function requester(o: InProcessOwner, file: string): Promise<Requester> {
     },
   };
   return r;
+}
+
+/** Opens the TCP stream of an ok GET, reads its first bytes, then stops reading for good. */
+async function stalledReader(o: InProcessOwner, r: Requester, sessionId: number): Promise<net.Socket> {
+  const socket = net.connect(o.port, '127.0.0.1');
+  socket.on('error', () => {});
+  await new Promise<void>((resolve) => {
+    socket.on('connect', () => socket.write(tcpHello(r.conn, sessionId)));
+    socket.once('data', () => {
+      socket.pause(); // a paused socket reads nothing: it will not even see the owner hang up
+      resolve();
+    });
+  });
+  return socket;
 }
 
 /** Eight keys taking four slots each (all 32) for a.bin; they are added to `keys` as they come. */
@@ -141,6 +156,36 @@ test('running transfers are never taken over: with every slot sending, a newcome
     assert.equal(o.control.slots.preempted, 0);
   } finally {
     for (const r of keys) await r.ep.close();
+    await o.close();
+    await cleanup();
+  }
+});
+
+test('a requester whose TCP readers stop reading loses its slots after the idle timeout (1.5 s here, 30 s by default)', async () => {
+  const { dir, cleanup } = await tempDir();
+  const file = join(dir, 'big.bin');
+  await randomFile(file, 64 * 1024 * 1024);
+  const o = await owner([file], { tcp: { idleTimeoutMs: 1500 } });
+  const slow = await requester(o, 'big.bin');
+  const readers: net.Socket[] = [];
+  try {
+    for (let i = 0; i < 4; i++) {
+      const { status, sessionId } = await slow.get();
+      assert.equal(status, GetStatus.ok);
+      readers.push(await stalledReader(o, slow, sessionId));
+    }
+    const stalled = Date.now();
+    assert.equal((await slow.get()).status, GetStatus.busy, 'four stalled streams hold all of its slots');
+    assert.equal(await o.connections(), 4);
+    // The owner's writes stop once the socket buffers are full; 1.5 s later it hangs up.
+    await until('its slots freed', () => o.control.slots.heldBy(slow.key) === 0, 10_000);
+    const cut = Date.now() - stalled;
+    assert.ok(cut >= 1400 && cut < 5000, `the stalled readers lost their slots after ${cut} ms (idle timeout 1.5 s)`);
+    assert.equal(await o.connections(), 0, 'and their connections');
+    assert.equal((await slow.get()).status, GetStatus.ok, 'admitted again');
+  } finally {
+    for (const r of readers) r.destroy();
+    await slow.ep.close();
     await o.close();
     await cleanup();
   }

@@ -5,7 +5,7 @@ import { ControlServer, type OfferedFile, type Offer } from '../../src/control/s
 import type { PrivateKey } from '../../src/core/x25519';
 import { ShareIndex } from '../../src/peer/share';
 import { RegistryClient } from '../../src/registry/client';
-import { closeTcpServer, createTcpServer } from '../../src/transfer/tcp-server';
+import { closeTcpServer, createTcpServer, type TcpServerOptions } from '../../src/transfer/tcp-server';
 import { UdpTransfers } from '../../src/transfer/udp/index';
 import { ownerEndpoint } from '../support/secure';
 
@@ -15,6 +15,7 @@ export interface InProcessOwnerOptions {
   maxTransfers?: number;
   maxPerRequester?: number;
   ticketTtlMs?: number;
+  tcp?: TcpServerOptions;
   udp?: { idleTimeoutMs?: number; progressTimeoutMs?: number };
 }
 
@@ -30,7 +31,7 @@ export async function inProcessOwner<F extends OfferedFile>(offer: Offer<F>, o: 
     ...(o.maxPerRequester !== undefined ? { maxPerRequester: o.maxPerRequester } : {}),
     ...(o.ticketTtlMs !== undefined ? { ticketTtlMs: o.ticketTtlMs } : {}),
   });
-  const tcp = createTcpServer(control);
+  const tcp = createTcpServer(control, o.tcp);
   await new Promise<void>((resolve) => tcp.listen(endpoint.port, '127.0.0.1', resolve));
   return {
     side,
