@@ -1,6 +1,6 @@
 // The owner's transfer slots under abuse, in this process with real sockets (short timers where
 // the real ones would take the suite too long): per-requester caps, tickets that expire and can
-// be taken over, and TCP requesters that stop reading losing their slots.
+// be taken over, and requesters that stop reading losing their slots.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -11,6 +11,8 @@ import type { SecureConnection } from '../../src/net/connection';
 import type { Endpoint } from '../../src/net/endpoint';
 import { tcpRefusals } from '../../src/transfer/tcp-server';
 import { GetStatus, type TransportName } from '../../src/wire/control';
+import { decodeData, encodeAck } from '../../src/wire/transfer';
+import { FrameType } from '../../src/wire/frame';
 import { tempDir } from '../support/cli';
 import { connect, requesterEndpoint, tcpHello } from '../support/secure';
 import { randomFile } from '../peer/support';
@@ -185,6 +187,43 @@ test('a requester whose TCP readers stop reading loses its slots after the idle 
     assert.equal((await slow.get()).status, GetStatus.ok, 'admitted again');
   } finally {
     for (const r of readers) r.destroy();
+    await slow.ep.close();
+    await o.close();
+    await cleanup();
+  }
+});
+
+test('a UDP requester that keeps acknowledging but never takes anything new loses its slot after the progress timeout (1.5 s here, 30 s by default)', async () => {
+  const { dir, cleanup } = await tempDir();
+  const file = join(dir, 'big.bin');
+  await randomFile(file, 16 * 1024 * 1024);
+  // The idle timeout (ACKs stop) is long here: only the lack of progress can end these sends.
+  const o = await owner([file], { udp: { idleTimeoutMs: 20_000, progressTimeoutMs: 1500 } });
+  const slow = await requester(o, 'big.bin');
+  const aborted = new Map<number, number>();
+  // A hostile receiver: every DATA is answered with an ACK of the first packet only, window 0.
+  const firstSeen = new Map<number, { pn: number; sendTimeUs: number }>();
+  slow.ep.on(FrameType.data, (f) => {
+    const d = decodeData(f.body);
+    if (!d) return;
+    if (!firstSeen.has(f.id)) firstSeen.set(f.id, { pn: d.packetNumber, sendTimeUs: d.sendTimeUs });
+  });
+  slow.ep.on(FrameType.abort, (f) => aborted.set(f.id, Date.now()));
+  const keepAcking = setInterval(() => {
+    for (const [id, p] of firstSeen) {
+      slow.conn.send(FrameType.ack, id, encodeAck({ echoTimeUs: p.sendTimeUs, ackDelayUs: 0, window: 0, cumulativeChunk: 0, ranges: [{ first: p.pn, last: p.pn }] }));
+    }
+  }, 100);
+  try {
+    const t0 = Date.now();
+    for (let i = 0; i < 4; i++) assert.equal((await slow.get('udp')).status, GetStatus.ok);
+    assert.equal((await slow.get('udp')).status, GetStatus.busy, 'four sends hold all of its slots');
+    await until('every send ended', () => aborted.size === 4, 10_000);
+    for (const at of aborted.values()) assert.ok(at - t0 >= 1400 && at - t0 < 6000, `a send ended after ${at - t0} ms (progress timeout 1.5 s, idle 20 s)`);
+    await until('its slots freed', () => o.control.slots.heldBy(slow.key) === 0, 2000);
+    assert.equal((await slow.get('udp')).status, GetStatus.ok, 'admitted again');
+  } finally {
+    clearInterval(keepAcking);
     await slow.ep.close();
     await o.close();
     await cleanup();

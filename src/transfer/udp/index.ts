@@ -14,6 +14,8 @@ export type { ReceiveResult, SendResult };
 
 export const DEFAULT_MAX_PAYLOAD = 1200;
 export const DEFAULT_IDLE_TIMEOUT_MS = 15_000;
+/** A send whose ACKs deliver no new chunk for this long fails (PROTOCOL.md 6.8). */
+export const DEFAULT_PROGRESS_TIMEOUT_MS = 30_000;
 /** A finished receive answers late DATA with DONE for this long (its DONEs may have been lost). */
 const LINGER_MS = 10_000;
 const MAX_LINGERING = 1024;
@@ -62,12 +64,14 @@ export class UdpTransfers {
   private readonly receives = new SessionTable<Receiver>();
   private readonly lingering = new SessionTable<Lingering>();
   private readonly idleTimeoutMs: number;
+  private readonly progressTimeoutMs: number;
 
   constructor(
     private readonly endpoint: Endpoint,
-    options: { idleTimeoutMs?: number } = {},
+    options: { idleTimeoutMs?: number; progressTimeoutMs?: number } = {},
   ) {
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.progressTimeoutMs = options.progressTimeoutMs ?? DEFAULT_PROGRESS_TIMEOUT_MS;
     endpoint.on(FrameType.data, (f, conn) => this.onData(f, conn));
     endpoint.on(FrameType.ack, (f, conn) => this.onAck(f, conn));
     endpoint.on(FrameType.done, (f, conn) => this.onDone(f, conn));
@@ -98,7 +102,7 @@ export class UdpTransfers {
     const id = o.sessionId >>> 0;
     if (this.sends.get(conn, id)) return Promise.reject(new Error(`session ${o.sessionId} is already sending`));
     const release = conn.hold();
-    const sender = new Sender(conn, { sessionId: id, path: o.path, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs }, () => {
+    const sender = new Sender(conn, { sessionId: id, path: o.path, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs, progressTimeoutMs: this.progressTimeoutMs }, () => {
       release();
       if (this.sends.get(conn, id) === sender) this.sends.delete(conn, id);
     });
