@@ -4,6 +4,7 @@ import { listFiles, defaultVia } from '../peer/fetch';
 import type { ListEntry } from '../wire/control';
 import { formatBytes } from '../ui/format';
 import { safeJson } from '../core/unsafe-text';
+import { unusableName } from '../transfer/local-names';
 import { displayWidth, escaped, padToWidth } from '../ui/text';
 
 export const filesCommand: Command = {
@@ -30,9 +31,14 @@ The owner's key is checked and pinned as by get.`,
   },
 };
 
-/** Aligned columns: name, size, kind (with an image's dimensions), how it would travel; names escaped. */
+/**
+ * Aligned columns: name, size, kind (with an image's dimensions), how it would travel. A name
+ * with control characters is shown escaped, and marked: `get` refuses it (transfer/local-names.ts).
+ */
 export function fileTable(files: ListEntry[]): string {
-  const rows = files.map((f) => [escaped(f.name), formatBytes(f.size), f.width && f.height ? `${f.kind} ${f.width} × ${f.height}` : f.kind, defaultVia(f)] as const);
+  const rows = files.map(
+    (f) => [escaped(f.name), formatBytes(f.size), f.width && f.height ? `${f.kind} ${f.width} × ${f.height}` : f.kind, unusableName(f.name) ? 'unusable name' : defaultVia(f)] as const,
+  );
   const width = (col: 0 | 2, cap: number) => Math.min(cap, rows.reduce((w, r) => Math.max(w, displayWidth(r[col])), 0));
   const nameW = width(0, 40);
   const kindW = width(2, 24);

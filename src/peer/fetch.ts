@@ -2,8 +2,9 @@
 // or UDP, write the .part, verify, link into place. Used by `get` and the interactive loop.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { forbidden } from '../control/client';
-import { P2pError } from '../core/errors';
-import { finish, openPart, verifyPart } from '../transfer/download';
+import { P2pError, userMessage } from '../core/errors';
+import { ensureRoom, finish, openPart, verifyPart } from '../transfer/download';
+import { shownName, unusableName } from '../transfer/local-names';
 import { fetchOverTcp, TcpAuthError } from '../transfer/tcp-client';
 import { GetStatus, type ListEntry, type TransportName } from '../wire/control';
 import { isValidSharedName } from '../wire/shared-file';
@@ -62,7 +63,10 @@ export async function listFiles(o: SessionOptions): Promise<{ files: ListEntry[]
 }
 
 export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
-  if (!isValidSharedName(o.file)) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${o.file}'`);
+  if (!isValidSharedName(o.file)) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${shownName(o.file, 200)}'`);
+  // Refused before anything touches the disk (or the network): see transfer/local-names.ts.
+  const unusable = unusableName(o.file);
+  if (unusable) throw new P2pError('NO_SUCH_FILE', `will not fetch '${shownName(o.file)}' from ${o.peer}: ${unusable}`);
   // One session (one UDP socket, one handshake) for the whole exchange (PROTOCOL.md section 2).
   const session = await openSession(o);
   try {
@@ -75,7 +79,7 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
     let busyWait = BUSY_FIRST_WAIT_MS;
     for (;;) {
       const entry = (await session.control.list(session.conn, o.peer)).find((e) => e.name === o.file);
-      if (!entry) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${o.file}'`);
+      if (!entry) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${shownName(o.file, 200)}'`);
       let res: FetchResult | 'changed' | 'busy';
       try {
         res = await fetchEntry(o, session, entry);
@@ -108,6 +112,7 @@ async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): 
   const { endpoint, conn, control } = session;
   const via = o.via === 'auto' ? defaultVia(entry) : o.via;
   const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
+  await ensureRoom(o.downloads, entry.name, entry.size, entry.sha256);
   const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
   const started = Date.now();
   let udpDone: Promise<unknown> | undefined;
@@ -160,8 +165,12 @@ async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): 
     };
   } catch (err) {
     if (err instanceof P2pError) throw err;
-    if (o.signal?.aborted) throw new P2pError('ABORTED', `interrupted: ${entry.name} not finished; the partial file is kept, run again to resume`, { cause: err });
-    throw new P2pError('FAILED', `transfer of ${entry.name} from ${o.peer} failed: ${(err as Error).message} (partial file kept; run again to resume)`, { cause: err });
+    await udpDone?.catch(() => {});
+    const kept = await part.release();
+    if (o.signal?.aborted) {
+      throw new P2pError('ABORTED', `interrupted: ${entry.name} not finished; ${kept ? 'the partial file is kept, run again to resume' : 'nothing was saved'}`, { cause: err });
+    }
+    throw new P2pError('FAILED', `transfer of ${entry.name} from ${o.peer} failed: ${userMessage(err)} (${kept ? 'partial file kept; run again to resume' : 'nothing was saved'})`, { cause: err });
   } finally {
     await udpDone?.catch(() => {}); // a cancelled receive first cuts the .part to its hole-free prefix
     await part.release();
