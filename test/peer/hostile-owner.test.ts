@@ -1,16 +1,17 @@
 // A hostile owner against a real `get`: an owner in this process, on a real secure connection,
 // whose share list lies (names with controls and bidi controls, a 300-byte segment, 10 GiB it
 // never sends, 8 PiB). Each fetch must end with its exit code and one clean line, and leave
-// nothing unexpected on disk.
+// nothing unexpected on disk (a small disk is a tmpfs, see support/tmpfs.ts).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Offer, OfferedFile } from '../../src/control/server';
 import { PrivateKey } from '../../src/core/x25519';
 import { kindOf } from '../../src/wire/shared-file';
 import { runCli, tempDir } from '../support/cli';
+import { mountTmpfs, unmount } from '../support/tmpfs';
 import { inProcessOwner, owner } from '../control/support';
 import { randomFile, registry, sha256 } from './support';
 
@@ -160,6 +161,29 @@ test('an owner announcing 10 GiB and hanging up, again and again, never makes th
     }
   } finally {
     await h.close();
+    await cleanup();
+  }
+});
+
+test('an owner announcing 10 GiB cannot fill a small disk: refused before the first byte, however often it is asked', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  const small = join(dir, 'small-fs');
+  await mkdir(small);
+  if (!mountTmpfs(small, 6, t)) return cleanup();
+  const h = await hostileOwner(dir);
+  try {
+    for (const via of ['tcp', 'udp']) {
+      for (let i = 0; i < 3; i++) {
+        const res = await h.get('ten-gib-mib.bin', join(small, 'dl'), '--via', via);
+        assert.equal(res.code, 1, res.stderr);
+        assertOneCleanLine(res.stderr, `10 GiB on a 6 MiB disk, over ${via}`);
+        assert.match(res.stderr, /not enough space .* it needs 10\.0 GiB, and [\d.]+ MiB are free/);
+        assert.deepEqual(await readdir(small), [], `try ${i + 1} over ${via} wrote to the small disk`);
+      }
+    }
+  } finally {
+    await h.close();
+    unmount(small);
     await cleanup();
   }
 });

@@ -1,28 +1,17 @@
 // The free-space check before a download, on a real small file system (a tmpfs of 6 MiB this
-// test mounts and removes; root needed). Skipped loudly where it cannot mount, except under CI.
+// test mounts and removes; see support/tmpfs.ts).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { P2pError } from '../../src/core/errors';
 import { ensureRoom } from '../../src/transfer/download';
 import { runCli, tempDir } from '../support/cli';
+import { mountTmpfs, unmount } from '../support/tmpfs';
 import { owner } from '../control/support';
 import { randomFile, registry, sha256 } from '../peer/support';
 
 const MiB = 1024 * 1024;
-
-/** Mounts a tmpfs of `mib` MiB at `dir`; false (and a loud skip) when this machine cannot. */
-function mountTmpfs(dir: string, mib: number, t: { skip(msg: string): void }): boolean {
-  const res = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${mib}m`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (res.status === 0) return true;
-  const why = `cannot mount a tmpfs (${(res.stderr || res.error?.message || '').trim()}): the free-space check was NOT tested`;
-  if (process.env.CI === 'true') assert.fail(why);
-  console.error(`SKIPPED: ${why}`);
-  t.skip(why);
-  return false;
-}
 
 test('a download that does not fit the downloads folder is refused before it starts, in one line; one that fits goes ahead', async (t) => {
   const { dir, cleanup } = await tempDir();
@@ -58,7 +47,7 @@ test('a download that does not fit the downloads folder is refused before it sta
   } finally {
     await o.close();
     await reg.close();
-    spawnSync('umount', [small]);
+    unmount(small);
     await cleanup();
   }
 });
