@@ -1,7 +1,7 @@
 // The one entry point: dispatches `p2pshare <command>` to src/commands/*, maps errors to exit codes.
 import pkg from '../package.json';
 import { parseCommandArgs, usage, type CliContext, type Command } from './commands/args';
-import { P2pError, type ErrorCode } from './core/errors';
+import { P2pError, userMessage, type ErrorCode } from './core/errors';
 import { printError } from './ui/output';
 import { serveRegistryCommand } from './commands/serve-registry';
 import { peerCommand } from './commands/peer';
@@ -95,7 +95,7 @@ main(process.argv.slice(2)).then(
       if (debug && err.cause) console.error(err.cause);
       process.exitCode = EXIT_CODES[err.code];
     } else {
-      printError(err instanceof Error ? err.message : String(err));
+      printError(userMessage(err));
       if (debug) console.error(err);
       process.exitCode = EXIT_UNEXPECTED;
     }

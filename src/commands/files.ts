@@ -3,7 +3,9 @@ import { boolOpt, identityOption, registryOption, sessionOptions } from './args'
 import { listFiles, defaultVia } from '../peer/fetch';
 import type { ListEntry } from '../wire/control';
 import { formatBytes } from '../ui/format';
-import { displayWidth, padToWidth, printable } from '../ui/text';
+import { safeJson } from '../core/unsafe-text';
+import { unusableName } from '../transfer/local-names';
+import { displayWidth, escaped, padToWidth } from '../ui/text';
 
 export const filesCommand: Command = {
   name: 'files',
@@ -20,7 +22,7 @@ The owner's key is checked and pinned as by get.`,
     const { files, fingerprint } = await listFiles(o);
     if (boolOpt(args, 'json')) {
       const out = files.map((f) => ({ name: f.name, size: f.size, sha256: f.sha256, kind: f.kind, ...(f.width ? { width: f.width, height: f.height } : {}) }));
-      process.stdout.write(`${JSON.stringify({ fingerprint, files: out })}\n`);
+      process.stdout.write(`${safeJson({ fingerprint, files: out })}\n`);
     } else {
       process.stdout.write(fileTable(files));
       if (files.length === 0) process.stderr.write(`${o.peer} shares no files\n`);
@@ -29,9 +31,14 @@ The owner's key is checked and pinned as by get.`,
   },
 };
 
-/** Aligned columns: name, size, kind (with an image's dimensions), how it would travel. */
+/**
+ * Aligned columns: name, size, kind (with an image's dimensions), how it would travel. A name
+ * with control characters is shown escaped, and marked: `get` refuses it (transfer/local-names.ts).
+ */
 export function fileTable(files: ListEntry[]): string {
-  const rows = files.map((f) => [printable(f.name), formatBytes(f.size), f.width && f.height ? `${f.kind} ${f.width} × ${f.height}` : f.kind, defaultVia(f)] as const);
+  const rows = files.map(
+    (f) => [escaped(f.name), formatBytes(f.size), f.width && f.height ? `${f.kind} ${f.width} × ${f.height}` : f.kind, unusableName(f.name) ? 'unusable name' : defaultVia(f)] as const,
+  );
   const width = (col: 0 | 2, cap: number) => Math.min(cap, rows.reduce((w, r) => Math.max(w, displayWidth(r[col])), 0));
   const nameW = width(0, 40);
   const kindW = width(2, 24);

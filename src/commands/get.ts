@@ -1,10 +1,12 @@
 import type { Command } from './args';
 import { boolOpt, identityOption, registryOption, sessionOptions, stringOpt, usage } from './args';
 import { fetchFile, type Via } from '../peer/fetch';
+import { safeJson } from '../core/unsafe-text';
 import { colors } from '../ui/output';
 import { showPreview } from '../ui/preview';
 import { createProgress, type Progress } from '../ui/progress';
 import { fetchSummaryLine } from '../ui/result';
+import { escaped } from '../ui/text';
 
 const JPEG_NAME = /\.(jpe?g|jfif)$/i;
 
@@ -69,13 +71,15 @@ key is refused (exit 6) unless --accept-new-key. PEER@FINGERPRINT pins a key che
       progress?.finish();
     });
     if (json) {
-      process.stdout.write(`${JSON.stringify(res)}\n`);
+      process.stdout.write(`${safeJson(res)}\n`);
     } else if (process.stdout.isTTY) {
       // A person is reading: the result line in place of the bar, then the picture.
       process.stdout.write(`${fetchSummaryLine(res, colors(process.stdout))}\n`);
       if (JPEG_NAME.test(res.name)) await showPreview(res.path, process.stdout);
     } else {
-      process.stdout.write(`${res.path}\n`); // scripts read the saved path alone
+      // Scripts read the saved path alone, escaped: a control character (from --downloads, say)
+      // would end the line early or act on whatever shows it.
+      process.stdout.write(`${escaped(res.path)}\n`);
     }
   },
 };

@@ -7,6 +7,7 @@ import { Peer } from '../peer/peer';
 import { RegistryClient } from '../registry/client';
 import { ShareIndex } from '../peer/share';
 import { isValidName } from '../registry/names';
+import { escaped } from '../ui/text';
 
 export const peerCommand: Command = {
   name: 'peer',
@@ -84,8 +85,8 @@ async function serveOnly(o: { name: string; registryUrl: string; share: ShareInd
     onFetch: (e) =>
       process.stdout.write(
         e.ok
-          ? `${name} -> ${e.from.address}:${e.from.port} sent ${e.name} (${e.size - e.offset} bytes, ${e.via})\n`
-          : `${name} -> ${e.from.address}:${e.from.port} failed to send ${e.name}: ${e.error}\n`,
+          ? `${name} -> ${e.from.address}:${e.from.port} sent ${escaped(e.name)} (${e.size - e.offset} bytes, ${e.via})\n`
+          : `${name} -> ${e.from.address}:${e.from.port} failed to send ${escaped(e.name)}: ${escaped(e.error ?? '')}\n`,
       ),
     onNotice: (line) => process.stderr.write(`${line}\n`),
   });

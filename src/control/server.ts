@@ -1,9 +1,11 @@
 // Owner side of the control protocol: answers LIST and GET on the connections its handshakes
 // made, hands out one-shot TCP tickets for them, starts UDP sends, says "busy" past its transfer
-// limit and "forbidden" to a key its allow list does not hold.
+// slots (slots.ts: in all and per requester key) and "forbidden" to a key its allow list does
+// not hold.
 import type { Connection, Remote, SecureConnection } from '../net/connection';
 import type { Endpoint } from '../net/endpoint';
 import { SessionTable } from '../net/sessions';
+import { Slots, type Slot } from './slots';
 import type { ServedFile, TcpServerHooks, TcpTicket } from '../transfer/tcp-server';
 import { chunkBytesFor } from '../transfer/udp/index';
 import { FrameType, type Frame } from '../wire/frame';
@@ -52,15 +54,29 @@ export interface FetchEvent {
   error?: string;
 }
 
-const TICKET_TTL_MS = 30_000;
+/** An unredeemed TCP ticket is dropped, and its slot freed, this long after the GET answer. */
+export const TICKET_TTL_MS = 5_000;
+/** Transfers and unredeemed tickets one requester key may hold at once (README "Limits of a peer"). */
+export const DEFAULT_MAX_PER_REQUESTER = 4;
 /** How long an answered GET is remembered, so that a retry gets the same answer. */
 const ANSWER_MEMORY_MS = 60_000;
 const MAX_REMEMBERED = 4096;
 
+interface PendingTicket<F extends ServedFile> {
+  file: F;
+  offset: number;
+  from: Remote;
+  slot: Slot;
+  timer: NodeJS.Timeout;
+}
+
 export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
+  /** Transfers running (tickets not counted). */
   active = 0;
-  /** TCP tickets by (requester's connection, session ID). */
-  private readonly tickets = new SessionTable<TcpTicket<F> & { expires: number }>();
+  /** Running transfers and unredeemed tickets, per requester key. */
+  readonly slots: Slots;
+  /** TCP tickets by (requester's connection, session ID), each holding a slot. */
+  private readonly tickets = new SessionTable<PendingTicket<F>>();
   /** The highest session ID each connection used: IDs only grow, so TCP keys are never reused. */
   private readonly highestSession = new WeakMap<Connection, number>();
   /** The allow list's verdict per connection (its key does not change). */
@@ -75,7 +91,12 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
     private readonly endpoint: Endpoint,
     private readonly share: Offer<F>,
     private readonly opts: {
+      /** Slots in all: running transfers plus unredeemed TCP tickets. */
       maxTransfers: number;
+      /** Slots one requester key may hold (default DEFAULT_MAX_PER_REQUESTER). */
+      maxPerRequester?: number;
+      /** How long an unredeemed TCP ticket lives (default TICKET_TTL_MS). */
+      ticketTtlMs?: number;
       udp?: UdpSender;
       onFetch?: (e: FetchEvent) => void;
       sizes?: (f: F) => { width: number; height: number };
@@ -83,6 +104,7 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
       allow?: (peerKey: Buffer) => boolean | Promise<boolean>;
     },
   ) {
+    this.slots = new Slots(opts.maxTransfers, opts.maxPerRequester ?? DEFAULT_MAX_PER_REQUESTER);
     endpoint.on(FrameType.listRequest, (f, conn) => void this.onList(f, conn).catch(() => endpoint.reject()));
     // onGet answers after an await (a re-hash can take seconds): a failure then, such as the
     // socket closed by a shutdown meanwhile, must not become an unhandled rejection (fatal).
@@ -93,6 +115,7 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
   close(): void {
     this.closed = true;
     clearInterval(this.sweeper);
+    for (const [conn, id] of this.tickets.entries()) this.dropTicket(conn, id);
     this.endpoint.off(FrameType.listRequest);
     this.endpoint.off(FrameType.getRequest);
   }
@@ -103,14 +126,26 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
   }
 
   /**
-   * The TCP server redeems a ticket: once, within 30 s, on the connection that asked. The hello
+   * The TCP server redeems a ticket: once, within 5 s, on the connection that asked. The hello
    * proved its key; the source address is not compared (a NAT may use another one for TCP).
+   * The ticket's slot goes with it: the TCP server releases it when the stream ends.
    */
   takeTicket(conn: Connection, sessionId: number): TcpTicket<F> | undefined {
     const t = this.tickets.get(conn, sessionId);
-    if (!t || t.expires < Date.now()) return undefined;
+    if (!t) return undefined;
     this.tickets.delete(conn, sessionId);
-    return t;
+    clearTimeout(t.timer);
+    t.slot.pin();
+    return { file: t.file, offset: t.offset, from: t.from, release: t.slot.release };
+  }
+
+  /** Drops an unredeemed ticket and frees its slot (expired, preempted, shutdown). */
+  private dropTicket(conn: Connection, sessionId: number): void {
+    const t = this.tickets.get(conn, sessionId);
+    if (!t) return;
+    this.tickets.delete(conn, sessionId);
+    clearTimeout(t.timer);
+    t.slot.release();
   }
 
   /** For the TCP server: the file is still the version whose digest the GET answer gave. */
@@ -195,19 +230,30 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
     } finally {
       release();
     }
-    if (this.closed) return; // shut down meanwhile: no answer, no ticket, no transfer
+    if (this.closed) {
+      // Shut down meanwhile: no answer, no ticket, no transfer.
+      if ('slot' in verdict) verdict.slot.release();
+      return;
+    }
     const file = 'file' in verdict ? verdict.file : undefined;
     pending.body = encodeGetResponse(file ? { status: GetStatus.ok, size: file.size, sha256: file.sha256 } : { status: verdict.status, size: 0, sha256: '' });
     if (!file) this.answers.delete(conn, req.sessionId); // nothing started: a retry may be judged afresh
     if (this.answers.size > MAX_REMEMBERED) this.sweep();
     conn.send(FrameType.getResponse, frame.id, pending.body);
-    if (file && req.transport === 'udp') {
-      const done = this.opts.udp!.send({ conn, sessionId: req.sessionId, path: file.path, offset: req.offset, size: file.size, maxPayload: req.maxPayload });
+    if ('slot' in verdict && req.transport === 'udp') {
+      const { file, slot } = verdict;
+      let done: Promise<unknown>;
+      try {
+        done = this.opts.udp!.send({ conn, sessionId: req.sessionId, path: file.path, offset: req.offset, size: file.size, maxPayload: req.maxPayload });
+      } catch (err) {
+        done = Promise.reject(err);
+      }
+      done.then(slot.release, slot.release);
       this.track({ from: conn.remote, name: file.name, size: file.size, offset: req.offset, via: 'udp' }, done);
     }
   }
 
-  private async admit(req: GetRequest, conn: Connection): Promise<{ status: typeof GetStatus.ok; file: F } | { status: GetStatus }> {
+  private async admit(req: GetRequest, conn: Connection): Promise<{ status: typeof GetStatus.ok; file: F; slot: Slot } | { status: GetStatus }> {
     // UDP needs a transport here and a max payload it can cut chunks to (PROTOCOL.md 6.1).
     if (req.transport === 'udp' && (!this.opts.udp || chunkBytesFor(req.maxPayload, conn.maxBody) === null)) return { status: GetStatus.badRequest };
     if (!(await this.allowed(conn))) return { status: GetStatus.forbidden };
@@ -220,16 +266,26 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
     if (!file) return { status: GetStatus.notFound };
     if (req.expectedSha256 && req.expectedSha256 !== file.sha256) return { status: GetStatus.changed };
     if (req.offset > file.size) return { status: GetStatus.badOffset };
-    if (this.active + this.tickets.size >= this.opts.maxTransfers) return { status: GetStatus.busy };
-    if (req.transport === 'tcp') {
-      this.tickets.set(conn, req.sessionId, { file, offset: req.offset, from: conn.remote, expires: Date.now() + TICKET_TTL_MS });
+    if (this.closed) return { status: GetStatus.busy };
+    const key = conn.peerKey.toString('base64url');
+    if (req.transport === 'udp') {
+      const slot = this.slots.take(key);
+      if (!slot) return { status: GetStatus.busy };
+      slot.pin(); // the transfer starts with the answer: nothing to take over
+      return { status: GetStatus.ok, file, slot };
     }
-    return { status: GetStatus.ok, file };
+    const id = req.sessionId;
+    const slot = this.slots.take(key, () => this.dropTicket(conn, id));
+    if (!slot) return { status: GetStatus.busy };
+    const timer = setTimeout(() => this.dropTicket(conn, id), this.opts.ticketTtlMs ?? TICKET_TTL_MS);
+    timer.unref();
+    this.tickets.set(conn, id, { file, offset: req.offset, from: conn.remote, slot, timer });
+    return { status: GetStatus.ok, file, slot };
   }
 
   private sweep(): void {
     const now = Date.now();
-    for (const [conn, id, t] of this.tickets.entries()) if (t.expires < now || conn.closed) this.tickets.delete(conn, id);
+    for (const [conn, id] of this.tickets.entries()) if (conn.closed) this.dropTicket(conn, id);
     for (const [conn, id, a] of this.answers.entries()) if (a.expires < now) this.answers.delete(conn, id);
     // Still over the cap (a flood of distinct requests): forget those of the oldest connections.
     for (const [conn, id] of this.answers.entries()) {

@@ -29,3 +29,16 @@ export class P2pError extends Error {
     this.name = 'P2pError';
   }
 }
+
+/** JavaScript's own errors: a bug (or a limit of the runtime), never a message for a user. */
+const INTERNAL = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError];
+
+/**
+ * The message of `err` as a user may read it: JavaScript's own errors ("Invalid typed array
+ * length", "Cannot read properties of undefined") mean nothing to a user and become one plain
+ * sentence; --debug still shows them with their stack.
+ */
+export function userMessage(err: unknown): string {
+  if (INTERNAL.some((E) => err instanceof E)) return 'an internal error (run again with --debug for the details)';
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,8 +1,10 @@
 // Fetching one file from a named peer: look it up, ask for its list, request the file over TCP
 // or UDP, write the .part, verify, link into place. Used by `get` and the interactive loop.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { forbidden } from '../control/client';
-import { P2pError } from '../core/errors';
-import { finish, openPart, verifyPart } from '../transfer/download';
+import { P2pError, userMessage } from '../core/errors';
+import { ensureRoom, finish, openPart, verifyPart } from '../transfer/download';
+import { shownName, unusableName } from '../transfer/local-names';
 import { fetchOverTcp, TcpAuthError } from '../transfer/tcp-client';
 import { GetStatus, type ListEntry, type TransportName } from '../wire/control';
 import { isValidSharedName } from '../wire/shared-file';
@@ -30,6 +32,14 @@ export interface FetchResult {
 
 /** A TCP transfer whose records fail authentication is resumed this many times, then given up. */
 const TAMPERED_RETRIES = 3;
+/**
+ * An owner that answers `busy` is asked again for this long before the fetch fails: it gives
+ * each requester key a few slots (README "Limits of a peer"), so several fetches at once from
+ * one requester take turns rather than fail. First wait, and the longest (each one doubles).
+ */
+export const BUSY_RETRY_MS = 10_000;
+const BUSY_FIRST_WAIT_MS = 250;
+const BUSY_MAX_WAIT_MS = 2_000;
 
 export interface FetchOptions extends SessionOptions {
   file: string;
@@ -63,7 +73,10 @@ export async function listFiles(o: SessionOptions): Promise<{ files: ListEntry[]
 }
 
 export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
-  if (!isValidSharedName(o.file)) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${o.file}'`);
+  if (!isValidSharedName(o.file)) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${shownName(o.file, 200)}'`);
+  // Refused before anything touches the disk (or the network): see transfer/local-names.ts.
+  const unusable = unusableName(o.file);
+  if (unusable) throw new P2pError('NO_SUCH_FILE', `will not fetch '${shownName(o.file)}' from ${o.peer}: ${unusable}`);
   // One session (one UDP socket, one handshake) for the whole exchange (PROTOCOL.md section 2).
   const session = await openSession(o);
   try {
@@ -72,10 +85,12 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
     // fresh list has the new digest: ask once more before telling the user.
     let changed = 0;
     let tampered = 0;
+    let busySince: number | undefined;
+    let busyWait = BUSY_FIRST_WAIT_MS;
     for (;;) {
       const entry = (await session.control.list(session.conn, o.peer)).find((e) => e.name === o.file);
-      if (!entry) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${o.file}'`);
-      let res: FetchResult | 'changed';
+      if (!entry) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${shownName(o.file, 200)}'`);
+      let res: FetchResult | 'changed' | 'busy';
       try {
         res = await fetchEntry(o, session, entry);
       } catch (err) {
@@ -83,6 +98,16 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
         // owner sent, so a fresh GET resumes from it (PROTOCOL.md section 5).
         if (err instanceof P2pError && err.cause instanceof TcpAuthError && tampered++ < TAMPERED_RETRIES) continue;
         throw err;
+      }
+      if (res === 'busy') {
+        busySince ??= Date.now();
+        if (Date.now() - busySince >= BUSY_RETRY_MS) throw refusal(GetStatus.busy, o.peer, entry.name);
+        // Jittered, so that fetches refused together do not all come back together.
+        await sleep(busyWait * (0.75 + Math.random() / 2), undefined, o.signal ? { signal: o.signal } : {}).catch(() => {
+          throw new P2pError('ABORTED', `interrupted while ${o.peer} was busy: ${entry.name} not fetched`);
+        });
+        busyWait = Math.min(BUSY_MAX_WAIT_MS, busyWait * 2);
+        continue;
       }
       if (res !== 'changed') return res;
       if (++changed === 2) throw refusal(GetStatus.changed, o.peer, entry.name);
@@ -92,11 +117,12 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
   }
 }
 
-/** Requests `entry` and moves it into the .part, verified and linked; 'changed' when refused so. */
-async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): Promise<FetchResult | 'changed'> {
+/** Requests `entry` and moves it into the .part, verified and linked; 'changed' or 'busy' when refused so. */
+async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): Promise<FetchResult | 'changed' | 'busy'> {
   const { endpoint, conn, control } = session;
   const via = o.via === 'auto' ? defaultVia(entry) : o.via;
   const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
+  await ensureRoom(o.downloads, entry.name, entry.size, entry.sha256);
   const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
   const started = Date.now();
   let udpDone: Promise<unknown> | undefined;
@@ -123,6 +149,7 @@ async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): 
     if (answer.status !== GetStatus.ok) {
       udp?.cancel(sessionId);
       if (answer.status === GetStatus.changed) return 'changed';
+      if (answer.status === GetStatus.busy) return 'busy';
       throw refusal(answer.status, o.peer, entry.name);
     }
     // Only now: a request refused as 'changed' is asked again with another size and digest.
@@ -149,8 +176,12 @@ async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): 
     };
   } catch (err) {
     if (err instanceof P2pError) throw err;
-    if (o.signal?.aborted) throw new P2pError('ABORTED', `interrupted: ${entry.name} not finished; the partial file is kept, run again to resume`, { cause: err });
-    throw new P2pError('FAILED', `transfer of ${entry.name} from ${o.peer} failed: ${(err as Error).message} (partial file kept; run again to resume)`, { cause: err });
+    await udpDone?.catch(() => {});
+    const kept = await part.release();
+    if (o.signal?.aborted) {
+      throw new P2pError('ABORTED', `interrupted: ${entry.name} not finished; ${kept ? 'the partial file is kept, run again to resume' : 'nothing was saved'}`, { cause: err });
+    }
+    throw new P2pError('FAILED', `transfer of ${entry.name} from ${o.peer} failed: ${userMessage(err)} (${kept ? 'partial file kept; run again to resume' : 'nothing was saved'})`, { cause: err });
   } finally {
     await udpDone?.catch(() => {}); // a cancelled receive first cuts the .part to its hole-free prefix
     await part.release();

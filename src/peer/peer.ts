@@ -22,7 +22,10 @@ export interface PeerOptions {
   port: number;
   /** Address to be reached at, sent to the registry as `ip`. */
   advertise?: string;
+  /** Transfer slots in all (running transfers and unredeemed TCP tickets); default 32. */
   maxTransfers?: number;
+  /** Slots one requester key may hold; default 4 (README "Limits of a peer"). */
+  maxPerRequester?: number;
   onFetch?: (e: FetchEvent) => void;
   /** Notices about the registration (lost, restored, taken over); one line each. */
   onNotice?: (line: string) => void;
@@ -150,6 +153,7 @@ async function bindBoth(o: PeerOptions, identity: PrivateKey): Promise<{ endpoin
     const udp = udpTransport(endpoint);
     const control = new ControlServer(endpoint, o.share, {
       maxTransfers: o.maxTransfers ?? DEFAULT_MAX_TRANSFERS,
+      ...(o.maxPerRequester !== undefined ? { maxPerRequester: o.maxPerRequester } : {}),
       sizes: (f) => ({ width: f.width, height: f.height }),
       ...(udp ? { udp } : {}),
       ...(o.onFetch ? { onFetch: o.onFetch } : {}),

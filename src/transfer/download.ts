@@ -3,9 +3,12 @@
 // the final name.
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { link, mkdir, open, readFile, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { formatBytes } from '../core/bytes';
+import { P2pError } from '../core/errors';
 import { sha256File } from '../core/hash';
+import { numberedName, partBase, safeBaseName } from './local-names';
 
 export interface PartFile {
   path: string;
@@ -13,7 +16,8 @@ export interface PartFile {
   offset: number;
   /** Says that chunks are about to land out of order (UDP) until release(). */
   markUnordered(): Promise<void>;
-  release(): Promise<void>;
+  /** Unlocks, and removes the .part unless a later fetch can resume it; true when it stays. Once. */
+  release(): Promise<boolean>;
 }
 
 /**
@@ -25,6 +29,39 @@ export interface PartFile {
  */
 export const UNORDERED_TAIL_BYTES = 64 * 1024 * 1024;
 
+/** Room kept free beyond the file itself: file-system blocks and metadata, other writers. */
+export const FREE_SPACE_MARGIN_BYTES = 1024 * 1024;
+
+/** The .part a download of `name`/`sha256` in `dir` resumes (see openPart). */
+function sharedPart(dir: string, name: string, sha256: string): string {
+  return join(dir, `${partBase(name)}.${sha256.slice(0, 12)}.part`);
+}
+
+/**
+ * Refuses (FAILED) a download that cannot fit: what the .part still lacks of `size`, plus a
+ * margin, must be free in `dir` (or, while it does not exist yet, the folder it will be made in).
+ * Nothing is created. A file system that cannot tell is not checked.
+ */
+export async function ensureRoom(dir: string, name: string, size: number, sha256: string): Promise<void> {
+  const have = await stat(sharedPart(dir, name, sha256)).then((st) => (st.isFile() && st.size <= size ? st.size : 0), () => 0);
+  const need = size - have + FREE_SPACE_MARGIN_BYTES;
+  let probe = resolve(dir);
+  for (;;) {
+    try {
+      const fs = await statfs(probe);
+      const free = fs.bavail * fs.bsize;
+      if (need <= free) return;
+      const missing = have > 0 ? `${formatBytes(size - have)} more (${formatBytes(have)} of ${formatBytes(size)} are there)` : formatBytes(size);
+      throw new P2pError('FAILED', `not enough space in ${dir} for ${name}: it needs ${missing}, and ${formatBytes(free)} are free`);
+    } catch (err) {
+      if (err instanceof P2pError) throw err;
+      const up = dirname(probe);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || up === probe) return;
+      probe = up;
+    }
+  }
+}
+
 /**
  * Opens (or creates) the .part file for `name`/`sha256` in `dir`. The .part name carries the
  * digest so a resumed download can only ever continue the same content. A lock file keeps two
@@ -32,8 +69,8 @@ export const UNORDERED_TAIL_BYTES = 64 * 1024 * 1024;
  */
 export async function openPart(dir: string, name: string, size: number, sha256: string): Promise<PartFile> {
   await mkdir(dir, { recursive: true });
-  const base = safeBaseName(name);
-  const shared = join(dir, `${base}.${sha256.slice(0, 12)}.part`);
+  const base = partBase(name);
+  const shared = sharedPart(dir, name, sha256);
   const lock = `${shared}.lock`;
   let path = shared;
   let lockHeld = false;
@@ -51,20 +88,23 @@ export async function openPart(dir: string, name: string, size: number, sha256: 
   } finally {
     await fh.close();
   }
+  let released: Promise<boolean> | undefined;
   return {
     path,
     offset,
     markUnordered: async () => {
       await (await open(unordered, 'w')).close();
     },
-    release: async () => {
+    release: () => (released ??= (async () => {
       await unlink(unordered).catch(() => {});
       // A private .part is never resumed; an empty one has nothing to resume (the fetch was
       // refused or failed before the first byte) and would only litter the downloads folder.
-      const empty = await stat(path).then((st) => st.size === 0, () => false);
-      if (path !== shared || empty) await unlink(path).catch(() => {});
+      const size = await stat(path).then((st) => st.size, () => 0);
+      const kept = path === shared && size > 0;
+      if (!kept) await unlink(path).catch(() => {});
       if (lockHeld) await unlink(lock).catch(() => {});
-    },
+      return kept;
+    })()),
   };
 }
 
@@ -149,12 +189,6 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** The last path segment of a shared name, made safe as a local file name. */
-export function safeBaseName(name: string): string {
-  const b = basename(name.replaceAll('\\', '/')).replace(/[\0/]/g, '_');
-  return b === '' || b === '.' || b === '..' ? 'download' : b;
-}
-
 /** Checks the .part against the owner's digest; on a mismatch the .part is deleted. */
 export async function verifyPart(partPath: string, sha256: string): Promise<boolean> {
   const actual = await sha256File(partPath);
@@ -174,10 +208,8 @@ export async function finish(partPath: string, dir: string, name: string): Promi
     await fh.close();
   }
   const base = safeBaseName(name);
-  const ext = extname(base);
-  const stem = base.slice(0, base.length - ext.length);
   for (let i = 0; i < 10_000; i++) {
-    const candidate = join(dir, i === 0 ? base : `${stem} (${i})${ext}`);
+    const candidate = join(dir, numberedName(base, i));
     try {
       await link(partPath, candidate); // fails with EEXIST instead of overwriting
       await unlink(partPath);

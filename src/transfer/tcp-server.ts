@@ -31,6 +31,8 @@ export interface TcpTicket<F extends ServedFile = ServedFile> {
   file: F;
   offset: number;
   from: Remote;
+  /** Frees the transfer slot the ticket held; called once the stream ends or is refused. */
+  release(): void;
 }
 
 /** The owner's control side, as the TCP server uses it (control/server.ts implements it). */
@@ -45,24 +47,120 @@ export interface TcpServerHooks<F extends ServedFile = ServedFile> {
 
 /** Hellos refused: not a hello, a bad tag, an unknown connection or ticket (for tests and metrics). */
 export const tcpRefusals = { malformed: 0, badAuth: 0, badTicket: 0, oldVersion: 0 };
+/**
+ * Connections closed before their hello completed: its deadline passed (`late`), or a newer
+ * connection took the place of the oldest hello-less one, from the same source address
+ * (`perSource`) or from anywhere when every connection was taken (`full`).
+ */
+export const tcpEvictions = { late: 0, perSource: 0, full: 0 };
 
-const HELLO_TIMEOUT_MS = 10_000;
-const IDLE_TIMEOUT_MS = 30_000;
-const MAX_CONNECTIONS = 256;
+export interface TcpServerOptions {
+  /** The hello must be complete this long after the connection opened (a deadline). */
+  helloTimeoutMs?: number;
+  /** A stream whose requester takes nothing for this long is closed (its slot freed). */
+  idleTimeoutMs?: number;
+  /** Connections open at once, streaming or not. */
+  maxConnections?: number;
+  /** Connections without a complete hello from one source address at once. */
+  maxHelloPendingPerSource?: number;
+}
+
+export const HELLO_TIMEOUT_MS = 2_000;
+export const IDLE_TIMEOUT_MS = 30_000;
+export const MAX_CONNECTIONS = 256;
+export const MAX_HELLO_PENDING_PER_SOURCE = 32;
 
 /** Open connections per server, for closeTcpServer. */
 const connections = new WeakMap<net.Server, Set<net.Socket>>();
 
-export function createTcpServer<F extends ServedFile>(hooks: TcpServerHooks<F>): net.Server {
+/**
+ * The TCP server of an owner. A requester sends its hello at once, so a connection that has not
+ * sent one is the cheapest to lose: when a source address already holds
+ * `maxHelloPendingPerSource` hello-less connections, a new one from it closes the oldest of them;
+ * when `maxConnections` are open, a new one closes the oldest hello-less connection of all (the
+ * newcomer is refused only when none is left, which the transfer slots make impossible). So
+ * connections that never say hello cannot keep a requester out: they are closed after
+ * `helloTimeoutMs` anyway, and newer connections always win over them meanwhile.
+ */
+export function createTcpServer<F extends ServedFile>(hooks: TcpServerHooks<F>, options: TcpServerOptions = {}): net.Server {
+  const o = {
+    helloTimeoutMs: options.helloTimeoutMs ?? HELLO_TIMEOUT_MS,
+    idleTimeoutMs: options.idleTimeoutMs ?? IDLE_TIMEOUT_MS,
+    maxConnections: options.maxConnections ?? MAX_CONNECTIONS,
+    maxHelloPendingPerSource: options.maxHelloPendingPerSource ?? MAX_HELLO_PENDING_PER_SOURCE,
+  };
   const open = new Set<net.Socket>();
+  const pending = new HelloPending();
   const server = net.createServer({ noDelay: true }, (socket) => {
+    const source = normalizeIp(socket.remoteAddress ?? '');
+    if (pending.from(source) >= o.maxHelloPendingPerSource) {
+      tcpEvictions.perSource++;
+      close(pending.oldestFrom(source)!);
+    }
+    if (open.size >= o.maxConnections) {
+      const oldest = pending.oldest();
+      if (!oldest) return void socket.destroy();
+      tcpEvictions.full++;
+      close(oldest);
+    }
     open.add(socket);
-    socket.on('close', () => open.delete(socket));
-    serve(socket, hooks);
+    pending.add(socket, source);
+    socket.on('close', () => {
+      open.delete(socket);
+      pending.delete(socket);
+    });
+    serve(socket, hooks, o, () => pending.delete(socket));
   });
-  server.maxConnections = MAX_CONNECTIONS;
+  // Closed here at once, not on 'close' (which comes a turn later), so the counts above hold.
+  const close = (socket: net.Socket) => {
+    open.delete(socket);
+    pending.delete(socket);
+    socket.destroy();
+  };
   connections.set(server, open);
   return server;
+}
+
+/** Hello-less connections, oldest first, in all and by source address. */
+class HelloPending {
+  private readonly all = new Set<net.Socket>();
+  private readonly bySource = new Map<string, Set<net.Socket>>();
+  private readonly sourceOf = new Map<net.Socket, string>();
+
+  add(socket: net.Socket, source: string): void {
+    this.all.add(socket);
+    this.sourceOf.set(socket, source);
+    let set = this.bySource.get(source);
+    if (!set) this.bySource.set(source, (set = new Set()));
+    set.add(socket);
+  }
+
+  delete(socket: net.Socket): void {
+    const source = this.sourceOf.get(socket);
+    if (source === undefined) return;
+    this.all.delete(socket);
+    this.sourceOf.delete(socket);
+    const set = this.bySource.get(source)!;
+    set.delete(socket);
+    if (set.size === 0) this.bySource.delete(source);
+  }
+
+  from(source: string): number {
+    return this.bySource.get(source)?.size ?? 0;
+  }
+
+  oldestFrom(source: string): net.Socket | undefined {
+    return first(this.bySource.get(source));
+  }
+
+  oldest(): net.Socket | undefined {
+    return first(this.all);
+  }
+}
+
+function first<T>(set: Set<T> | undefined): T | undefined {
+  if (set) for (const v of set) return v;
+  return undefined;
 }
 
 /**
@@ -76,11 +174,19 @@ export function closeTcpServer(server: net.Server): Promise<void> {
   });
 }
 
-function serve<F extends ServedFile>(socket: net.Socket, hooks: TcpServerHooks<F>): void {
+interface Timers {
+  helloTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+function serve<F extends ServedFile>(socket: net.Socket, hooks: TcpServerHooks<F>, timers: Timers, helloDone: () => void): void {
   socket.on('error', () => {}); // a vanished requester is not our error
   // A deadline, not an inactivity timeout: a hello sent a byte at a time, or a refused requester
-  // that never closes its side, must not hold one of the MAX_CONNECTIONS slots past this.
-  const helloDeadline = setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS);
+  // that never closes its side, must not hold a connection past this.
+  const helloDeadline = setTimeout(() => {
+    tcpEvictions.late++;
+    socket.destroy();
+  }, timers.helloTimeoutMs);
   socket.on('close', () => clearTimeout(helloDeadline));
   let buffered = Buffer.alloc(0);
   const refuse = (why: keyof typeof tcpRefusals) => {
@@ -110,13 +216,16 @@ function serve<F extends ServedFile>(socket: net.Socket, hooks: TcpServerHooks<F
     if (!new Opener(keys.requesterToOwner).open(0, hello.ad, hello.tag)) return refuse('badAuth');
     const ticket = hooks.takeTicket(conn, hello.sessionId);
     if (!ticket) return refuse('badTicket');
+    // A valid hello: this connection is a transfer now, bounded by its slot and the idle timeout.
+    clearTimeout(helloDeadline);
+    helloDone();
+    socket.once('close', ticket.release);
     const sealer = new Sealer(keys.ownerToRequester);
     // The GET answer announced a digest; bytes of another version must not follow it.
     void hooks.isCurrent(ticket.file).then((current) => {
       if (socket.destroyed) return;
       if (!current) return void socket.end(sealRecord(sealer, 0, encodeTcpReply(TcpStatus.internal, 0)));
-      clearTimeout(helloDeadline); // from here the idle timeout of the stream applies
-      stream(socket, ticket, sealer, conn, hooks);
+      stream(socket, ticket, sealer, conn, hooks, timers.idleTimeoutMs);
     });
   };
   socket.on('data', onData);
@@ -148,9 +257,9 @@ function recordSealer(sealer: Sealer): Transform {
   });
 }
 
-function stream<F extends ServedFile>(socket: net.Socket, t: TcpTicket<F>, sealer: Sealer, conn: Connection, hooks: TcpServerHooks<F>): void {
+function stream<F extends ServedFile>(socket: net.Socket, t: TcpTicket<F>, sealer: Sealer, conn: Connection, hooks: TcpServerHooks<F>, idleTimeoutMs: number): void {
   const count = t.file.size - t.offset;
-  socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy(new Error('requester idle for 30 s')));
+  cutWhenStalled(socket, idleTimeoutMs);
   const release = conn.hold(); // its keys must outlive an idle UDP side while the file streams
   const done = new Promise<void>((resolve, reject) => {
     socket.write(sealRecord(sealer, 0, encodeTcpReply(TcpStatus.ok, count)));
@@ -169,5 +278,33 @@ function stream<F extends ServedFile>(socket: net.Socket, t: TcpTicket<F>, seale
     });
   });
   done.then(release, release);
+  done.then(t.release, t.release);
   hooks.track({ from: { address: normalizeIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 }, name: t.file.name, size: t.file.size, offset: t.offset, via: 'tcp' }, done);
+}
+
+/**
+ * Closes the stream when none of our writes completed for `idleMs` (the requester took nothing:
+ * the socket buffers are full), or when everything was sent but the requester neither read it
+ * all nor closed within `idleMs`. Not Node's socket timeout: it suppresses itself while a write
+ * is pending, so a requester that stopped reading held its connection and slot twice as long.
+ */
+function cutWhenStalled(socket: net.Socket, idleMs: number): void {
+  // Bytes of writes that completed: written minus those still waiting (in flight or buffered).
+  const completed = () => socket.bytesWritten - socket.writableLength;
+  let seen = completed();
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const done = completed();
+    // Nothing waiting to be written and not ended: we wait for our disk, not for the requester.
+    if (done !== seen || (socket.writableLength === 0 && !socket.writableEnded)) {
+      seen = done;
+      last = now;
+    } else if (now - last >= idleMs) {
+      clearInterval(timer);
+      socket.destroy(new Error(`requester took nothing for ${Math.round(idleMs / 1000)} s (idle timeout)`));
+    }
+  }, Math.min(1000, idleMs / 4));
+  timer.unref();
+  socket.once('close', () => clearInterval(timer));
 }

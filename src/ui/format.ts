@@ -1,21 +1,8 @@
 // Human-readable sizes, rates and durations for progress bars and result lines.
 // Binary units (KiB = 1024 B); never throws, whatever number it is given.
+import { formatBytes } from '../core/bytes';
 
-const UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-
-/** "512 B", "1.5 MiB", "256 MiB": one decimal below 100 of a unit, none above. */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n) || n < 0) n = 0;
-  if (n < 1024) return `${Math.round(n)} B`;
-  let v = n / 1024;
-  let i = 0;
-  // Step up while the rounded figure would read 1024 or more ("1024.0 KiB" -> "1.0 MiB").
-  while (i < UNITS.length - 1 && Number(v.toFixed(v < 100 ? 1 : 0)) >= 1024) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v < 99.95 ? 1 : 0)} ${UNITS[i]}`;
-}
+export { formatBytes };
 
 /** "12.3 MiB/s"; 0 B/s for anything not a finite positive number. */
 export function formatRate(bytesPerSecond: number): string {

@@ -1,12 +1,16 @@
 // Text shown in a terminal: names from other peers made harmless, and widths in columns.
+import { escapeUnsafe, replaceUnsafe } from '../core/unsafe-text';
 
 /**
- * Control characters (C0, DEL, C1) replaced by '?', so a peer's file name can never move the
- * cursor, recolour or retitle the user's terminal.
+ * Control characters (C0, DEL, C1) and bidirectional controls replaced by '?', so a peer's file
+ * name can never move the cursor, recolour or retitle the user's terminal, nor show reversed.
  */
 export function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return replaceUnsafe(text, '?');
 }
+
+/** The same characters escaped (`\x1b`, `\u202e`): what a name really holds, shown harmlessly. */
+export const escaped = escapeUnsafe;
 
 /** Columns a character takes: 2 for East Asian wide/fullwidth and emoji, 0 for combining marks. */
 export function charWidth(cp: number): number {

@@ -2,6 +2,7 @@
 // ABORT frames to the session they belong to, by connection (the exact remote address) and
 // session ID; anything else (stale sessions, strangers, malformed bodies) is dropped and counted.
 import { onAbortSignal } from '../../core/async';
+import { formatBytes } from '../../core/bytes';
 import type { Connection } from '../../net/connection';
 import type { Endpoint } from '../../net/endpoint';
 import { SessionTable } from '../../net/sessions';
@@ -15,6 +16,8 @@ export type { ReceiveResult, SendResult };
 export const DEFAULT_MAX_PAYLOAD = 1200;
 export const DEFAULT_IDLE_TIMEOUT_MS = 15_000;
 const SOCKET_CLOSED = 'transfer stopped: the UDP socket was closed';
+/** A send whose ACKs deliver no new chunk for this long fails (PROTOCOL.md 6.8). */
+export const DEFAULT_PROGRESS_TIMEOUT_MS = 30_000;
 /** A finished receive answers late DATA with DONE for this long (its DONEs may have been lost). */
 const LINGER_MS = 10_000;
 const MAX_LINGERING = 1024;
@@ -63,12 +66,14 @@ export class UdpTransfers {
   private readonly receives = new SessionTable<Receiver>();
   private readonly lingering = new SessionTable<Lingering>();
   private readonly idleTimeoutMs: number;
+  private readonly progressTimeoutMs: number;
 
   constructor(
     private readonly endpoint: Endpoint,
-    options: { idleTimeoutMs?: number } = {},
+    options: { idleTimeoutMs?: number; progressTimeoutMs?: number } = {},
   ) {
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.progressTimeoutMs = options.progressTimeoutMs ?? DEFAULT_PROGRESS_TIMEOUT_MS;
     endpoint.on(FrameType.data, (f, conn) => this.onData(f, conn));
     endpoint.on(FrameType.ack, (f, conn) => this.onAck(f, conn));
     endpoint.on(FrameType.done, (f, conn) => this.onDone(f, conn));
@@ -90,7 +95,11 @@ export class UdpTransfers {
     const { conn } = o;
     const chunkBytes = chunkBytesFor(o.maxPayload, conn.maxBody);
     const refusal =
-      chunkBytes === null ? `max payload ${o.maxPayload} is too small (at least ${MIN_PAYLOAD_BYTES} bytes)` : !validRange(o.offset, o.size) ? `bad byte range ${o.offset}-${o.size}` : undefined;
+      chunkBytes === null
+        ? `max payload ${o.maxPayload} is too small (at least ${MIN_PAYLOAD_BYTES} bytes)`
+        : !validRange(o.offset, o.size)
+          ? `bad byte range ${o.offset}-${o.size}`
+          : sizeRefusal(o.offset, o.size, chunkBytes);
     if (refusal || chunkBytes === null) {
       // The GET was already answered ok: tell the requester now rather than let it time out.
       conn.send(FrameType.abort, o.sessionId, encodeAbort(AbortReason.badRequest));
@@ -99,13 +108,20 @@ export class UdpTransfers {
     const id = o.sessionId >>> 0;
     if (this.sends.get(conn, id)) return Promise.reject(new Error(`session ${o.sessionId} is already sending`));
     const release = conn.hold();
-    const sender = new Sender(conn, { sessionId: id, path: o.path, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs }, () => {
+    let sender: Sender;
+    try {
+      sender = new Sender(conn, { sessionId: id, path: o.path, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs, progressTimeoutMs: this.progressTimeoutMs }, () => {
+        release();
+        if (this.sends.get(conn, id) === sender) this.sends.delete(conn, id);
+      });
+    } catch (err) {
       release();
-      if (this.sends.get(conn, id) === sender) this.sends.delete(conn, id);
-    });
+      conn.send(FrameType.abort, o.sessionId, encodeAbort(AbortReason.ioError));
+      return Promise.reject(untracked(err, o.offset, o.size, chunkBytes));
+    }
     this.sends.set(conn, id, sender);
     onAbortSignal(o.signal, () => sender.cancel('transfer aborted'), sender.promise);
-    conn.onForgotten(() => sender.cancel(this.stoppedBecause()));
+    conn.onForgotten(() => sender.cancel(this.stopReason()));
     return sender.promise;
   }
 
@@ -114,28 +130,39 @@ export class UdpTransfers {
     const chunkBytes = chunkBytesFor(o.maxPayload ?? DEFAULT_MAX_PAYLOAD, conn.maxBody);
     if (chunkBytes === null) return Promise.reject(new Error(`max payload ${o.maxPayload} is too small`));
     if (!validRange(o.offset, o.size)) return Promise.reject(new Error(`bad byte range ${o.offset}-${o.size}`));
+    const tooLarge = sizeRefusal(o.offset, o.size, chunkBytes);
+    if (tooLarge) return Promise.reject(new Error(tooLarge));
     const id = o.sessionId >>> 0;
     if (this.receives.get(conn, id)) return Promise.reject(new Error(`session ${id} is already receiving`));
     this.lingering.delete(conn, id);
     const release = conn.hold();
-    const receiver = new Receiver(
-      conn,
-      { sessionId: id, partPath: o.partPath, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs, ...(o.onProgress ? { onProgress: o.onProgress } : {}) },
-      () => {
-        release();
-        if (this.receives.get(conn, id) !== receiver) return;
-        this.receives.delete(conn, id);
-        if (receiver.finished) this.linger(conn, id);
-      },
-    );
+    let receiver: Receiver;
+    try {
+      receiver = new Receiver(
+        conn,
+        { sessionId: id, partPath: o.partPath, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs, ...(o.onProgress ? { onProgress: o.onProgress } : {}) },
+        () => {
+          release();
+          if (this.receives.get(conn, id) !== receiver) return;
+          this.receives.delete(conn, id);
+          if (receiver.finished) this.linger(conn, id);
+        },
+      );
+    } catch (err) {
+      release();
+      return Promise.reject(untracked(err, o.offset, o.size, chunkBytes));
+    }
     this.receives.set(conn, id, receiver);
     onAbortSignal(o.signal, () => receiver.cancel('transfer aborted'), receiver.promise);
-    conn.onForgotten(() => receiver.cancel(this.stoppedBecause()));
+    conn.onForgotten(() => receiver.cancel(this.stopReason()));
     return receiver.promise;
   }
 
-  /** Why a session's connection went away: the whole socket, or this connection only. */
-  private stoppedBecause(): string {
+  /**
+   * Why a session's connection was forgotten: the endpoint closes its socket by forgetting every
+   * connection first, and that, not the connection, is what the caller should hear about.
+   */
+  private stopReason(): string {
     return this.endpoint.closed ? SOCKET_CLOSED : 'transfer stopped: the connection was closed';
   }
 
@@ -200,6 +227,25 @@ export class UdpTransfers {
     for (const [c, i, l] of this.lingering.entries()) if (l.until < now || this.lingering.size >= MAX_LINGERING) this.lingering.delete(c, i);
     this.lingering.set(conn, id, { until: now + LINGER_MS, lastDone: now });
   }
+}
+
+/** Chunks a transfer may have: N MUST be below 2^32 (PROTOCOL.md 6.1). */
+const MAX_CHUNKS = 2 ** 32 - 1;
+
+/** Why bytes [offset, size) cannot travel in chunks of `chunkBytes`, or undefined. */
+function sizeRefusal(offset: number, size: number, chunkBytes: number): string | undefined {
+  const chunks = Math.ceil((size - offset) / chunkBytes);
+  if (chunks <= MAX_CHUNKS) return undefined;
+  return `${formatBytes(size - offset)} is too large for a UDP transfer: ${chunks} chunks of ${chunkBytes} bytes, at most ${MAX_CHUNKS} (TCP has no such limit)`;
+}
+
+/**
+ * A session's per-chunk arrays could not be allocated (RangeError "Invalid typed array length",
+ * or out of memory): said in words, not in JavaScript's.
+ */
+function untracked(err: unknown, offset: number, size: number, chunkBytes: number): Error {
+  const chunks = Math.ceil((size - offset) / chunkBytes);
+  return new Error(`cannot keep track of ${chunks} chunks in memory (${formatBytes(size - offset)} over UDP); TCP has no such limit`, { cause: err });
 }
 
 function validRange(offset: number, size: number): boolean {

@@ -41,6 +41,8 @@ export interface SendOptions {
   size: number;
   chunkBytes: number;
   idleTimeoutMs: number;
+  /** The send fails when no ACK delivered a new chunk for this long (a receiver that stopped reading). */
+  progressTimeoutMs: number;
 }
 
 export interface SendResult {
@@ -85,6 +87,8 @@ export class Sender {
   private tokens = 0;
   private lastRefill = performance.now();
   private lastAckAt = performance.now();
+  /** When an ACK last delivered a chunk not delivered before (or the send started). */
+  private lastProgressAt = performance.now();
   private rtoBackoff = 1;
   private readonly reader: ChunkReader;
   private wake: (() => void) | undefined;
@@ -162,6 +166,7 @@ export class Sender {
     }
     if (this.ackedCount > before) {
       this.lastAckAt = now;
+      this.lastProgressAt = now;
       this.rtoBackoff = 1;
     }
     if (newestPn >= 0) {
@@ -269,6 +274,13 @@ export class Sender {
       await this.reader.open();
       while (!this.ended) {
         const now = performance.now();
+        if (now - this.lastProgressAt >= this.o.progressTimeoutMs) {
+          // ACKs keep coming (so the idle timeout never fires) but deliver nothing: a receiver
+          // that advertises a zero window forever, or repeats one ACK, must not hold its slot.
+          const secs = this.o.progressTimeoutMs / 1000;
+          this.fail(new Error(`no progress from peer for ${secs} s: it acknowledges nothing new`), AbortReason.timeout);
+          break;
+        }
         this.checkRto(now);
         if (this.lostHead > 4096) {
           this.lost.splice(0, this.lostHead);
