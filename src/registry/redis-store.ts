@@ -1,7 +1,9 @@
 // Redis store (ioredis). Layout, every key under the prefix (default "p2pshare:"):
 //   {prefix}peer:{key}   hash {name, ip, port, addresses(JSON), observedAddress, publicKey,
 //                        lastSeen, tokenHash, client}, expired by Redis itself (PEXPIRE = ttl,
-//                        renewed by each heartbeat)
+//                        renewed by each heartbeat); once a keepalive is accepted also {seq (20
+//                        digits), udp (JSON {ip,port}), udpExpires, holder (process id),
+//                        holderAddr (JSON {ip,port} or "")}, which a new registration clears
 //   {prefix}index        sorted set, all scores 0: the keys in lexical order, for paged listing
 //   {prefix}expiry       sorted set, score = expiry time: lets the index be pruned and counted
 //   {prefix}client:{c}   sorted set per client (clientKey of the registering address), score =
@@ -19,7 +21,9 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { clientKey } from './address-policy';
 import { DEFAULT_MAX_PEERS } from './limits';
-import type { ListPage, OwnerResult, PeerRecord, PeerStore, RegisterInput, RegisterResult, StoreLimits } from './store';
+import type {
+  Endpoint, KeepaliveInput, KeepaliveResult, KeptAlive, ListPage, OwnerResult, PeerRecord, PeerStore, RegisterInput, RegisterResult, RendezvousEntry, StoreLimits,
+} from './store';
 import { StoreUnavailableError } from './store';
 
 /** Expired members removed by each registration (bounded work per write). */
@@ -40,6 +44,9 @@ local function prune(index, expiry, now, batch)
   return #dead
 end
 `;
+
+/** The fields a keepalive writes (a new registration deletes them: new token, new sequence). */
+const KEEPALIVE_FIELDS = "'seq', 'udp', 'udpExpires', 'holder', 'holderAddr'";
 
 // KEYS: peer, index, expiry, used, client set. ARGV: newHash, ttlMs, member, now, name, publicKey,
 // usedTtlMs, maxPeers, maxPerClient, client, client-set prefix, then the other field/value pairs.
@@ -67,6 +74,7 @@ if outcome == 'created' and redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf') >=
   return {'full', ''}
 end
 redis.call('SET', KEYS[4], '1', 'PX', ARGV[7])
+redis.call('HDEL', KEYS[1], ${KEEPALIVE_FIELDS})
 if outcome == 'created' then redis.call('HSET', KEYS[1], 'name', ARGV[5]) end
 local old = redis.call('HGET', KEYS[1], 'client')
 if old and old ~= ARGV[10] then redis.call('ZREM', ARGV[11] .. old, ARGV[3]) end
@@ -156,10 +164,26 @@ redis.call('ZREM', KEYS[3], ARGV[2])
 return 'ok'
 `;
 
+// KEYS: peer. ARGV: tokenHash, sequence (20 digits), udp, udpExpires, holder, holderAddr.
+// Sequences are compared as two 10-digit halves (exact in Lua's doubles, whatever the locale).
+const KEEPALIVE = `
+local cur = redis.call('HGET', KEYS[1], 'tokenHash')
+if not cur then return 'not_found' end
+if cur ~= ARGV[1] then return 'forbidden' end
+local last = redis.call('HGET', KEYS[1], 'seq')
+if last then
+  local a, b = tonumber(string.sub(ARGV[2], 1, 10)), tonumber(string.sub(last, 1, 10))
+  if a < b or (a == b and tonumber(string.sub(ARGV[2], 11)) <= tonumber(string.sub(last, 11))) then return 'stale' end
+end
+redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'udp', ARGV[3], 'udpExpires', ARGV[4], 'holder', ARGV[5], 'holderAddr', ARGV[6])
+return 'ok'
+`;
+
 type Scripted = Redis & {
   p2pRegister(...args: Array<string | number>): Promise<[string, string]>;
   p2pHeartbeat(...args: Array<string | number>): Promise<string>;
   p2pRemove(...args: Array<string | number>): Promise<string>;
+  p2pKeepalive(...args: Array<string | number>): Promise<string>;
   p2pSecret(...args: Array<string | number>): Promise<string>;
   p2pSweep(...args: Array<string | number>): Promise<number>;
   p2pWalk(...args: Array<string | number>): Promise<[string[], string, number]>;
@@ -203,6 +227,7 @@ export class RedisStore implements PeerStore {
     redis.defineCommand('p2pRegister', { numberOfKeys: 5, lua: REGISTER });
     redis.defineCommand('p2pHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT });
     redis.defineCommand('p2pRemove', { numberOfKeys: 3, lua: REMOVE });
+    redis.defineCommand('p2pKeepalive', { numberOfKeys: 1, lua: KEEPALIVE });
     redis.defineCommand('p2pSecret', { numberOfKeys: 1, lua: SECRET });
     redis.defineCommand('p2pSweep', { numberOfKeys: 2, lua: SWEEP });
     redis.defineCommand('p2pWalk', { numberOfKeys: 2, lua: WALK });
@@ -314,7 +339,24 @@ export class RedisStore implements PeerStore {
 
   async get(key: string): Promise<PeerRecord | null> {
     const h = await this.call(() => this.redis.hgetall(this.peerKey(key)));
-    return toRecord(h);
+    return toRecord(h, Date.now());
+  }
+
+  async rendezvous(key: string): Promise<RendezvousEntry | null> {
+    const h = await this.call(() => this.redis.hgetall(this.peerKey(key)));
+    const record = toRecord(h, Date.now());
+    const sequence = /^\d{20}$/.test(h.seq ?? '') ? BigInt(h.seq!) : 0n;
+    return record ? { record, tokenHash: h.tokenHash!, sequence } : null;
+  }
+
+  async keepalive(k: KeepaliveInput): Promise<KeepaliveResult> {
+    const out = await this.call(() =>
+      this.redis.p2pKeepalive(
+        this.peerKey(k.key), k.tokenHash, k.sequence.toString().padStart(20, '0'), JSON.stringify(k.udp), k.now + k.ttlMs,
+        k.holder.id, k.holder.address ? JSON.stringify(k.holder.address) : '',
+      ),
+    );
+    return out as KeepaliveResult;
   }
 
   async list(opts: { after: string | null; prefix: string; limit: number }): Promise<ListPage> {
@@ -363,7 +405,18 @@ export class RedisStore implements PeerStore {
   }
 }
 
-function toRecord(h: Record<string, string>): PeerRecord | null {
+/** An {ip, port} from its JSON, or null. */
+function endpoint(json: string | undefined): Endpoint | null {
+  if (!json) return null;
+  try {
+    const e = JSON.parse(json) as Partial<Endpoint>;
+    return typeof e.ip === 'string' && typeof e.port === 'number' ? { ip: e.ip, port: e.port } : null;
+  } catch {
+    return null;
+  }
+}
+
+function toRecord(h: Record<string, string>, now: number): PeerRecord | null {
   if (!h.name || !h.tokenHash || !h.publicKey) return null;
   let addresses: string[] = [];
   try {
@@ -380,5 +433,13 @@ function toRecord(h: Record<string, string>): PeerRecord | null {
     observedAddress: h.observedAddress ?? '',
     publicKey: h.publicKey,
     lastSeen: Number(h.lastSeen),
+    ...keptAlive(h, now),
   };
+}
+
+/** The live mapping of a peer hash, as the `udp` of its record. */
+function keptAlive(h: Record<string, string>, now: number): { udp?: KeptAlive } {
+  const address = endpoint(h.udp);
+  if (!address || !h.holder || !(Number(h.udpExpires) > now)) return {};
+  return { udp: { address, holder: { id: h.holder, address: endpoint(h.holderAddr) } } };
 }
