@@ -15,7 +15,7 @@ interface Entry {
   /** clientKey of the address it was registered from. */
   client: string;
   /** The highest keepalive sequence accepted under this token. */
-  sequence: bigint;
+  sequence: number;
   /** The kept-alive mapping and until when it lives. */
   udp: (KeptAlive & { expiresAt: number }) | null;
 }
@@ -115,11 +115,11 @@ export class MemoryStore implements PeerStore {
       entry = { ...cur, record: { ...input.record, name: cur.record.name, addresses: [...input.record.addresses] } };
       outcome = { outcome: 'reclaimed', name: cur.record.name };
     } else {
-      entry = { record: { ...input.record, addresses: [...input.record.addresses] }, tokenHash: '', expiresAt: 0, client, sequence: 0n, udp: null };
+      entry = { record: { ...input.record, addresses: [...input.record.addresses] }, tokenHash: '', expiresAt: 0, client, sequence: 0, udp: null };
       outcome = { outcome: 'created', name: input.record.name };
     }
     // A new token starts a new sequence; the mapping its old token kept alive is forgotten.
-    entry.sequence = 0n;
+    entry.sequence = 0;
     entry.udp = null;
     entry.tokenHash = input.newTokenHash;
     entry.expiresAt = now + input.ttlMs;

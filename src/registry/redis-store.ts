@@ -197,7 +197,7 @@ export class RedisStore implements PeerStore {
   async rendezvous(key: string): Promise<RendezvousEntry | null> {
     const h = await this.call(() => this.redis.hgetall(this.peerKey(key)));
     const record = toRecord(h, Date.now());
-    const sequence = /^\d{20}$/.test(h.seq ?? '') ? BigInt(h.seq!) : 0n;
+    const sequence = /^\d{20}$/.test(h.seq ?? '') ? Number(h.seq) : 0;
     return record ? { record, tokenHash: h.tokenHash!, sequence } : null;
   }
 

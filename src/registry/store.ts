@@ -38,15 +38,15 @@ export interface RendezvousEntry {
   record: PeerRecord;
   /** sha256 of the registration's token, hex (the key of its macs, as raw bytes). */
   tokenHash: string;
-  /** The highest keepalive sequence accepted under this token (0n: none yet). */
-  sequence: bigint;
+  /** The highest keepalive sequence accepted under this token (0: none yet). */
+  sequence: number;
 }
 
 export interface KeepaliveInput {
   key: string;
   /** The hash whose mac the keepalive carried: refused unless it is still the registration's. */
   tokenHash: string;
-  sequence: bigint;
+  sequence: number;
   udp: Endpoint;
   holder: Holder;
   /** The mapping lives this long after the keepalive (never beyond the registration). */

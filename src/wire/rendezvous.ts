@@ -79,11 +79,11 @@ export interface Macced {
 
 export interface Keepalive extends Macced {
   name: string;
-  sequence: bigint;
+  sequence: number;
 }
 
 export interface KeepaliveAck {
-  sequence: bigint;
+  sequence: number;
   observed: Candidate;
 }
 
@@ -116,7 +116,7 @@ export interface IntroResponse {
 
 export interface Intro extends Macced {
   /** The sequence of the owner's last keepalive the registry accepted. */
-  sequence: bigint;
+  sequence: number;
   /** The requester's server-reflexive candidate (where its INTRO_REQUEST came from). */
   requester: Candidate;
   hosts: Candidate[];
@@ -131,7 +131,6 @@ export interface Relay {
   inner: Buffer;
 }
 
-const U64_MAX = (1n << 64n) - 1n;
 
 /** The key of a registration's macs: SHA-256 of its token (the registry keeps exactly this hash). */
 export function rendezvousKey(token: string): Buffer {
@@ -188,10 +187,11 @@ function nameBytes(name: string): Buffer {
   return Buffer.concat([Buffer.from([utf8.length]), utf8]);
 }
 
-function u64(v: bigint): Buffer {
-  if (v < 0n || v > U64_MAX) throw new RangeError('not a u64');
+/** A u64 of at most 2^53 − 1 (PROTOCOL.md 1). */
+function u64(v: number): Buffer {
+  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError('a u64 here is an integer from 0 to 2^53 - 1');
   const out = Buffer.alloc(8);
-  out.writeBigUInt64BE(v);
+  out.writeBigUInt64BE(BigInt(v));
   return out;
 }
 
@@ -218,7 +218,7 @@ function maccedFrame(type: number, id: number, body: Buffer[], key: Uint8Array):
 }
 
 /** KEEPALIVE, macced with rendezvousKey(token), padded to KEEPALIVE_MIN_BYTES. */
-export function encodeKeepalive(k: { name: string; sequence: bigint }, key: Uint8Array): Buffer {
+export function encodeKeepalive(k: { name: string; sequence: number }, key: Uint8Array): Buffer {
   const head = [nameBytes(k.name), u64(k.sequence)];
   const size = CLEAR_OVERHEAD + head[0]!.length + 8 + RENDEZVOUS_MAC_BYTES;
   return maccedFrame(RendezvousType.keepalive, 0, [...head, Buffer.alloc(Math.max(0, KEEPALIVE_MIN_BYTES - size))], key);
@@ -313,9 +313,11 @@ class Reader {
     return b ? b.readUInt32BE(0) : null;
   }
 
-  u64(): bigint | null {
+  /** Null past the end, and above 2^53 − 1 (malformed, PROTOCOL.md 1). */
+  u64(): number | null {
     const b = this.bytes(8);
-    return b ? b.readBigUInt64BE(0) : null;
+    const v = b ? b.readBigUInt64BE(0) : null;
+    return v === null || v > BigInt(Number.MAX_SAFE_INTEGER) ? null : Number(v);
   }
 
   name(): string | null {

@@ -20,8 +20,8 @@ for (const c of storeCases()) {
       assert.equal(before.json.rendezvous, null);
       const peer = await UdpPeer.open();
       try {
-        const ack = await keepalive(peer, reg, 'owner', r.json.token, 5n);
-        assert.deepEqual(ack, { sequence: 5n, observed: peer.endpoint });
+        const ack = await keepalive(peer, reg, 'owner', r.json.token, 5);
+        assert.deepEqual(ack, { sequence: 5, observed: peer.endpoint });
         const g = await call(reg.url, 'GET', '/v1/peers/OWNER');
         assert.deepEqual(g.json.udp, peer.endpoint);
         assert.deepEqual(g.json.rendezvous, { ip: '127.0.0.1', port: reg.stunPort });
@@ -38,14 +38,14 @@ for (const c of storeCases()) {
       const peer = await UdpPeer.open();
       const thief = await UdpPeer.open('127.0.0.2');
       try {
-        assert.ok(await keepalive(peer, reg, 'alice', token, 10n));
+        assert.ok(await keepalive(peer, reg, 'alice', token, 10));
         const counters0 = await rendezvousCounters(reg);
         // The same datagram again, from another address: a replay cannot move the mapping.
-        const replay = encodeKeepalive({ name: 'alice', sequence: 10n }, rendezvousKey(token));
+        const replay = encodeKeepalive({ name: 'alice', sequence: 10 }, rendezvousKey(token));
         await thief.send(replay, reg.stunPort!);
-        await thief.send(encodeKeepalive({ name: 'alice', sequence: 9n }, rendezvousKey(token)), reg.stunPort!);
-        await thief.send(encodeKeepalive({ name: 'alice', sequence: 11n }, rendezvousKey('not-the-token')), reg.stunPort!);
-        await thief.send(encodeKeepalive({ name: 'nobody', sequence: 11n }, rendezvousKey(token)), reg.stunPort!);
+        await thief.send(encodeKeepalive({ name: 'alice', sequence: 9 }, rendezvousKey(token)), reg.stunPort!);
+        await thief.send(encodeKeepalive({ name: 'alice', sequence: 11 }, rendezvousKey('not-the-token')), reg.stunPort!);
+        await thief.send(encodeKeepalive({ name: 'nobody', sequence: 11 }, rendezvousKey(token)), reg.stunPort!);
         assert.equal(await thief.next(0x21, 500), null, 'no ACK to any of them');
         const counters = await rendezvousCounters(reg);
         assert.equal(counters('keepalive_stale') - counters0('keepalive_stale'), 2);
@@ -54,7 +54,7 @@ for (const c of storeCases()) {
         assert.equal(counters('keepalive_accepted'), 1);
         assert.deepEqual((await call(reg.url, 'GET', '/v1/peers/alice')).json.udp, peer.endpoint, 'still the first mapping');
         // A higher sequence with the right mac from a new address moves it (the NAT rebound).
-        assert.deepEqual(await keepalive(thief, reg, 'alice', token, 12n), { sequence: 12n, observed: thief.endpoint });
+        assert.deepEqual(await keepalive(thief, reg, 'alice', token, 12), { sequence: 12, observed: thief.endpoint });
         assert.deepEqual((await call(reg.url, 'GET', '/v1/peers/alice')).json.udp, thief.endpoint);
         assert.equal(thief.received.length, 0, 'nothing else came back');
       } finally {
@@ -68,12 +68,12 @@ for (const c of storeCases()) {
       const first = await register(reg.url, { name: 'bob', port: 4000 });
       const peer = await UdpPeer.open();
       try {
-        assert.ok(await keepalive(peer, reg, 'bob', first.json.token, 1000n));
+        assert.ok(await keepalive(peer, reg, 'bob', first.json.token, 1000));
         const again = await register(reg.url, { name: 'bob', port: 4001 }, first.key);
         assert.equal(again.status, 201);
         assert.equal((await call(reg.url, 'GET', '/v1/peers/bob')).json.udp, null, 'forgotten');
-        assert.equal(await keepalive(peer, reg, 'bob', first.json.token, 2000n, 500), null, 'the old token is dead');
-        assert.ok(await keepalive(peer, reg, 'bob', again.json.token, 1n), 'sequence 1 again under the new token');
+        assert.equal(await keepalive(peer, reg, 'bob', first.json.token, 2000, 500), null, 'the old token is dead');
+        assert.ok(await keepalive(peer, reg, 'bob', again.json.token, 1), 'sequence 1 again under the new token');
         assert.deepEqual((await call(reg.url, 'GET', '/v1/peers/bob')).json.udp, peer.endpoint);
       } finally {
         await peer.close();
@@ -85,7 +85,7 @@ for (const c of storeCases()) {
       const token = await registerPeer(reg, 'carol');
       const peer = await UdpPeer.open();
       try {
-        assert.ok(await keepalive(peer, reg, 'carol', token, 1n));
+        assert.ok(await keepalive(peer, reg, 'carol', token, 1));
         const t0 = Date.now();
         // HTTP heartbeats keep the registration; no more keepalives.
         await sleep(1200);
@@ -98,10 +98,10 @@ for (const c of storeCases()) {
         assert.equal(late.json.udp, null, 'the mapping expired');
         assert.equal(late.json.rendezvous, null);
         // Kept alive again, then the registration itself expires: both are gone.
-        assert.ok(await keepalive(peer, reg, 'carol', token, 2n));
+        assert.ok(await keepalive(peer, reg, 'carol', token, 2));
         await sleep(3500);
         assert.equal((await call(reg.url, 'GET', '/v1/peers/carol')).status, 404);
-        assert.equal(await keepalive(peer, reg, 'carol', token, 3n, 500), null, 'an expired name is not kept alive');
+        assert.equal(await keepalive(peer, reg, 'carol', token, 3, 500), null, 'an expired name is not kept alive');
       } finally {
         await peer.close();
       }

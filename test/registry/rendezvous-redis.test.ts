@@ -86,8 +86,8 @@ describe('rendezvous across two registries on one Redis', { skip: haveRedis ? fa
     const owner = await UdpPeer.open();
     const requester = await UdpPeer.open();
     try {
-      assert.ok(await keepalive(owner, a!, 'mover', token, 1n));
-      assert.ok(await keepalive(owner, b!, 'mover', token, 2n), 'now kept alive at B');
+      assert.ok(await keepalive(owner, a!, 'mover', token, 1));
+      assert.ok(await keepalive(owner, b!, 'mover', token, 2), 'now kept alive at B');
       assert.deepEqual((await call(a!.url, 'GET', '/v1/peers/mover')).json.rendezvous, { ip: '127.0.0.1', port: b!.stunPort });
       assert.equal((await introduce(requester, b!.stunPort!, 'mover')).status, IntroStatus.ok);
       assert.ok(await owner.next(RendezvousType.intro, 2000, (m) => m.from.port === b!.stunPort), 'from B, locally');

@@ -87,7 +87,7 @@ export async function registerPeer(reg: RunningRegistry, name: string, fields: {
 }
 
 /** Sends one KEEPALIVE to `reg`'s UDP port; resolves with the ACK, or null when none came within timeoutMs. */
-export async function keepalive(peer: UdpPeer, reg: RunningRegistry, name: string, token: string, sequence: bigint, timeoutMs = 2000): Promise<KeepaliveAck | null> {
+export async function keepalive(peer: UdpPeer, reg: RunningRegistry, name: string, token: string, sequence: number, timeoutMs = 2000): Promise<KeepaliveAck | null> {
   await peer.send(encodeKeepalive({ name, sequence }, rendezvousKey(token)), reg.stunPort!);
   const ack = await peer.next(RendezvousType.keepaliveAck, timeoutMs);
   return ack ? decodeKeepaliveAck(ack.data) : null;
@@ -111,7 +111,7 @@ export async function introduce(peer: UdpPeer, port: number, owner: string, host
 export async function keptAliveOwner(reg: RunningRegistry, name: string, fields: { addresses?: string[] } = {}): Promise<{ peer: UdpPeer; token: string }> {
   const token = await registerPeer(reg, name, fields);
   const peer = await UdpPeer.open();
-  const ack = await keepalive(peer, reg, name, token, 1n);
+  const ack = await keepalive(peer, reg, name, token, 1);
   assert.ok(ack, 'the keepalive is acknowledged');
   return { peer, token };
 }

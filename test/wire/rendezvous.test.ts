@@ -31,7 +31,7 @@ test('rendezvousKey is SHA-256 of the token: the hash the registry stores (hex) 
 });
 
 test('KEEPALIVE: byte layout, padded to 40 bytes, mac over every byte before it', () => {
-  const d = encodeKeepalive({ name: 'al', sequence: 7n }, key);
+  const d = encodeKeepalive({ name: 'al', sequence: 7 }, key);
   assert.equal(d.length, KEEPALIVE_MIN_BYTES);
   assert.equal(d.subarray(0, 8).toString('hex'), '5053022000000000');
   assert.equal(d[8], 2);
@@ -42,33 +42,39 @@ test('KEEPALIVE: byte layout, padded to 40 bytes, mac over every byte before it'
   assert.equal(d.readUInt32BE(36), crc32(d.subarray(0, 36)));
   const k = decodeKeepalive(d)!;
   assert.equal(k.name, 'al');
-  assert.equal(k.sequence, 7n);
+  assert.equal(k.sequence, 7);
   assert.ok(verifyRendezvousMac(key, k));
   assert.ok(!verifyRendezvousMac(rendezvousKey('another-token'), k));
   // A long name needs no padding; the largest sequence survives.
-  const long = encodeKeepalive({ name: 'n'.repeat(32), sequence: (1n << 64n) - 1n }, key);
+  const long = encodeKeepalive({ name: 'n'.repeat(32), sequence: Number.MAX_SAFE_INTEGER }, key);
   assert.equal(long.length, 8 + 33 + 8 + 16 + 4);
-  assert.equal(decodeKeepalive(long)!.sequence, (1n << 64n) - 1n);
+  assert.equal(decodeKeepalive(long)!.sequence, Number.MAX_SAFE_INTEGER);
+  // A u64 above 2^53 − 1 is malformed (PROTOCOL.md 1), even under a good mac.
+  const over = Buffer.from(long);
+  over.writeBigUInt64BE(2n ** 53n, 41);
+  assert.equal(decodeKeepalive(writeCrc(over)), null);
+  assert.throws(() => encodeKeepalive({ name: 'a', sequence: 2 ** 53 }, key));
+  assert.throws(() => encodeKeepalive({ name: 'a', sequence: 1.5 }, key));
   // Any byte changed (CRC fixed): the mac refuses it.
   for (let at = 0; at < 36; at++) {
     const t = decodeKeepalive(tampered(d, at));
     assert.ok(!t || !verifyRendezvousMac(key, t), `byte ${at}`);
   }
-  assert.throws(() => encodeKeepalive({ name: '', sequence: 1n }, key));
-  assert.throws(() => encodeKeepalive({ name: 'a', sequence: -1n }, key));
+  assert.throws(() => encodeKeepalive({ name: '', sequence: 1 }, key));
+  assert.throws(() => encodeKeepalive({ name: 'a', sequence: -1 }, key));
 });
 
 test('KEEPALIVE_ACK: 27 bytes (IPv4) or 39 (IPv6), never larger than any KEEPALIVE', () => {
-  const a4 = encodeKeepaliveAck({ sequence: 9n, observed: v4 });
-  const a6 = encodeKeepaliveAck({ sequence: 9n, observed: v6 });
+  const a4 = encodeKeepaliveAck({ sequence: 9, observed: v4 });
+  const a6 = encodeKeepaliveAck({ sequence: 9, observed: v6 });
   assert.equal(a4.length, 27);
   assert.equal(a6.length, 39);
   assert.equal(a4.subarray(16, 23).toString('hex'), '04cb007107a1cd', 'family 4, 203.0.113.7, port 41421');
-  assert.ok(a6.length <= encodeKeepalive({ name: 'x', sequence: 1n }, key).length, 'the shortest KEEPALIVE');
-  assert.deepEqual(decodeKeepaliveAck(a4), { sequence: 9n, observed: v4 });
-  assert.deepEqual(decodeKeepaliveAck(a6), { sequence: 9n, observed: v6 });
+  assert.ok(a6.length <= encodeKeepalive({ name: 'x', sequence: 1 }, key).length, 'the shortest KEEPALIVE');
+  assert.deepEqual(decodeKeepaliveAck(a4), { sequence: 9, observed: v4 });
+  assert.deepEqual(decodeKeepaliveAck(a6), { sequence: 9, observed: v6 });
   // IPv4-mapped IPv6 goes out as IPv4.
-  assert.deepEqual(decodeKeepaliveAck(encodeKeepaliveAck({ sequence: 1n, observed: { ip: '::ffff:10.1.2.3', port: 9 } }))!.observed, { ip: '10.1.2.3', port: 9 });
+  assert.deepEqual(decodeKeepaliveAck(encodeKeepaliveAck({ sequence: 1, observed: { ip: '::ffff:10.1.2.3', port: 9 } }))!.observed, { ip: '10.1.2.3', port: 9 });
 });
 
 test('INTRO_REQUEST: padded to 160 bytes; 8 IPv4 host candidates and a 48-byte token still fit', () => {
@@ -119,7 +125,7 @@ test('INTRO_RESPONSE: none candidates are one byte; host candidates left out pas
 });
 
 test('INTRO: macced with the owner key; tampering or another key is refused', () => {
-  const i = { sequence: 12n, requester: v4, hosts: [lan(3)], relaySession: 77, nonce: randomBytes(8) };
+  const i = { sequence: 12, requester: v4, hosts: [lan(3)], relaySession: 77, nonce: randomBytes(8) };
   const d = encodeIntro(i, key);
   assert.equal(d.length, 8 + 8 + 7 + 1 + 7 + 4 + 8 + 16 + 4);
   const back = decodeIntro(d)!;
@@ -159,7 +165,7 @@ test('rendezvousTypeOf dispatches PS version-2 frames of 0x20-0x2f only', () => 
 });
 
 test('decoders refuse: wrong type, bad CRC, trailing or nonzero padding, bad candidates, oversized lists', () => {
-  const ka = encodeKeepalive({ name: 'al', sequence: 1n }, key);
+  const ka = encodeKeepalive({ name: 'al', sequence: 1 }, key);
   assert.equal(decodeKeepaliveAck(ka), null, 'a KEEPALIVE is not an ACK');
   const crc = Buffer.from(ka);
   crc[crc.length - 1]! ^= 1;
@@ -170,7 +176,7 @@ test('decoders refuse: wrong type, bad CRC, trailing or nonzero padding, bad can
   const id = Buffer.from(ka);
   id.writeUInt32BE(1, 4);
   assert.equal(decodeKeepalive(writeCrc(id)), null, 'the u32 field is 0');
-  const ack = encodeKeepaliveAck({ sequence: 1n, observed: v4 });
+  const ack = encodeKeepaliveAck({ sequence: 1, observed: v4 });
   assert.equal(decodeKeepaliveAck(encodeClearFrame(0x21, 0, [ack.subarray(8, -4), Buffer.from([1])])), null, 'trailing byte');
   const fam = Buffer.from(ack);
   fam[16] = 5;
