@@ -2,12 +2,11 @@
 // datagram it receives and counts its bytes both ways; and the registrations, keepalives and
 // introductions a peer performs, done by hand with the frames of src/wire/rendezvous.ts.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import type { RunningRegistry } from '../../src/registry/index';
 import type { Endpoint } from '../../src/registry/store';
 import {
-  IntroStatus, RendezvousType, decodeIntroChallenge, decodeIntroResponse, decodeKeepaliveAck, encodeIntroRequest, encodeKeepalive, rendezvousKey,
+  RendezvousType, decodeIntroChallenge, decodeIntroResponse, decodeKeepaliveAck, encodeIntroRequest, encodeKeepalive, rendezvousKey,
   type Candidate, type IntroResponse, type KeepaliveAck,
 } from '../../src/wire/rendezvous';
 import { call, register } from './http';
@@ -124,6 +123,3 @@ export async function rendezvousCounters(reg: RunningRegistry): Promise<(event: 
     return Number.isNaN(r) ? metric(text, `p2pshare_registry_relay_total{event="${event}"}`) : r;
   };
 }
-
-export const ok = IntroStatus.ok;
-export const nonce = () => randomBytes(8);
