@@ -75,7 +75,8 @@ export class RelaySessions {
     private readonly now: () => number = () => performance.now(),
   ) {
     const rate = limits.sessionBytesPerSecond;
-    this.perSession = new TokenBuckets({ perSecond: rate, burst: burstOf(rate), maxKeys: limits.maxSessions + 1, now });
+    // Ended sessions leave their bucket behind until the LRU drops it (the oldest first): room for both.
+    this.perSession = new TokenBuckets({ perSecond: rate, burst: burstOf(rate), maxKeys: 2 * limits.maxSessions + 1, now });
     this.total = new TokenBuckets({ perSecond: limits.totalBytesPerSecond, burst: burstOf(limits.totalBytesPerSecond), now });
     this.sweeper = setInterval(() => this.sweep(), Math.min(1000, Math.max(50, limits.idleMs / 4))).unref();
   }
