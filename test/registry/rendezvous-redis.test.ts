@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { startRegistry, type RegistryOptions, type RunningRegistry } from '../../src/registry/index';
 import { IntroStatus, RendezvousType, decodeIntro, decodeIntroResponse, encodeIntroRequest, encodeRelay, rendezvousKey, verifyRendezvousMac } from '../../src/wire/rendezvous';
 import { startCli } from '../support/cli';
-import { redisServerAvailable, startRedis, type TestRedis } from '../support/redis';
+import { pingRedis, redisServerAvailable, startRedis, type TestRedis } from '../support/redis';
 import { call, sleep } from './http';
 import { UdpPeer, introduce, keepalive, keptAliveOwner, registerPeer, rendezvousCounters } from './udp-peer';
 
@@ -93,11 +93,33 @@ describe('rendezvous across two registries on one Redis', { skip: haveRedis ? fa
       assert.ok(await owner.next(RendezvousType.intro, 2000, (m) => m.from.port === b!.stunPort), 'from B, locally');
       assert.equal((await rendezvousCounters(b!))('intro_routed'), 0);
       await b!.close();
+      assert.equal(await keepalive(owner, b!, 'mover', token, 3, 300), null, 'B is gone');
       const late = await introduce(requester, a!.stunPort!, 'mover', [], 10);
       assert.equal(late.status, IntroStatus.noKeepalive, 'nobody holds it any more');
     } finally {
       await owner.close();
       await requester.close();
+    }
+  });
+
+  test('Redis frozen: keepalives go unanswered and are counted as store errors; answered again once it is back', async () => {
+    const [a] = await pair([{}]);
+    const token = await registerPeer(a!, 'patient');
+    const owner = await UdpPeer.open();
+    try {
+      assert.ok(await keepalive(owner, a!, 'patient', token, 1));
+      redis.freeze();
+      try {
+        assert.equal(await pingRedis(redis.port, 300), false, 'Redis really answers nothing');
+        assert.equal(await keepalive(owner, a!, 'patient', token, 2, 2500), null);
+      } finally {
+        redis.thaw();
+      }
+      assert.ok(await keepalive(owner, a!, 'patient', token, 3), 'served again');
+      assert.ok((await rendezvousCounters(a!))('store_error') >= 1);
+      assert.deepEqual((await call(a!.url, 'GET', '/v1/peers/patient')).json.udp, owner.endpoint);
+    } finally {
+      await owner.close();
     }
   });
 
