@@ -13,14 +13,24 @@ import {
   encodeSealedHeader,
   FrameType,
   MAX_DATAGRAM_BYTES,
+  RELAY_HEADER_BYTES,
   SEALED_OVERHEAD,
   type Frame,
   type SealedFrame,
 } from '../wire/frame';
 
+/**
+ * Where datagrams for the other side go: its address and port, or, through a registry's relay
+ * (PROTOCOL.md 9), the relay's address and port and the relay session the datagrams are wrapped in.
+ */
 export interface Remote {
   address: string;
   port: number;
+  relay?: number;
+}
+
+export function sameRemote(a: Remote, b: Remote): boolean {
+  return a.port === b.port && a.address === b.address && a.relay === b.relay;
 }
 
 export interface Connection {
@@ -69,8 +79,9 @@ export type Opened = { frame: Frame } | 'bad_auth' | 'replayed' | 'malformed';
 const PATH_PROBE_SPACING_MS = 100;
 
 export class SecureConnection implements Connection {
-  readonly overhead = SEALED_OVERHEAD;
-  readonly maxBody = MAX_DATAGRAM_BYTES - SEALED_OVERHEAD;
+  /** Sealed frame overhead, plus the relay header on a relayed connection (fixed at the handshake). */
+  readonly overhead: number;
+  readonly maxBody: number;
   readonly peerKey: Buffer;
   readonly tcpBase: Buffer;
   /** performance.now() of the last authenticated frame (or of the handshake). */
@@ -99,6 +110,8 @@ export class SecureConnection implements Connection {
   ) {
     this.peerKey = keys.remoteStatic;
     this.tcpBase = keys.tcpBase;
+    this.overhead = SEALED_OVERHEAD + (remote.relay !== undefined ? RELAY_HEADER_BYTES : 0);
+    this.maxBody = MAX_DATAGRAM_BYTES - this.overhead;
     this.sealer = new Sealer(keys.send);
     this.opener = new Opener(keys.receive);
     this.validated = initiator;
@@ -169,7 +182,7 @@ export class SecureConnection implements Connection {
     this.lastActive = performance.now();
     const frame = decodeMessage(plaintext);
     if (!frame) return 'malformed';
-    const moved = from.port !== this.remote.port || from.address !== this.remote.address;
+    const moved = !sameRemote(from, this.remote);
     if (!this.validated && !moved) this.validated = true;
     if (frame.type === FrameType.pathChallenge) {
       if (frame.body.length === 8) this.sendTo(from, FrameType.pathResponse, 0, [frame.body]);
@@ -177,14 +190,15 @@ export class SecureConnection implements Connection {
     }
     if (frame.type === FrameType.pathResponse) {
       const p = this.probe;
-      if (p && frame.body.equals(p.data) && from.port === p.to.port && from.address === p.to.address) {
+      if (p && frame.body.equals(p.data) && sameRemote(from, p.to)) {
         this.remote = p.to;
         this.validated = true;
         this.probe = undefined;
       }
       return { frame };
     }
-    if (moved && newest) this.challenge(from);
+    // A connection stays direct or relayed: its datagram size was chosen for that path.
+    if (moved && newest && (from.relay === undefined) === (this.remote.relay === undefined)) this.challenge(from);
     return { frame };
   }
 
