@@ -14,6 +14,7 @@ export type { ReceiveResult, SendResult };
 
 export const DEFAULT_MAX_PAYLOAD = 1200;
 export const DEFAULT_IDLE_TIMEOUT_MS = 15_000;
+const SOCKET_CLOSED = 'transfer stopped: the UDP socket was closed';
 /** A finished receive answers late DATA with DONE for this long (its DONEs may have been lost). */
 const LINGER_MS = 10_000;
 const MAX_LINGERING = 1024;
@@ -74,7 +75,7 @@ export class UdpTransfers {
     endpoint.on(FrameType.abort, (f, conn) => this.onAbort(f, conn));
     // The socket is gone (peer shutting down, exchange over): end every session now rather than
     // let their timers run to the idle timeout.
-    endpoint.onClose(() => this.cancelAll('transfer stopped: the UDP socket was closed'));
+    endpoint.onClose(() => this.cancelAll(SOCKET_CLOSED));
   }
 
   get activeSends(): number {
@@ -104,7 +105,7 @@ export class UdpTransfers {
     });
     this.sends.set(conn, id, sender);
     onAbortSignal(o.signal, () => sender.cancel('transfer aborted'), sender.promise);
-    conn.onForgotten(() => sender.cancel('transfer stopped: the connection was closed'));
+    conn.onForgotten(() => sender.cancel(this.stoppedBecause()));
     return sender.promise;
   }
 
@@ -129,8 +130,13 @@ export class UdpTransfers {
     );
     this.receives.set(conn, id, receiver);
     onAbortSignal(o.signal, () => receiver.cancel('transfer aborted'), receiver.promise);
-    conn.onForgotten(() => receiver.cancel('transfer stopped: the connection was closed'));
+    conn.onForgotten(() => receiver.cancel(this.stoppedBecause()));
     return receiver.promise;
+  }
+
+  /** Why a session's connection went away: the whole socket, or this connection only. */
+  private stoppedBecause(): string {
+    return this.endpoint.closed ? SOCKET_CLOSED : 'transfer stopped: the connection was closed';
   }
 
   /** Ends every session now, telling each remote (ABORT) while the socket is still open. */
