@@ -1,6 +1,7 @@
 // IP address rules shared by the registry (what it records) and the peers (which of their
 // addresses are LAN candidates): one canonical spelling, and the class of an address.
 import { BlockList, isIP, SocketAddress } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 /**
  * The canonical spelling of an address: IPv6 compressed and lower-case, IPv4-mapped IPv6 in any
@@ -61,4 +62,23 @@ export function isLoopback(ip: string): boolean {
 
 export function isUnspecified(ip: string): boolean {
   return inList(UNSPECIFIED, ip);
+}
+
+let localAddresses: { at: number; set: Set<string> } | undefined;
+
+/**
+ * Whether `ip` is this host's: loopback, or an address of one of its interfaces (the kernel then
+ * delivers through loopback, without a network path's MTU). The interface list is read at most
+ * once every 10 s.
+ */
+export function isLocalAddress(ip: string): boolean {
+  const address = normalizeIp(ip);
+  if (isLoopback(address)) return true;
+  const now = performance.now();
+  if (!localAddresses || now - localAddresses.at > 10_000) {
+    const set = new Set<string>();
+    for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) set.add(normalizeIp(i.address));
+    localAddresses = { at: now, set };
+  }
+  return localAddresses.set.has(address);
 }

@@ -4,6 +4,7 @@
 // the replay window. Frames find it by its index, not by address, so it follows the other side
 // across a NAT rebinding once the new address has answered a path challenge.
 import { randomBytes } from 'node:crypto';
+import { isLocalAddress } from '../core/addresses';
 import { COUNTER_LIMIT, Opener, Sealer } from '../crypto/transport';
 import { ReplayWindow } from '../crypto/replay';
 import { hmacSha256 } from '../crypto/primitives';
@@ -12,6 +13,7 @@ import {
   encodeMessageHeader,
   encodeSealedHeader,
   FrameType,
+  LOCAL_MAX_DATAGRAM_BYTES,
   MAX_DATAGRAM_BYTES,
   RELAY_HEADER_BYTES,
   SEALED_OVERHEAD,
@@ -31,6 +33,11 @@ export interface Remote {
 
 export function sameRemote(a: Remote, b: Remote): boolean {
   return a.port === b.port && a.address === b.address && a.relay === b.relay;
+}
+
+/** Both direct or both relayed, both on this host or both not. */
+function samePathKind(a: Remote, b: Remote): boolean {
+  return (a.relay === undefined) === (b.relay === undefined) && isLocalAddress(a.address) === isLocalAddress(b.address);
 }
 
 export interface Connection {
@@ -81,7 +88,6 @@ const PATH_PROBE_SPACING_MS = 100;
 export class SecureConnection implements Connection {
   /** Sealed frame overhead, plus the relay header on a relayed connection (fixed at the handshake). */
   readonly overhead: number;
-  readonly maxBody: number;
   readonly peerKey: Buffer;
   readonly tcpBase: Buffer;
   /** performance.now() of the last authenticated frame (or of the handshake). */
@@ -97,7 +103,15 @@ export class SecureConnection implements Connection {
   private counter = 0;
   private holds = 0;
   private forgotten = false;
-  private probe: { to: Remote; data: Buffer; at: number } | undefined;
+  /** A path challenge to a new address (roaming). */
+  private roaming: { to: Remote; data: Buffer; at: number } | undefined;
+  /** Padded path challenges in flight (path MTU probes), by their data. */
+  private readonly sizeProbes = new Map<string, { size: number; done: (ok: boolean) => void }>();
+  /**
+   * The largest datagram this connection sends: a network path's (1472) until a larger one is
+   * proven (PROTOCOL.md 6.1). A session's chunk size is cut from it when the session starts.
+   */
+  private maxDatagram = MAX_DATAGRAM_BYTES;
   private readonly onForget: Array<() => void> = [];
 
   constructor(
@@ -111,7 +125,6 @@ export class SecureConnection implements Connection {
     this.peerKey = keys.remoteStatic;
     this.tcpBase = keys.tcpBase;
     this.overhead = SEALED_OVERHEAD + (remote.relay !== undefined ? RELAY_HEADER_BYTES : 0);
-    this.maxBody = MAX_DATAGRAM_BYTES - this.overhead;
     this.sealer = new Sealer(keys.send);
     this.opener = new Opener(keys.receive);
     this.validated = initiator;
@@ -119,6 +132,30 @@ export class SecureConnection implements Connection {
 
   get closed(): boolean {
     return this.forgotten || this.socket.closed;
+  }
+
+  get maxBody(): number {
+    return this.maxDatagram - this.overhead;
+  }
+
+  /**
+   * Probes whether datagrams of `size` bytes cross the path both ways: a path challenge padded to
+   * that size, answered with a path response of the same size (PROTOCOL.md 6.1). True, and this
+   * connection sends datagrams that large from now on, when the answer authenticates in time.
+   */
+  probeSize(size: number, timeoutMs: number): Promise<boolean> {
+    if (size <= this.maxDatagram) return Promise.resolve(true);
+    const data = randomBytes(8);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.sizeProbes.delete(data.toString('hex'));
+        resolve(ok);
+      };
+      this.sizeProbes.set(data.toString('hex'), { size, done });
+      this.send(FrameType.pathChallenge, 0, data, Buffer.alloc(size - this.overhead - data.length));
+    });
   }
 
   get held(): boolean {
@@ -184,30 +221,41 @@ export class SecureConnection implements Connection {
     if (!frame) return 'malformed';
     const moved = !sameRemote(from, this.remote);
     if (!this.validated && !moved) this.validated = true;
+    const size = f.header.length + f.sealed.length;
+    // A larger datagram that arrived whole on this path proves the path carries it (this way at least).
+    if (!moved && size > this.maxDatagram && from.relay === undefined && isLocalAddress(from.address)) this.maxDatagram = Math.min(size, LOCAL_MAX_DATAGRAM_BYTES);
     if (frame.type === FrameType.pathChallenge) {
-      if (frame.body.length === 8) this.sendTo(from, FrameType.pathResponse, 0, [frame.body]);
+      // Answered with the same data, padded to the same size: never more than was asked.
+      if (frame.body.length >= 8) this.sendTo(from, FrameType.pathResponse, 0, [frame.body.subarray(0, 8), Buffer.alloc(frame.body.length - 8)]);
       return { frame };
     }
     if (frame.type === FrameType.pathResponse) {
-      const p = this.probe;
-      if (p && frame.body.equals(p.data) && sameRemote(from, p.to)) {
+      const data = frame.body.subarray(0, 8);
+      const sized = !moved ? this.sizeProbes.get(data.toString('hex')) : undefined;
+      if (sized && size >= sized.size) {
+        this.maxDatagram = Math.max(this.maxDatagram, sized.size);
+        sized.done(true);
+      }
+      const p = this.roaming;
+      if (p && data.equals(p.data) && sameRemote(from, p.to)) {
         this.remote = p.to;
         this.validated = true;
-        this.probe = undefined;
+        this.roaming = undefined;
       }
       return { frame };
     }
-    // A connection stays direct or relayed: its datagram size was chosen for that path.
-    if (moved && newest && (from.relay === undefined) === (this.remote.relay === undefined)) this.challenge(from);
+    // A connection stays on one kind of path (direct or relayed, on this host or not): its
+    // datagram size was chosen for it.
+    if (moved && newest && samePathKind(from, this.remote)) this.challenge(from);
     return { frame };
   }
 
   /** A path challenge to a new address (PROTOCOL.md 3.6, roaming); the old one is used meanwhile. */
   private challenge(to: Remote): void {
     const now = performance.now();
-    if (this.probe && now - this.probe.at < PATH_PROBE_SPACING_MS) return;
-    this.probe = { to, data: randomBytes(8), at: now };
-    this.sendTo(to, FrameType.pathChallenge, 0, [this.probe.data]);
+    if (this.roaming && now - this.roaming.at < PATH_PROBE_SPACING_MS) return;
+    this.roaming = { to, data: randomBytes(8), at: now };
+    this.sendTo(to, FrameType.pathChallenge, 0, [this.roaming.data]);
   }
 
   private sendTo(to: Remote, type: number, id: number, parts: readonly Uint8Array[]): void {

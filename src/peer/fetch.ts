@@ -6,6 +6,8 @@ import { finish, openPart, verifyPart } from '../transfer/download';
 import { fetchOverTcp, TcpAuthError } from '../transfer/tcp-client';
 import { GetStatus, type ListEntry, type TransportName } from '../wire/control';
 import { isValidSharedName } from '../wire/shared-file';
+import { MAX_DATAGRAM_BYTES } from '../wire/frame';
+import { DATA_HEADER_BYTES } from '../wire/transfer';
 import { openSession, type Session, type SessionOptions } from './session';
 import { DEFAULT_MAX_PAYLOAD, udpTransport } from './udp';
 
@@ -35,6 +37,14 @@ export interface FetchOptions extends SessionOptions {
   downloads: string;
   onStart?: (info: { entry: ListEntry; via: TransportName; offset: number }) => void;
   onProgress?: (bytesDone: number) => void;
+}
+
+/**
+ * The UDP payload to ask for: 1200 bytes on a network path (a datagram of 1249 fits even a
+ * 1280-byte IPv6-minimum path), as much as a datagram holds between two endpoints of one host.
+ */
+function maxPayloadFor(conn: { maxBody: number }): number {
+  return conn.maxBody > MAX_DATAGRAM_BYTES ? conn.maxBody - DATA_HEADER_BYTES : DEFAULT_MAX_PAYLOAD;
 }
 
 /** How a file travels when the user does not say: images over UDP (README "Command reference"). */
@@ -96,14 +106,15 @@ async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): 
     const count = entry.size - part.offset;
     // UDP data may arrive before the GET answer: the receiver is listening first.
     if (udp) await part.markUnordered();
-    udpDone = udp?.receive({ conn, sessionId, partPath: part.path, offset: part.offset, size: entry.size, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    const maxPayload = via === 'udp' ? maxPayloadFor(conn) : 0;
+    udpDone = udp?.receive({ conn, sessionId, partPath: part.path, offset: part.offset, size: entry.size, maxPayload, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     udpDone?.catch(() => {}); // judged below; never an unhandled rejection
     const answer = await control.get(conn, o.peer, {
       transport: via,
       sessionId,
       offset: part.offset,
       expectedSha256: entry.sha256,
-      maxPayload: via === 'udp' ? DEFAULT_MAX_PAYLOAD : 0,
+      maxPayload,
       name: entry.name,
     }).catch((err) => {
       udp?.cancel(sessionId);

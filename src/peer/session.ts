@@ -1,6 +1,7 @@
 // A requester's session with one owner: look the owner up, check its key against what this
 // requester pinned (known_peers, like SSH's known_hosts) or was told out of band (PEER@FINGERPRINT),
 // handshake on one UDP socket, and pin the key once the owner has proved it holds it.
+import { isLocalAddress } from '../core/addresses';
 import { P2pError } from '../core/errors';
 import { decodeKey, fingerprint, type Identity } from '../crypto/identity';
 import { KnownPeers, knownPeersPath } from '../crypto/known-peers';
@@ -8,6 +9,10 @@ import type { SecureConnection } from '../net/connection';
 import { Endpoint } from '../net/endpoint';
 import type { RegistryClient } from '../registry/client';
 import { ControlClient } from '../control/client';
+import { LOCAL_MAX_DATAGRAM_BYTES } from '../wire/frame';
+
+/** A local path answers in well under a millisecond; a lost probe costs the session this much. */
+const LOCAL_PROBE_TIMEOUT_MS = 250;
 
 export interface SessionOptions {
   registry: RegistryClient;
@@ -63,6 +68,9 @@ export async function openSession(o: SessionOptions): Promise<Session> {
     await endpoint.close();
     throw err;
   }
+  // Between two endpoints of one host no network MTU applies: prove larger datagrams get through
+  // (a relay or tunnel on the way may still cut them) and use them (PROTOCOL.md 6.1).
+  if (conn.remote.relay === undefined && isLocalAddress(conn.remote.address)) await conn.probeSize(LOCAL_MAX_DATAGRAM_BYTES, LOCAL_PROBE_TIMEOUT_MS);
   // Pinned only now: the owner proved in the handshake that it holds this key.
   if (!pinned || !pinned.equals(key)) {
     await known.pin(o.peer, key).catch(async (err: Error) => {

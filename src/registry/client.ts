@@ -93,12 +93,17 @@ export class RegistryClient {
   }
 
   private async call(method: string, path: string, body?: unknown, token?: string): Promise<unknown> {
-    let res: { status: number; text: string };
-    try {
-      res = await httpRequest(new URL(path, this.url), method, body === undefined ? undefined : JSON.stringify(body), token);
-    } catch (err) {
-      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw new P2pError('REGISTRY_UNAVAILABLE', `registry ${this.url} unreachable (${why})`, { cause: err });
+    let res: { status: number; text: string } | undefined;
+    for (let attempt = 1; !res; attempt++) {
+      try {
+        res = await httpRequest(new URL(path, this.url), method, body === undefined ? undefined : JSON.stringify(body), token);
+      } catch (err) {
+        // The registry resets a connection whose request is not complete within about a second
+        // (README "Limits"): a process starved of CPU may be that slow once; it asks once more.
+        if (attempt === 1 && (err as NodeJS.ErrnoException).code === 'ECONNRESET') continue;
+        const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        throw new P2pError('REGISTRY_UNAVAILABLE', `registry ${this.url} unreachable (${why})`, { cause: err });
+      }
     }
     let json: unknown = undefined;
     try {

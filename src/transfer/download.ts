@@ -20,7 +20,7 @@ export interface PartFile {
  * A UDP receive writes chunks out of order; when it ends cleanly it cuts the .part to its
  * hole-free prefix, but a process killed outright cannot. Its marker file survives it, and the
  * resume then starts this far below the .part's end, where no hole can be left in practice (the
- * sender's in-flight limit is 32,768 datagrams of at most 1448 bytes, about 45 MiB). Should a
+ * sender keeps at most 32,768 datagrams and 32 MiB in flight). Should a
  * hole still be there, the whole-file SHA-256 catches it: a wasted transfer, never a wrong file.
  */
 export const UNORDERED_TAIL_BYTES = 64 * 1024 * 1024;

@@ -15,8 +15,14 @@ export const FRAME_HEADER_BYTES = 8;
 export const FRAME_TRAILER_BYTES = 4;
 /** A clear frame's bytes beyond its body: header and CRC. */
 export const CLEAR_OVERHEAD = FRAME_HEADER_BYTES + FRAME_TRAILER_BYTES;
-/** Largest datagram accepted or sent: 1500-byte MTU minus IPv4 (20) and UDP (8) headers. */
+/** Largest datagram on a network path: 1500-byte MTU minus IPv4 (20) and UDP (8) headers. */
 export const MAX_DATAGRAM_BYTES = 1472;
+/**
+ * Largest datagram between two endpoints of one host (loopback, or a local address, PROTOCOL.md
+ * 6.1): the kernel carries it whole (loopback's MTU is 65,536), so fewer, larger datagrams cost
+ * fewer sealings. Also the most any datagram may be: a larger one is dropped as too long.
+ */
+export const LOCAL_MAX_DATAGRAM_BYTES = 16_384;
 /** The clear part of a sealed frame (header and counter): the AEAD's associated data. */
 export const SEALED_HEADER_BYTES = 16;
 export const TAG_BYTES = 16;
@@ -71,7 +77,7 @@ export type FrameError = 'too_short' | 'too_long' | 'bad_magic' | 'bad_checksum'
 /** Checks what every datagram must have: length and magic. */
 export function checkDatagram(buf: Buffer): FrameError | null {
   if (buf.length < CLEAR_OVERHEAD) return 'too_short';
-  if (buf.length > MAX_DATAGRAM_BYTES) return 'too_long';
+  if (buf.length > LOCAL_MAX_DATAGRAM_BYTES) return 'too_long';
   if (buf.readUInt16BE(0) !== FRAME_MAGIC) return 'bad_magic';
   return null;
 }
@@ -117,6 +123,7 @@ export function writeCrc(frame: Buffer): Buffer {
 export function decodeClearFrame(buf: Buffer): ClearFrame | FrameError {
   const bad = checkDatagram(buf);
   if (bad) return bad;
+  if (buf.length > MAX_DATAGRAM_BYTES) return 'too_long'; // clear frames are small on every path
   const end = buf.length - FRAME_TRAILER_BYTES;
   if (crc32(buf.subarray(0, end)) !== buf.readUInt32BE(end)) return 'bad_checksum';
   return {

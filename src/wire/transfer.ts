@@ -7,15 +7,17 @@
 //             n x (u32 first, u32 last)   packet-number ranges, inclusive, descending, disjoint
 // DONE  0x12: empty (receiver -> sender: every byte is on disk and fsynced)
 // ABORT 0x13: u8 reason (either direction)
-import { MAX_DATAGRAM_BYTES, SEALED_OVERHEAD } from './frame';
+import { LOCAL_MAX_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES, SEALED_OVERHEAD } from './frame';
 
 export const DATA_HEADER_BYTES = 12;
 export const ACK_FIXED_BYTES = 17;
 /** Ranges one ACK carries at most (it could fit 180; 64 keeps ACKs small and is plenty). */
 export const MAX_ACK_RANGES = 64;
-/** Largest payload that fits one datagram with a clear frame and the DATA header: 1448. A
- *  connection with more overhead has less room (the chunk size comes from its maxBody). */
+/** Largest payload that fits a network path's datagram with the sealed frame and the DATA header:
+ *  1423. A connection with more overhead has less room (the chunk size comes from its maxBody). */
 export const MAX_PAYLOAD_BYTES = MAX_DATAGRAM_BYTES - SEALED_OVERHEAD - DATA_HEADER_BYTES;
+/** Largest payload of a DATA between two endpoints of one host: 16,335. */
+export const LOCAL_MAX_PAYLOAD_BYTES = LOCAL_MAX_DATAGRAM_BYTES - SEALED_OVERHEAD - DATA_HEADER_BYTES;
 /** Smallest chunk size an owner accepts in GET_REQUEST's max payload. */
 export const MIN_PAYLOAD_BYTES = 64;
 
@@ -83,7 +85,7 @@ export function encodeData(p: DataHeader, payload: Uint8Array): Buffer {
 
 /** `payload` is a view into `body`. An empty payload is malformed. */
 export function decodeData(body: Buffer): DataPacket | null {
-  if (body.length <= DATA_HEADER_BYTES || body.length > DATA_HEADER_BYTES + MAX_PAYLOAD_BYTES) return null;
+  if (body.length <= DATA_HEADER_BYTES || body.length > DATA_HEADER_BYTES + LOCAL_MAX_PAYLOAD_BYTES) return null;
   return {
     packetNumber: body.readUInt32BE(0),
     chunk: body.readUInt32BE(4),

@@ -91,7 +91,7 @@ test('clean relay: everything arrives intact and in order; replies come back thr
       assert.deepEqual(list.map((a) => a.seq), Array.from({ length: 100 }, (_, k) => 2 * k + i));
       assert.ok(list.every((a) => a.intact && a.from.port === relay.port));
     }
-    assert.deepEqual(relay.counters.toTarget, { received: 200, forwarded: 200, lost: 0, duplicated: 0, reordered: 0, corrupted: 0, queueDrops: 0, bytesForwarded: 200 * datagram(0).length });
+    assert.deepEqual(relay.counters.toTarget, { received: 200, forwarded: 200, lost: 0, duplicated: 0, reordered: 0, corrupted: 0, queueDrops: 0, tooBig: 0, bytesForwarded: 200 * datagram(0).length });
     assert.equal(relay.counters.toClient.forwarded, 200);
   } finally {
     await relay.close();

@@ -24,6 +24,12 @@ export interface Impairment {
   jitterMs?: number;
   rateMbit?: number;
   queueBytes?: number;
+  /**
+   * The emulated path's IP MTU (default 1500): a datagram that would not fit it (over mtu - 28
+   * bytes of UDP payload) is dropped, as a router drops a packet it may not fragment, and counted.
+   * The relay sits on loopback, but what it emulates is a network path.
+   */
+  mtu?: number;
   seed?: number;
 }
 
@@ -35,6 +41,8 @@ export interface RelayCounters {
   reordered: number;
   corrupted: number;
   queueDrops: number;
+  /** Dropped for exceeding the emulated path's MTU. */
+  tooBig: number;
   bytesForwarded: number;
 }
 
@@ -46,7 +54,7 @@ export interface Address {
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export function emptyCounters(): RelayCounters {
-  return { received: 0, forwarded: 0, lost: 0, duplicated: 0, reordered: 0, corrupted: 0, queueDrops: 0, bytesForwarded: 0 };
+  return { received: 0, forwarded: 0, lost: 0, duplicated: 0, reordered: 0, corrupted: 0, queueDrops: 0, tooBig: 0, bytesForwarded: 0 };
 }
 
 interface Scheduled<T> {
@@ -172,6 +180,10 @@ export class ImpairedLink {
     const c = this.counters;
     const imp = this.imp;
     c.received++;
+    if (data.length > (imp.mtu ?? 1500) - 28) {
+      c.tooBig++;
+      return;
+    }
     if (this.chance(imp.lossPercent)) {
       c.lost++;
       return;

@@ -3,11 +3,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { decodeClearFrame, encodeClearFrame, FrameType, MAX_DATAGRAM_BYTES, SEALED_OVERHEAD } from '../../src/wire/frame';
+import { decodeClearFrame, encodeClearFrame, FrameType, LOCAL_MAX_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES, SEALED_OVERHEAD } from '../../src/wire/frame';
 import {
   ACK_FIXED_BYTES,
   DATA_HEADER_BYTES,
   MAX_ACK_RANGES,
+  LOCAL_MAX_PAYLOAD_BYTES,
   MAX_PAYLOAD_BYTES,
   decodeAbort,
   decodeAck,
@@ -43,7 +44,11 @@ test('a frame body given as parts (a DATA header and its payload) is byte for by
 test('DATA limits: an empty payload and one past the datagram limit are refused; the largest fits one datagram', () => {
   assert.equal(decodeData(Buffer.alloc(DATA_HEADER_BYTES)), null);
   assert.equal(decodeData(Buffer.alloc(DATA_HEADER_BYTES - 1)), null);
-  assert.equal(decodeData(Buffer.alloc(DATA_HEADER_BYTES + MAX_PAYLOAD_BYTES + 1)), null);
+  // A network path's DATA holds at most 1423 bytes; between two endpoints of one host, 16,335.
+  assert.ok(decodeData(Buffer.alloc(DATA_HEADER_BYTES + MAX_PAYLOAD_BYTES + 1)));
+  assert.ok(decodeData(Buffer.alloc(DATA_HEADER_BYTES + LOCAL_MAX_PAYLOAD_BYTES)));
+  assert.equal(decodeData(Buffer.alloc(DATA_HEADER_BYTES + LOCAL_MAX_PAYLOAD_BYTES + 1)), null);
+  assert.equal(SEALED_OVERHEAD + DATA_HEADER_BYTES + LOCAL_MAX_PAYLOAD_BYTES, LOCAL_MAX_DATAGRAM_BYTES);
   // Sealed: header and counter, the message's type and id, the DATA header, the payload, the tag.
   assert.equal(SEALED_OVERHEAD + encodeData({ packetNumber: 0, chunk: 0, sendTimeUs: 0 }, Buffer.alloc(MAX_PAYLOAD_BYTES)).length, MAX_DATAGRAM_BYTES);
   assert.equal(MAX_PAYLOAD_BYTES, 1423);

@@ -9,8 +9,12 @@ import { AbortReason, encodeAbort, encodeAck, encodeDone, MAX_ACK_RANGES, type D
 
 const ACK_EVERY_PACKETS = 8;
 const ACK_DELAY_MS = 2;
-/** Chunks received but not yet on disk; beyond this, data is dropped (the window says 0 first). */
+/**
+ * Chunks received but not yet on disk, at most; beyond this, data is dropped (the window says 0
+ * first). Also at most PENDING_BYTES of them, so large chunks (one host) keep memory bounded.
+ */
 const MAX_PENDING_CHUNKS = 4096;
+const PENDING_BYTES = 16 * 1024 * 1024;
 const MAX_RUN_CHUNKS = 128; // one write at most (150 KiB)
 const DONE_REPEATS = 3;
 const DONE_SPACING_MS = 20;
@@ -63,8 +67,10 @@ export class Receiver {
   private largestAt = 0; // when the largest packet number arrived (performance.now)
   private largestSendTimeUs = 0;
   private sinceAck = 0;
-  private lastWindow = MAX_PENDING_CHUNKS;
-  private minWindow = MAX_PENDING_CHUNKS;
+  /** The flow-control window when nothing waits for the disk (PROTOCOL.md 6.5). */
+  private readonly maxPending: number;
+  private lastWindow: number;
+  private minWindow: number;
   private overflowDrops = 0;
   private ackTimer: NodeJS.Timeout | undefined;
   private ackImmediate: NodeJS.Immediate | undefined;
@@ -81,6 +87,8 @@ export class Receiver {
     private readonly onEnd: () => void,
   ) {
     this.total = Math.ceil((o.size - o.offset) / o.chunkBytes);
+    this.maxPending = Math.min(MAX_PENDING_CHUNKS, Math.floor(PENDING_BYTES / o.chunkBytes));
+    this.lastWindow = this.minWindow = this.maxPending;
     this.have = new Uint8Array(this.total);
     this.onDisk = new Uint8Array(this.total);
     this.promise = new Promise((res, rej) => {
@@ -119,7 +127,7 @@ export class Receiver {
       this.duplicates++;
     } else {
       // Full write queue: drop it unacknowledged, the sender will send it again.
-      if (this.pendingChunks >= MAX_PENDING_CHUNKS) {
+      if (this.pendingChunks >= this.maxPending) {
         this.overflowDrops++;
         return true;
       }
@@ -237,7 +245,7 @@ export class Receiver {
         this.reportProgress(false);
         if (this.writtenChunks === this.total) return void this.complete();
         if (this.writesInFlight === 0) this.closeRun(); // what arrived while this write ran
-        if (this.lastWindow < MAX_PENDING_CHUNKS / 4) this.sendAck(); // reopen the window
+        if (this.lastWindow < this.maxPending / 4) this.sendAck(); // reopen the window
       },
       (err: Error) => {
         this.writesInFlight--;
@@ -278,7 +286,7 @@ export class Receiver {
     this.ackTimer = this.ackImmediate = undefined;
     this.sinceAck = 0;
     if (this.ended || this.ranges.length === 0) return;
-    this.lastWindow = Math.max(0, MAX_PENDING_CHUNKS - this.pendingChunks);
+    this.lastWindow = Math.max(0, this.maxPending - this.pendingChunks);
     if (this.lastWindow < this.minWindow) this.minWindow = this.lastWindow;
     const body = encodeAck({
       echoTimeUs: this.largestSendTimeUs,

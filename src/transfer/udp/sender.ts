@@ -23,6 +23,11 @@ const MAX_TIME_THRESHOLD = 2.5;
 const MAX_LATE = 256;
 const MIN_RTO_MS = 30;
 const MAX_RTO_MS = 2000;
+/**
+ * Bytes in flight at most, whatever the chunk size: the resume after a killed receiver relies on
+ * no hole lying further than this below the end of its partial file (PROTOCOL.md section 7).
+ */
+const MAX_INFLIGHT_BYTES = 32 * 1024 * 1024;
 /** Bytes queued in the socket beyond which the sender waits (the kernel cannot keep up). */
 const MAX_SOCKET_QUEUE_BYTES = 1 << 20;
 /** After every chunk is acknowledged, how long to wait for DONE before trusting the ACKs. */
@@ -310,7 +315,8 @@ export class Sender {
     const byPacing = Math.floor(this.tokens / pkt);
     const byCwnd = this.rate.cwndPackets(pkt) - this.inflight;
     const byWindow = Math.max(this.window, 1) - this.inflight;
-    return Math.min(byPacing, byCwnd, Math.max(byWindow, this.inflight === 0 ? 1 : 0), (this.ringMask + 1) / 2 - (this.nextPn - this.lowPn));
+    const byBytes = Math.floor(MAX_INFLIGHT_BYTES / pkt) - this.inflight;
+    return Math.min(byPacing, byCwnd, byBytes, Math.max(byWindow, this.inflight === 0 ? 1 : 0), (this.ringMask + 1) / 2 - (this.nextPn - this.lowPn));
   }
 
   private async sendSome(budget: number): Promise<number> {
