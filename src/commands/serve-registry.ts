@@ -1,26 +1,59 @@
+import { isIP } from 'node:net';
 import type { Command } from './args';
-import { intOpt, stringOpt, untilSignalled, usage } from './args';
+import { boolOpt, intOpt, stringOpt, untilSignalled, usage } from './args';
 import { P2pError } from '../core/errors';
 import { raiseFileLimit } from '../registry/fd-limit';
 import { startRegistry } from '../registry/index';
 import { DEFAULT_LIMITS, DEFAULT_MAX_PEERS } from '../registry/limits';
+import { DEFAULT_RELAY_LIMITS } from '../registry/relay';
+
+const MiB = 1024 * 1024;
+
+/** --advertise-udp HOST[:PORT]: an IPv4 or IPv6 address ([::1]:3478 with a port), the port optional. */
+export function parseAdvertiseUdp(raw: string): { ip: string; port?: number } {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(raw) ?? (isIP(raw) === 6 ? [raw, raw] : /^([^:]+)(?::(\d+))?$/.exec(raw));
+  const ip = m?.[1];
+  const port = m?.[2] === undefined ? undefined : Number(m[2]);
+  if (!ip || isIP(ip) === 0 || (port !== undefined && (port < 1 || port > 65535))) {
+    throw usage(`--advertise-udp must be an IP address with an optional port (203.0.113.5:3478, [2001:db8::5]:3478), got '${raw}'`);
+  }
+  return port === undefined ? { ip } : { ip, port };
+}
 
 export const serveRegistryCommand: Command = {
   name: 'serve-registry',
-  summary: 'run the registry (HTTP rendezvous + STUN)',
+  summary: 'run the registry (HTTP API, STUN, rendezvous and relay)',
   help: `Usage: p2pshare serve-registry [--host 0.0.0.0] [--port 8000] [--redis URL] [--ttl 30] [--stun-port 3478]
+                               [--advertise-udp HOST[:PORT]] [--no-relay] [--relay-sessions N] [--relay-session-rate N]
+                               [--relay-session-mib N] [--relay-rate N] [--relay-idle SECONDS]
                                [--max-peers N] [--max-names-per-ip N] [--registrations-per-minute N]
                                [--challenges-per-minute N] [--max-connections N] [--max-connections-per-ip N]
 
-Runs the registry: peers register a unique name there and find each other (JSON over HTTP),
-and learn their outside address from its STUN server (UDP).
+Runs the registry: peers register a unique name there and find each other (JSON over HTTP); on
+one UDP port they learn their outside address (STUN), keep their NAT mapping alive, get
+introduced to each other, and are relayed when no direct path opens. Open the HTTP port (TCP) and
+the UDP port.
 
 Options:
   --host HOST       address to listen on (default 0.0.0.0)
   --port N          HTTP port (default 8000; 0 = any free port)
   --redis URL       keep peers in Redis (default $P2PSHARE_REDIS_URL; else in memory)
   --ttl SECONDS     a registration lives this long after its last heartbeat (default 30)
-  --stun-port N     UDP port of the STUN server (default 3478; 0 = any free port)
+  --stun-port N     UDP port for STUN, keepalives, introductions and the relay (default 3478;
+                    0 = any free port)
+  --advertise-udp HOST[:PORT]
+                    the address peers reach this process's UDP port at (behind a NAT or port
+                    mapping); the port defaults to --stun-port's. Default: --host when it is not
+                    0.0.0.0 or ::, else none. With Redis, another registry can hand this process's
+                    peers a relay only when it has one
+
+Relay (on by default; a datagram over a rate cap is dropped):
+  --no-relay                     never relay
+  --relay-sessions N             sessions held at once (default ${DEFAULT_RELAY_LIMITS.maxSessions})
+  --relay-session-rate N         MiB/s per session, both directions together (default ${DEFAULT_RELAY_LIMITS.sessionBytesPerSecond / MiB})
+  --relay-session-mib N          MiB per session in all, then it ends (default ${DEFAULT_RELAY_LIMITS.sessionBytes / MiB})
+  --relay-rate N                 MiB/s over all sessions (default ${DEFAULT_RELAY_LIMITS.totalBytesPerSecond / MiB})
+  --relay-idle SECONDS           a session idle this long is forgotten (default ${DEFAULT_RELAY_LIMITS.idleMs / 1000})
 
 Limits (a client is one source IPv4 address, or one IPv6 /64; over a limit: 429 with Retry-After):
   --max-peers N                  live registrations in all (default ${DEFAULT_MAX_PEERS}); with Redis, shared
@@ -45,6 +78,13 @@ event (repeated ones summed once a minute); --debug adds stacks of unexpected er
     redis: { type: 'string' },
     ttl: { type: 'string' },
     'stun-port': { type: 'string' },
+    'advertise-udp': { type: 'string' },
+    'no-relay': { type: 'boolean' },
+    'relay-sessions': { type: 'string' },
+    'relay-session-rate': { type: 'string' },
+    'relay-session-mib': { type: 'string' },
+    'relay-rate': { type: 'string' },
+    'relay-idle': { type: 'string' },
     'max-peers': { type: 'string' },
     'max-names-per-ip': { type: 'string' },
     'registrations-per-minute': { type: 'string' },
@@ -71,11 +111,25 @@ event (repeated ones summed once a minute); --debug adds stacks of unexpected er
       maxConnectionsPerIp: intOpt(args, 'max-connections-per-ip', DEFAULT_LIMITS.maxConnectionsPerIp, 1, 10_000_000),
       ...(maxConnections !== undefined ? { maxConnections } : {}),
     };
+    const d = DEFAULT_RELAY_LIMITS;
+    const relay = boolOpt(args, 'no-relay')
+      ? false
+      : {
+          maxSessions: intOpt(args, 'relay-sessions', d.maxSessions, 1, 1_000_000),
+          sessionBytesPerSecond: intOpt(args, 'relay-session-rate', d.sessionBytesPerSecond / MiB, 1, 100_000) * MiB,
+          sessionBytes: intOpt(args, 'relay-session-mib', d.sessionBytes / MiB, 1, 100_000_000) * MiB,
+          totalBytesPerSecond: intOpt(args, 'relay-rate', d.totalBytesPerSecond / MiB, 1, 1_000_000) * MiB,
+          idleMs: intOpt(args, 'relay-idle', d.idleMs / 1000, 1, 86_400) * 1000,
+        };
+    const advertised = stringOpt(args, 'advertise-udp');
+    const advertiseUdp = advertised === undefined ? undefined : parseAdvertiseUdp(advertised);
     // Every connection is a file descriptor: get as many as this process may have, before the caps are sized.
     raiseFileLimit();
     let registry;
     try {
-      registry = await startRegistry({ host, port, ttl, stunPort, limits, debug: args.debug, ...(redisUrl ? { redisUrl } : {}) });
+      registry = await startRegistry({
+        host, port, ttl, stunPort, limits, relay, debug: args.debug, ...(redisUrl ? { redisUrl } : {}), ...(advertiseUdp ? { advertiseUdp } : {}),
+      });
     } catch (err) {
       throw new P2pError('FAILED', `serve-registry: cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
     }

@@ -40,15 +40,18 @@ export class TokenBuckets {
     return b ? Math.min(this.burst, b.tokens + (now - b.at) * this.perMs) : this.burst;
   }
 
-  /** Takes one token for `key`: 0 when allowed, else the milliseconds until one is there. */
-  take(key: string, now = this.now()): number {
+  /**
+   * Takes `cost` tokens (one by default; a byte budget takes the datagram's size) for `key`: 0
+   * when allowed, else the milliseconds until they are there.
+   */
+  take(key: string, now = this.now(), cost = 1): number {
     const tokens = this.available(key, now);
     this.buckets.delete(key); // re-inserted: the Map's order is least recently used first
-    if (tokens < 1) {
+    if (tokens < cost) {
       this.buckets.set(key, { tokens, at: now });
-      return Math.ceil((1 - tokens) / this.perMs);
+      return Math.ceil((cost - tokens) / this.perMs);
     }
-    this.buckets.set(key, { tokens: tokens - 1, at: now });
+    this.buckets.set(key, { tokens: tokens - cost, at: now });
     if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
     return 0;
   }

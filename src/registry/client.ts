@@ -11,6 +11,14 @@ export interface Registration {
   token: string;
   ttl: number;
   observedAddress: string;
+  /** The UDP port of the registry process that answered: keep alive towards the registry host at it (null or absent: none). */
+  rendezvous?: { port: number } | null;
+}
+
+/** A UDP address in a registry answer. */
+export interface UdpAddress {
+  ip: string;
+  port: number;
 }
 
 export interface PeerRecord {
@@ -22,6 +30,10 @@ export interface PeerRecord {
   /** The X25519 key (base64url) the name is bound to. */
   publicKey: string;
   lastSeen: string | number;
+  /** The owner's public UDP mapping (the source of its last keepalive); null when it keeps none alive. */
+  udp?: UdpAddress | null;
+  /** Where to send INTRO_REQUESTs for this owner (the registry process holding its keepalive); null: none. */
+  rendezvous?: UdpAddress | null;
 }
 
 export interface ListedPeer {

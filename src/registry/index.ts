@@ -1,12 +1,18 @@
-// startRegistry: the whole registry (store + HTTP API + STUN) in this process, for the CLI and tests.
+// startRegistry: the whole registry (store + HTTP API + UDP socket for STUN, rendezvous and relay)
+// in this process, for the CLI and tests.
+import { randomBytes } from 'node:crypto';
+import { normalizeIp } from '../core/addresses';
 import { EventLog, type LogWrite } from './event-log';
 import type { HttpTimeouts } from './http-guard';
 import { resolveLimits, type RegistryLimits } from './limits';
 import { MemoryStore } from './memory-store';
 import { RedisStore } from './redis-store';
-import { closeServer, createRegistryServer, listen } from './server';
-import type { PeerStore } from './store';
-import { startStunServer, type StunServer } from './stun-server';
+import { RedisIntroBus } from './intro-bus';
+import { DEFAULT_RELAY_LIMITS, RelaySessions, type RelayLimits } from './relay';
+import { RendezvousService } from './rendezvous';
+import { closeServer, createRegistryServer, listen, type RendezvousInfo } from './server';
+import type { Endpoint, PeerStore } from './store';
+import { isWildcard, startStunServer, type StunServer } from './stun-server';
 
 export interface RegistryOptions {
   host?: string;
@@ -17,8 +23,15 @@ export interface RegistryOptions {
   redisUrl?: string;
   /** Key prefix in Redis (default "p2pshare:"). */
   redisPrefix?: string;
-  /** UDP port for STUN; 0 = any free port; null = no STUN server. */
+  /** UDP port for STUN, rendezvous and relay; 0 = any free port; null = no UDP socket. */
   stunPort?: number | null;
+  /** The relay's caps (each one left out takes its default), or false for none (--no-relay). */
+  relay?: Partial<RelayLimits> | false;
+  /**
+   * The UDP address peers reach this process at (--advertise-udp), the port defaulting to the one
+   * bound; by default `host` when it is not a wildcard.
+   */
+  advertiseUdp?: { ip: string; port?: number };
   /** How long a registration challenge stays valid (default 60 s; for tests). */
   challengeTtlMs?: number;
   /** Limits; each one left out takes its default (DEFAULT_LIMITS, the connection cap from the fd limit). */
@@ -39,6 +52,12 @@ export interface RunningRegistry {
   port: number;
   stunPort: number | null;
   store: 'memory' | 'redis';
+  /** This process's id in the store (whose keepalives it holds). */
+  processId: string;
+  /** The UDP address recorded as this process's rendezvous, or null (none advertised). */
+  advertisedUdp: Endpoint | null;
+  /** The relay's caps, or null when it does not relay (or has no UDP socket). */
+  relay: RelayLimits | null;
   /** The limits in force. */
   limits: RegistryLimits;
   /** True when limits.maxConnections was asked above what the file-descriptor limit allows, and lowered. */
@@ -61,8 +80,10 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     : new MemoryStore(storeLimits);
   if (store instanceof RedisStore) await store.waitReady(2000); // not fatal: /healthz says 503 until it is up
   const log = new EventLog(opts.log, opts.logIntervalMs, opts.debug ?? false);
+  const processId = randomBytes(8).toString('hex');
+  let rendezvousInfo: RendezvousInfo | null = null;
   const api = createRegistryServer({
-    store, ttl, limits, log,
+    store, ttl, limits, log, rendezvous: () => rendezvousInfo,
     ...(opts.challengeTtlMs !== undefined ? { challengeTtlMs: opts.challengeTtlMs } : {}),
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
   });
@@ -78,16 +99,43 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
   // Once listening, a failed accept() (EMFILE when descriptors run out) is logged, not fatal.
   server.on('error', (err) => log.error('accept_failed', err));
   let stun: StunServer | null = null;
+  let relay: RelaySessions | null = null;
+  let bus: RedisIntroBus | null = null;
+  let advertisedUdp: Endpoint | null = null;
   if (opts.stunPort !== undefined && opts.stunPort !== null) {
+    let service: RendezvousService | null = null;
     try {
       metrics.enableStun();
-      stun = await startStunServer({ host, port: opts.stunPort, count: (o) => metrics.countStun(o) });
+      stun = await startStunServer({
+        host, port: opts.stunPort, count: (o) => metrics.countStun(o), frames: (d, from) => service?.handle(d, from),
+      });
     } catch (err) {
       await closeServer(server);
       api.close();
       await store.close();
       throw new Error(`STUN udp port ${opts.stunPort}: ${(err as Error).message}`, { cause: err });
     }
+    const socket = stun;
+    advertisedUdp = opts.advertiseUdp
+      ? { ip: normalizeIp(opts.advertiseUdp.ip), port: opts.advertiseUdp.port ?? socket.port }
+      : isWildcard(host) ? null : { ip: normalizeIp(host.replace(/^\[(.*)\]$/, '$1')), port: socket.port };
+    metrics.enableRendezvous();
+    if (opts.relay !== false) {
+      relay = new RelaySessions({ ...DEFAULT_RELAY_LIMITS, ...opts.relay }, (e) => metrics.countRelay(e));
+      metrics.enableRelay(relay);
+    }
+    const self = { id: processId, address: advertisedUdp };
+    service = new RendezvousService({ store, ttlMs: ttl * 1000, self, limits, relay, metrics, log });
+    service.attach((d, to) => socket.send(d, to, () => metrics.countRendezvous('send_failed')));
+    if (opts.redisUrl) {
+      const introducer = service;
+      bus = new RedisIntroBus({ url: opts.redisUrl, prefix: opts.redisPrefix ?? 'p2pshare:', id: processId, serve: (o) => introducer.introduce(o) });
+      service.bus = bus;
+      // Subscribed before the ready line, when Redis is there at all (else it subscribes once it is).
+      const reachable = await store.ping().then(() => true, () => false);
+      await bus.ready(reachable ? 2000 : 0);
+    }
+    rendezvousInfo = { self, port: advertisedUdp?.port ?? socket.port, routes: bus !== null };
   }
   const stunPort = stun ? stun.port : null;
   const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -97,11 +145,15 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     port,
     stunPort,
     store: store.kind,
+    processId,
+    advertisedUdp,
+    relay: relay ? relay.limits : null,
     limits,
     connectionsLowered,
     close() {
       closing ??= (async () => {
-        await Promise.all([closeServer(server), stun?.close()]);
+        await Promise.all([closeServer(server), stun?.close(), bus?.close()]);
+        relay?.close();
         api.close();
         await store.close();
       })();

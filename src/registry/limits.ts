@@ -15,6 +15,10 @@ export interface RegistryLimits {
   maxConnections: number;
   /** Connections held at once per client. */
   maxConnectionsPerIp: number;
+  /** KEEPALIVEs per client per minute at the UDP port (token bucket, burst as large). */
+  keepalivesPerMinute: number;
+  /** Introductions (INTRO_REQUESTs with a valid token) per client per minute (burst as large). */
+  introductionsPerMinute: number;
 }
 
 export const DEFAULT_MAX_PEERS = 100_000;
@@ -27,6 +31,9 @@ export const DEFAULT_LIMITS: Omit<RegistryLimits, 'maxConnections'> = {
   // Every registration needs a challenge, and a client fetches a second one when the first expired.
   challengesPerMinute: 120,
   maxConnectionsPerIp: 64,
+  // 64 names behind one NAT, each keeping alive every 20 s, is 192 a minute.
+  keepalivesPerMinute: 600,
+  introductionsPerMinute: 10,
 };
 
 /** The connection cap that fits this process's soft file-descriptor limit. */

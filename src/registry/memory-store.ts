@@ -3,7 +3,9 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { clientKey } from './address-policy';
 import { DEFAULT_MAX_PEERS } from './limits';
-import type { ListPage, OwnerResult, PeerRecord, PeerStore, RegisterInput, RegisterResult, StoreLimits } from './store';
+import type {
+  KeepaliveInput, KeepaliveResult, KeptAlive, ListPage, OwnerResult, PeerRecord, PeerStore, RegisterInput, RegisterResult, RendezvousEntry, StoreLimits,
+} from './store';
 import { StoreUnavailableError } from './store';
 
 interface Entry {
@@ -12,6 +14,10 @@ interface Entry {
   expiresAt: number;
   /** clientKey of the address it was registered from. */
   client: string;
+  /** The highest keepalive sequence accepted under this token. */
+  sequence: number;
+  /** The kept-alive mapping and until when it lives. */
+  udp: (KeptAlive & { expiresAt: number }) | null;
 }
 
 export function sameHash(a: string, b: string): boolean {
@@ -109,9 +115,12 @@ export class MemoryStore implements PeerStore {
       entry = { ...cur, record: { ...input.record, name: cur.record.name, addresses: [...input.record.addresses] } };
       outcome = { outcome: 'reclaimed', name: cur.record.name };
     } else {
-      entry = { record: { ...input.record, addresses: [...input.record.addresses] }, tokenHash: '', expiresAt: 0, client };
+      entry = { record: { ...input.record, addresses: [...input.record.addresses] }, tokenHash: '', expiresAt: 0, client, sequence: 0, udp: null };
       outcome = { outcome: 'created', name: input.record.name };
     }
+    // A new token starts a new sequence; the mapping its old token kept alive is forgotten.
+    entry.sequence = 0;
+    entry.udp = null;
     entry.tokenHash = input.newTokenHash;
     entry.expiresAt = now + input.ttlMs;
     entry.client = client;
@@ -141,7 +150,32 @@ export class MemoryStore implements PeerStore {
 
   async get(key: string): Promise<PeerRecord | null> {
     const cur = this.live(key);
-    return cur ? { ...cur.record, addresses: [...cur.record.addresses] } : null;
+    return cur ? this.copy(cur, Date.now()) : null;
+  }
+
+  private copy(e: Entry, now: number): PeerRecord {
+    const { udp, record } = e;
+    return {
+      ...record,
+      addresses: [...record.addresses],
+      ...(udp && udp.expiresAt > now ? { udp: { address: { ...udp.address }, holder: { id: udp.holder.id, address: udp.holder.address && { ...udp.holder.address } } } } : {}),
+    };
+  }
+
+  async rendezvous(key: string): Promise<RendezvousEntry | null> {
+    const now = Date.now();
+    const cur = this.live(key, now);
+    return cur ? { record: this.copy(cur, now), tokenHash: cur.tokenHash, sequence: cur.sequence } : null;
+  }
+
+  async keepalive(input: KeepaliveInput): Promise<KeepaliveResult> {
+    const cur = this.live(input.key, input.now);
+    if (!cur) return 'not_found';
+    if (!sameHash(cur.tokenHash, input.tokenHash)) return 'forbidden';
+    if (input.sequence <= cur.sequence) return 'stale';
+    cur.sequence = input.sequence;
+    cur.udp = { address: { ...input.udp }, holder: { id: input.holder.id, address: input.holder.address && { ...input.holder.address } }, expiresAt: input.now + input.ttlMs };
+    return 'ok';
   }
 
   async list(opts: { after: string | null; prefix: string; limit: number }): Promise<ListPage> {

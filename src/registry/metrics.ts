@@ -1,6 +1,7 @@
 // Prometheus text exposition (format 0.0.4) of the registry's counters.
 import type { EventLog } from './event-log';
 import type { ConnectionGuard, HttpLimits } from './http-guard';
+import { RELAY_EVENTS, type RelayEvent, type RelaySessions } from './relay';
 
 /** Reasons of p2pshare_registry_events_total shown from zero (others appear once they happen). */
 export const EVENT_REASONS = [
@@ -21,6 +22,17 @@ export const STUN_OUTCOMES = [
 ] as const;
 export type StunOutcome = (typeof STUN_OUTCOMES)[number];
 
+/** What became of one rendezvous datagram ("PS" frames at the UDP port) or introduction. */
+export const RENDEZVOUS_EVENTS = [
+  'keepalive_accepted', 'keepalive_bad_mac', 'keepalive_stale', 'keepalive_unknown', 'keepalive_limited',
+  'intro_challenged', 'intro_ok', 'intro_repeated', 'intro_unknown_owner', 'intro_no_keepalive', 'intro_busy',
+  'intro_sent', 'intro_routed', 'intro_unpadded',
+  'dropped_malformed', 'dropped_unexpected', 'dropped_answer_too_large', 'store_error', 'send_failed',
+] as const;
+export type RendezvousEvent = (typeof RENDEZVOUS_EVENTS)[number];
+
+const zeros = <K extends string>(keys: readonly K[]): Record<K, number> => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+
 export class RegistryMetrics {
   private readonly requests = new Map<string, number>();
   registrations = 0;
@@ -28,6 +40,10 @@ export class RegistryMetrics {
   storeErrors = 0;
   /** Null while no STUN server runs (then nothing STUN is rendered). */
   stun: Record<StunOutcome, number> | null = null;
+  /** Null while no UDP socket runs (then nothing rendezvous is rendered). */
+  rendezvous: Record<RendezvousEvent, number> | null = null;
+  /** Null while relaying is off. */
+  relay: { events: Record<RelayEvent, number>; sessions: RelaySessions } | null = null;
   /** The HTTP server's connections and their caps, once it has them. */
   connections: { guard: ConnectionGuard; limits: Pick<HttpLimits, 'maxConnections' | 'maxConnectionsPerIp'> } | null = null;
 
@@ -40,6 +56,22 @@ export class RegistryMetrics {
 
   countStun(outcome: StunOutcome): void {
     this.enableStun()[outcome]++;
+  }
+
+  enableRendezvous(): void {
+    this.rendezvous ??= zeros(RENDEZVOUS_EVENTS);
+  }
+
+  countRendezvous(e: RendezvousEvent): void {
+    if (this.rendezvous) this.rendezvous[e]++;
+  }
+
+  enableRelay(sessions: RelaySessions): void {
+    this.relay = { events: zeros(RELAY_EVENTS), sessions };
+  }
+
+  countRelay(e: RelayEvent): void {
+    if (this.relay) this.relay.events[e]++;
   }
 
   countRequest(method: string, route: string, status: number): void {
@@ -96,6 +128,38 @@ export class RegistryMetrics {
         '# HELP p2pshare_registry_stun_datagrams_total Datagrams at the STUN port, by what became of them.',
         '# TYPE p2pshare_registry_stun_datagrams_total counter',
         ...STUN_OUTCOMES.map((o) => `p2pshare_registry_stun_datagrams_total{outcome="${o}"} ${this.stun![o]}`),
+      );
+    }
+    if (this.rendezvous) {
+      out.push(
+        '# HELP p2pshare_registry_rendezvous_total Keepalives and introductions at the UDP port, by what became of them.',
+        '# TYPE p2pshare_registry_rendezvous_total counter',
+        ...RENDEZVOUS_EVENTS.map((e) => `p2pshare_registry_rendezvous_total{event="${e}"} ${this.rendezvous![e]}`),
+        '# HELP p2pshare_registry_relay_enabled 1 when this registry relays, 0 with --no-relay.',
+        '# TYPE p2pshare_registry_relay_enabled gauge',
+        `p2pshare_registry_relay_enabled ${this.relay ? 1 : 0}`,
+      );
+    }
+    if (this.relay) {
+      const { events, sessions } = this.relay;
+      const l = sessions.limits;
+      out.push(
+        '# HELP p2pshare_registry_relay_total Relay sessions and RELAY frames, by what became of them.',
+        '# TYPE p2pshare_registry_relay_total counter',
+        ...RELAY_EVENTS.map((e) => `p2pshare_registry_relay_total{event="${e}"} ${events[e]}`),
+        '# HELP p2pshare_registry_relay_bytes_total Bytes of relayed datagrams forwarded.',
+        '# TYPE p2pshare_registry_relay_bytes_total counter',
+        `p2pshare_registry_relay_bytes_total ${sessions.bytesForwarded}`,
+        '# HELP p2pshare_registry_relay_sessions Relay sessions held now.',
+        '# TYPE p2pshare_registry_relay_sessions gauge',
+        `p2pshare_registry_relay_sessions ${sessions.size}`,
+        '# HELP p2pshare_registry_relay_limit The relay caps: sessions, bytes a second per session and in all, bytes per session, idle seconds.',
+        '# TYPE p2pshare_registry_relay_limit gauge',
+        `p2pshare_registry_relay_limit{cap="sessions"} ${l.maxSessions}`,
+        `p2pshare_registry_relay_limit{cap="session_bytes_per_second"} ${l.sessionBytesPerSecond}`,
+        `p2pshare_registry_relay_limit{cap="session_bytes"} ${l.sessionBytes}`,
+        `p2pshare_registry_relay_limit{cap="total_bytes_per_second"} ${l.totalBytesPerSecond}`,
+        `p2pshare_registry_relay_limit{cap="idle_seconds"} ${l.idleMs / 1000}`,
       );
     }
     return out.join('\n') + '\n';

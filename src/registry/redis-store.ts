@@ -1,7 +1,9 @@
 // Redis store (ioredis). Layout, every key under the prefix (default "p2pshare:"):
 //   {prefix}peer:{key}   hash {name, ip, port, addresses(JSON), observedAddress, publicKey,
 //                        lastSeen, tokenHash, client}, expired by Redis itself (PEXPIRE = ttl,
-//                        renewed by each heartbeat)
+//                        renewed by each heartbeat); once a keepalive is accepted also {seq (20
+//                        digits), udp (JSON {ip,port}), udpExpires, holder (process id),
+//                        holderAddr (JSON {ip,port} or "")}, which a new registration clears
 //   {prefix}index        sorted set, all scores 0: the keys in lexical order, for paged listing
 //   {prefix}expiry       sorted set, score = expiry time: lets the index be pruned and counted
 //   {prefix}client:{c}   sorted set per client (clientKey of the registering address), score =
@@ -9,8 +11,9 @@
 //                        with its last name
 //   {prefix}secret       the deployment's secret (hex), set once by whichever registry is first
 //   {prefix}used:{id}    a challenge that served a registration, until the challenge expires
-// Registration, heartbeat and removal are Lua scripts, so each is one atomic step however many
-// registries share the Redis. Listing walks the index with ZRANGE BYLEX (never KEYS).
+// Registration, heartbeat, removal and keepalive are Lua scripts (redis-scripts.ts), so each is one
+// atomic step however many registries share the Redis. Listing walks the index with ZRANGE
+// BYLEX (never KEYS).
 //
 // Index hygiene: members whose expiry has passed leave the index and the expiry set on every
 // registration (a bounded batch), on a timer (all of them, in batches), and when a listing meets
@@ -19,147 +22,20 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { clientKey } from './address-policy';
 import { DEFAULT_MAX_PEERS } from './limits';
-import type { ListPage, OwnerResult, PeerRecord, PeerStore, RegisterInput, RegisterResult, StoreLimits } from './store';
+import type {
+  Endpoint, KeepaliveInput, KeepaliveResult, KeptAlive, ListPage, OwnerResult, PeerRecord, PeerStore, RegisterInput, RegisterResult, RendezvousEntry, StoreLimits,
+} from './store';
 import { StoreUnavailableError } from './store';
+import { HEARTBEAT, KEEPALIVE, REGISTER, REMOVE, SECRET, SWEEP, SWEEP_BATCH, WALK } from './redis-scripts';
 
-/** Expired members removed by each registration (bounded work per write). */
-const PRUNE_ON_WRITE = 100;
-/** Expired members removed per script call of the sweep (the sweep loops until none is left). */
-const SWEEP_BATCH = 1000;
 /** A listing examines at most this many index members per peer it may return. */
 const LIST_WORK_FACTOR = 4;
-
-// Removes up to `batch` expired members from the index and the expiry set. KEYS: index, expiry.
-const PRUNE_FN = `
-local function prune(index, expiry, now, batch)
-  local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, batch)
-  if #dead > 0 then
-    redis.call('ZREM', index, unpack(dead))
-    redis.call('ZREM', expiry, unpack(dead))
-  end
-  return #dead
-end
-`;
-
-// KEYS: peer, index, expiry, used, client set. ARGV: newHash, ttlMs, member, now, name, publicKey,
-// usedTtlMs, maxPeers, maxPerClient, client, client-set prefix, then the other field/value pairs.
-// A live record bound to another key is taken; one bound to the same key is reclaimed: every
-// field but the name is replaced, the new token hash among them, so the old token stops working.
-// A record without a publicKey (written before keys) counts as free. A new name is refused when
-// the store holds maxPeers live ones; any name when its client holds maxPerClient others.
-const REGISTER = `${PRUNE_FN}
-if redis.call('EXISTS', KEYS[4]) == 1 then return {'challenge_used', ''} end
-local now = tonumber(ARGV[4])
-local ttl = tonumber(ARGV[2])
-local cur = redis.call('HGET', KEYS[1], 'publicKey')
-local outcome = 'created'
-if cur then
-  if cur ~= ARGV[6] then return {'taken', ''} end
-  outcome = 'reclaimed'
-end
-prune(KEYS[2], KEYS[3], now, ${PRUNE_ON_WRITE})
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
-if not redis.call('ZSCORE', KEYS[5], ARGV[3]) and redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[9]) then
-  local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
-  return {'client_full', tostring(tonumber(first[2]) - now)}
-end
-if outcome == 'created' and redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf') >= tonumber(ARGV[8]) then
-  return {'full', ''}
-end
-redis.call('SET', KEYS[4], '1', 'PX', ARGV[7])
-if outcome == 'created' then redis.call('HSET', KEYS[1], 'name', ARGV[5]) end
-local old = redis.call('HGET', KEYS[1], 'client')
-if old and old ~= ARGV[10] then redis.call('ZREM', ARGV[11] .. old, ARGV[3]) end
-redis.call('HSET', KEYS[1], 'tokenHash', ARGV[1], 'publicKey', ARGV[6], 'client', ARGV[10], unpack(ARGV, 12))
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('ZADD', KEYS[2], 0, ARGV[3])
-redis.call('ZADD', KEYS[3], now + ttl, ARGV[3])
-redis.call('ZADD', KEYS[5], now + ttl, ARGV[3])
-if redis.call('PTTL', KEYS[5]) < ttl then redis.call('PEXPIRE', KEYS[5], ttl) end
-return {outcome, redis.call('HGET', KEYS[1], 'name')}
-`;
-
-// KEYS: index, expiry. ARGV: now, batch. Returns how many expired members it removed.
-const SWEEP = `${PRUNE_FN}
-return prune(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
-`;
-
-// KEYS: index, expiry. ARGV: from, to (ZRANGEBYLEX bounds), want, budget, now.
-// Walks the index from `from`, examining at most `budget` members, and returns up to `want` of
-// them whose expiry is still ahead; the expired ones it met leave the index and the expiry set.
-// Returns {live members, the last member examined (or ''), 1 if the range ended else 0}.
-const WALK = `
-local from, to = ARGV[1], ARGV[2]
-local want, budget, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local live, dead = {}, {}
-local examined, last, ended = 0, '', 0
-while examined < budget and #live < want do
-  local size = math.min(budget - examined, 1000)
-  local batch = redis.call('ZRANGEBYLEX', KEYS[1], from, to, 'LIMIT', 0, size)
-  for _, m in ipairs(batch) do
-    examined = examined + 1
-    last = m
-    local at = redis.call('ZSCORE', KEYS[2], m)
-    if at and tonumber(at) > now then
-      live[#live + 1] = m
-      if #live == want then break end
-    else
-      dead[#dead + 1] = m
-    end
-  end
-  if #batch < size then ended = 1 break end
-  from = '(' .. last
-end
-for i = 1, #dead, 1000 do
-  local chunk = {unpack(dead, i, math.min(i + 999, #dead))}
-  redis.call('ZREM', KEYS[1], unpack(chunk))
-  redis.call('ZREM', KEYS[2], unpack(chunk))
-end
-return {live, last, ended}
-`;
-
-// KEYS: secret. ARGV: a fresh secret (hex), kept only if there is none yet.
-const SECRET = `
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
-return redis.call('GET', KEYS[1])
-`;
-
-// KEYS: peer, expiry. ARGV: tokenHash, ttlMs, now, member, client-set prefix.
-const HEARTBEAT = `
-local cur = redis.call('HGET', KEYS[1], 'tokenHash')
-if not cur then return 'not_found' end
-if cur ~= ARGV[1] then return 'forbidden' end
-local ttl = tonumber(ARGV[2])
-local at = tonumber(ARGV[3]) + ttl
-redis.call('HSET', KEYS[1], 'lastSeen', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('ZADD', KEYS[2], at, ARGV[4])
-local client = redis.call('HGET', KEYS[1], 'client')
-if client then
-  local set = ARGV[5] .. client
-  redis.call('ZADD', set, at, ARGV[4])
-  if redis.call('PTTL', set) < ttl then redis.call('PEXPIRE', set, ttl) end
-end
-return 'ok'
-`;
-
-// KEYS: peer, index, expiry. ARGV: tokenHash, member, client-set prefix.
-const REMOVE = `
-local cur = redis.call('HGET', KEYS[1], 'tokenHash')
-if not cur then return 'not_found' end
-if cur ~= ARGV[1] then return 'forbidden' end
-local client = redis.call('HGET', KEYS[1], 'client')
-if client then redis.call('ZREM', ARGV[3] .. client, ARGV[2]) end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
-return 'ok'
-`;
 
 type Scripted = Redis & {
   p2pRegister(...args: Array<string | number>): Promise<[string, string]>;
   p2pHeartbeat(...args: Array<string | number>): Promise<string>;
   p2pRemove(...args: Array<string | number>): Promise<string>;
+  p2pKeepalive(...args: Array<string | number>): Promise<string>;
   p2pSecret(...args: Array<string | number>): Promise<string>;
   p2pSweep(...args: Array<string | number>): Promise<number>;
   p2pWalk(...args: Array<string | number>): Promise<[string[], string, number]>;
@@ -203,6 +79,7 @@ export class RedisStore implements PeerStore {
     redis.defineCommand('p2pRegister', { numberOfKeys: 5, lua: REGISTER });
     redis.defineCommand('p2pHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT });
     redis.defineCommand('p2pRemove', { numberOfKeys: 3, lua: REMOVE });
+    redis.defineCommand('p2pKeepalive', { numberOfKeys: 1, lua: KEEPALIVE });
     redis.defineCommand('p2pSecret', { numberOfKeys: 1, lua: SECRET });
     redis.defineCommand('p2pSweep', { numberOfKeys: 2, lua: SWEEP });
     redis.defineCommand('p2pWalk', { numberOfKeys: 2, lua: WALK });
@@ -314,7 +191,24 @@ export class RedisStore implements PeerStore {
 
   async get(key: string): Promise<PeerRecord | null> {
     const h = await this.call(() => this.redis.hgetall(this.peerKey(key)));
-    return toRecord(h);
+    return toRecord(h, Date.now());
+  }
+
+  async rendezvous(key: string): Promise<RendezvousEntry | null> {
+    const h = await this.call(() => this.redis.hgetall(this.peerKey(key)));
+    const record = toRecord(h, Date.now());
+    const sequence = /^\d{20}$/.test(h.seq ?? '') ? Number(h.seq) : 0;
+    return record ? { record, tokenHash: h.tokenHash!, sequence } : null;
+  }
+
+  async keepalive(k: KeepaliveInput): Promise<KeepaliveResult> {
+    const out = await this.call(() =>
+      this.redis.p2pKeepalive(
+        this.peerKey(k.key), k.tokenHash, k.sequence.toString().padStart(20, '0'), JSON.stringify(k.udp), k.now + k.ttlMs,
+        k.holder.id, k.holder.address ? JSON.stringify(k.holder.address) : '',
+      ),
+    );
+    return out as KeepaliveResult;
   }
 
   async list(opts: { after: string | null; prefix: string; limit: number }): Promise<ListPage> {
@@ -363,7 +257,18 @@ export class RedisStore implements PeerStore {
   }
 }
 
-function toRecord(h: Record<string, string>): PeerRecord | null {
+/** An {ip, port} from its JSON, or null. */
+function endpoint(json: string | undefined): Endpoint | null {
+  if (!json) return null;
+  try {
+    const e = JSON.parse(json) as Partial<Endpoint>;
+    return typeof e.ip === 'string' && typeof e.port === 'number' ? { ip: e.ip, port: e.port } : null;
+  } catch {
+    return null;
+  }
+}
+
+function toRecord(h: Record<string, string>, now: number): PeerRecord | null {
   if (!h.name || !h.tokenHash || !h.publicKey) return null;
   let addresses: string[] = [];
   try {
@@ -380,5 +285,13 @@ function toRecord(h: Record<string, string>): PeerRecord | null {
     observedAddress: h.observedAddress ?? '',
     publicKey: h.publicKey,
     lastSeen: Number(h.lastSeen),
+    ...keptAlive(h, now),
   };
+}
+
+/** The live mapping of a peer hash, as the `udp` of its record. */
+function keptAlive(h: Record<string, string>, now: number): { udp?: KeptAlive } {
+  const address = endpoint(h.udp);
+  if (!address || !h.holder || !(Number(h.udpExpires) > now)) return {};
+  return { udp: { address, holder: { id: h.holder, address: endpoint(h.holderAddr) } } };
 }

@@ -15,7 +15,7 @@ import {
   CHALLENGE_RANDOM_BYTES, CHALLENGE_TTL_MS, challengeExpiry, challengeId, checkChallenge, deriveRegistryKeys, issueChallenge,
   toBase64url, verifyRegistrationMac, type RegistryKeys,
 } from './proof';
-import type { PeerRecord, PeerStore } from './store';
+import type { Endpoint, Holder, PeerRecord, PeerStore } from './store';
 import { bearerToken, checkKeyProof, checkListParams, checkRegistration, encodeCursor } from './validate';
 
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -32,6 +32,17 @@ export interface RegistryServerOptions {
   timeouts?: Partial<HttpTimeouts>;
   /** Where log lines go (default stderr), how long repeated events are summed, stacks or not. */
   log?: EventLog;
+  /** This process's rendezvous once its UDP socket is bound; null without one. */
+  rendezvous?: () => RendezvousInfo | null;
+}
+
+/** What the HTTP answers say of this process's rendezvous. */
+export interface RendezvousInfo {
+  self: Holder;
+  /** The UDP port peers send to (the advertised one, else the one bound). */
+  port: number;
+  /** True when an introduction for an owner held by another process is routed to it (Redis). */
+  routes: boolean;
 }
 
 /** A client that went away before its request was read. */
@@ -117,7 +128,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(text);
 }
 
-function publicRecord(r: PeerRecord) {
+function publicRecord(r: PeerRecord, rendezvous: Endpoint | null) {
   return {
     name: r.name,
     ip: r.ip,
@@ -126,7 +137,21 @@ function publicRecord(r: PeerRecord) {
     observedAddress: r.observedAddress,
     publicKey: r.publicKey,
     lastSeen: new Date(r.lastSeen).toISOString(),
+    udp: r.udp ? r.udp.address : null,
+    rendezvous,
   };
+}
+
+/**
+ * Where a requester sends its INTRO_REQUEST for `r`: the holder's advertised address; else, when
+ * this process can introduce it (it is the holder, or routes to the holder), this process's UDP
+ * port at the address the HTTP request reached. Null without a live mapping.
+ */
+function rendezvousOf(r: PeerRecord, info: RendezvousInfo | null, localAddress: string | undefined): Endpoint | null {
+  if (!r.udp) return null;
+  if (r.udp.holder.address) return r.udp.holder.address;
+  if (!info || !localAddress || (r.udp.holder.id !== info.self.id && !info.routes)) return null;
+  return info.self.address ?? { ip: normalizeIp(localAddress), port: info.port };
 }
 
 /** Whole seconds for Retry-After, at least 1. */
@@ -147,6 +172,12 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
     challenges.forget();
   }, 60_000).unref();
   let derived: { secret: string; keys: RegistryKeys } | undefined;
+
+  /** `{port}` of this process's UDP socket, where peers keep alive; null without one. */
+  function rendezvousPort(): { port: number } | null {
+    const info = opts.rendezvous?.();
+    return info ? { port: info.port } : null;
+  }
 
   /** Takes a token of `bucket` for the client, or refuses with 429 and when to come back. */
   function charge(bucket: RateLimiter, client: string, what: string, reason: string): void {
@@ -248,7 +279,7 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
         }
         if (result.outcome === 'created') metrics.registrations++;
         else metrics.reclaims++;
-        sendJson(res, 201, { name: result.name, token, ttl: opts.ttl, observedAddress: observed }, { Location: `/v1/peers/${encodeURIComponent(result.name)}` });
+        sendJson(res, 201, { name: result.name, token, ttl: opts.ttl, observedAddress: observed, rendezvous: rendezvousPort() }, { Location: `/v1/peers/${encodeURIComponent(result.name)}` });
         return 201;
       }
       case 'GET /v1/challenge': {
@@ -256,7 +287,7 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
         const keys = await registryKeys();
         const expiresAt = Date.now() + challengeTtlMs;
         const challenge = issueChallenge(keys.challengeKey, expiresAt, randomBytes(CHALLENGE_RANDOM_BYTES));
-        sendJson(res, 200, { challenge: toBase64url(challenge), registryKey: toBase64url(keys.x25519.publicKey), expires: new Date(expiresAt).toISOString() });
+        sendJson(res, 200, { challenge: toBase64url(challenge), registryKey: toBase64url(keys.x25519.publicKey), expires: new Date(expiresAt).toISOString(), rendezvous: rendezvousPort() });
         return 200;
       }
       case 'POST /v1/peers/{name}/heartbeat': {
@@ -276,7 +307,7 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
       case 'GET /v1/peers/{name}': {
         const rec = isValidName(name) ? await storeCall(() => store.get(nameKey(name))) : null;
         if (!rec) ownerOutcome('not_found', String(name));
-        sendJson(res, 200, publicRecord(rec!));
+        sendJson(res, 200, publicRecord(rec!, rendezvousOf(rec!, opts.rendezvous?.() ?? null, req.socket.localAddress)));
         return 200;
       }
       case 'GET /v1/peers': {

@@ -11,7 +11,51 @@ export interface PeerRecord {
   publicKey: string;
   /** Milliseconds since the epoch of the registration or last heartbeat. */
   lastSeen: number;
+  /** The peer's kept-alive UDP mapping while it is live (README "Rendezvous"); absent otherwise. */
+  udp?: KeptAlive;
 }
+
+/** A UDP transport address. */
+export interface Endpoint {
+  ip: string;
+  port: number;
+}
+
+/** The registry process holding a keepalive: its id, and its advertised UDP address if it has one. */
+export interface Holder {
+  id: string;
+  address: Endpoint | null;
+}
+
+/** A mapping kept alive: the source of the last accepted KEEPALIVE, and the process it reached. */
+export interface KeptAlive {
+  address: Endpoint;
+  holder: Holder;
+}
+
+/** What the rendezvous needs of a registration: the key of its macs and its last keepalive. */
+export interface RendezvousEntry {
+  record: PeerRecord;
+  /** sha256 of the registration's token, hex (the key of its macs, as raw bytes). */
+  tokenHash: string;
+  /** The highest keepalive sequence accepted under this token (0: none yet). */
+  sequence: number;
+}
+
+export interface KeepaliveInput {
+  key: string;
+  /** The hash whose mac the keepalive carried: refused unless it is still the registration's. */
+  tokenHash: string;
+  sequence: number;
+  udp: Endpoint;
+  holder: Holder;
+  /** The mapping lives this long after the keepalive (never beyond the registration). */
+  ttlMs: number;
+  now: number;
+}
+
+/** stale: the sequence is not above the last accepted one (a replay, or one overtaken). */
+export type KeepaliveResult = 'ok' | 'not_found' | 'forbidden' | 'stale';
 
 export interface RegisterInput {
   record: PeerRecord;
@@ -68,6 +112,14 @@ export interface PeerStore {
   heartbeat(key: string, tokenHash: string, ttlMs: number, now: number): Promise<OwnerResult>;
   remove(key: string, tokenHash: string): Promise<OwnerResult>;
   get(key: string): Promise<PeerRecord | null>;
+  /** The record with the key of its macs and its last keepalive sequence. */
+  rendezvous(key: string): Promise<RendezvousEntry | null>;
+  /**
+   * Atomic: records `udp` and its holder with the sequence, if the registration still has
+   * `tokenHash` and `sequence` is above the last one accepted. A new registration of the name
+   * (a reclaim) forgets the mapping and the sequence.
+   */
+  keepalive(input: KeepaliveInput): Promise<KeepaliveResult>;
   /** Live peers with keys > `after` starting with `prefix`, in key order. */
   list(opts: { after: string | null; prefix: string; limit: number }): Promise<ListPage>;
   /** Number of live peers (for /metrics). */

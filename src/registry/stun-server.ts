@@ -1,8 +1,11 @@
-// The registry's STUN server: one UDP socket answering Binding requests (README "STUN").
-// All protocol decisions live in ./stun (pure); this file is only the socket around them.
+// The registry's UDP socket: it answers STUN Binding requests (README "STUN") and hands the
+// rendezvous frames ("PS", version 2, types 0x20-0x2f) to the rendezvous (rendezvous.ts).
+// All STUN decisions live in ../wire/stun (pure); this file is only the socket around them.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { StunOutcome } from './metrics';
+import type { Endpoint } from './store';
+import { rendezvousTypeOf } from '../wire/rendezvous';
 import { type DropCategory, classifyRequest, encodeBindingSuccess, encodeUnknownAttributes, normalizeSource } from '../wire/stun';
 
 /**
@@ -19,8 +22,10 @@ export interface StunServerOptions {
   /** 0 = any free port. */
   port: number;
   software?: string;
-  /** Told what became of every datagram (for /metrics). */
+  /** Told what became of every STUN datagram (for /metrics). */
   count?: (outcome: StunOutcome) => void;
+  /** Where rendezvous frames go, with their source (IPv4-mapped IPv6 as IPv4); without it they are dropped as STUN. */
+  frames?: (datagram: Buffer, from: Endpoint) => void;
 }
 
 export interface StunServer {
@@ -28,6 +33,8 @@ export interface StunServer {
   port: number;
   /** 'IPv4' or 'IPv6' (a dual-stack socket says IPv6). */
   family: string;
+  /** Sends from this socket; `failed` is told when the kernel refused it. */
+  send(datagram: Buffer, to: Endpoint, failed?: () => void): void;
   close(): Promise<void>;
 }
 
@@ -39,6 +46,11 @@ export async function startStunServer(opts: StunServerOptions): Promise<StunServ
   socket.on('message', (datagram: Buffer, from: RemoteInfo) => {
     // A handler that throws would take the process down: nothing below should, but be sure.
     try {
+      if (opts.frames && rendezvousTypeOf(datagram) !== null) {
+        const source = normalizeSource(from.address, from.port);
+        if (source) opts.frames(datagram, { ip: source.address, port: source.port });
+        return;
+      }
       const reply = answer(datagram, from, software, count);
       if (reply) {
         socket.send(reply, from.port, from.address, (err) => {
@@ -54,9 +66,21 @@ export async function startStunServer(opts: StunServerOptions): Promise<StunServ
 
   let closing: Promise<void> | undefined;
   const address = socket.address();
+  // A dual-stack socket reaches IPv4 addresses in their IPv4-mapped form.
+  const mapped = address.family === 'IPv6' && isWildcard(opts.host) ? '::ffff:' : '';
   return {
     port: address.port,
     family: address.family,
+    send(datagram, to, failed) {
+      const ip = mapped && !isIPv6(to.ip) ? mapped + to.ip : to.ip;
+      try {
+        socket.send(datagram, to.port, ip, (err) => {
+          if (err) failed?.();
+        });
+      } catch {
+        failed?.(); // closed, or an address of the other family
+      }
+    },
     close() {
       closing ??= new Promise<void>((resolve) => socket.close(() => resolve()));
       return closing;
@@ -96,7 +120,8 @@ function answer(datagram: Buffer, from: RemoteInfo, software: string, count: (o:
   }
 }
 
-function isWildcard(host: string): boolean {
+/** 0.0.0.0, :: or empty: every address of the host. */
+export function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::' || host === '';
 }
 

@@ -19,3 +19,14 @@ test('a burst of `burst`, then `perSecond`; keys apart; full buckets forgotten; 
   assert.equal(b.size, 2, 'at most maxKeys remembered');
   assert.equal(b.available('a'), 3, 'the least recently used key was forgotten (it refills)');
 });
+
+test('a cost takes that many tokens at once: a byte budget', () => {
+  let now = 0;
+  const b = new TokenBuckets({ perSecond: 1000, burst: 1500, now: () => now });
+  assert.equal(b.take('s', now, 1400), 0);
+  assert.equal(b.take('s', now, 200), 100, '100 more bytes take 100 ms at 1000 a second');
+  assert.equal(b.available('s'), 100, 'a refused take takes nothing');
+  now = 100;
+  assert.equal(b.take('s', now, 200), 0);
+  assert.equal(b.take('s', now, 1), 1);
+});

@@ -46,7 +46,7 @@ for (const c of cases) {
       const b = await call(reg.url, 'GET', '/v1/challenge');
       assert.equal(a.status, 200);
       assert.match(String(a.headers['content-type']), /^application\/json/);
-      assert.deepEqual(Object.keys(a.json).sort(), ['challenge', 'expires', 'registryKey']);
+      assert.deepEqual(Object.keys(a.json).sort(), ['challenge', 'expires', 'registryKey', 'rendezvous']);
       assert.match(a.json.challenge, /^[A-Za-z0-9_-]{54}$/);
       const bytes = Buffer.from(a.json.challenge, 'base64url');
       assert.equal(bytes.length, 40);

@@ -140,3 +140,39 @@ test('serve-registry raises its soft open-file limit to the hard one at start, a
     await server.stop('SIGKILL');
   }
 });
+
+test('serve-registry relay flags: documented, checked (exit 2), in force (/metrics); --no-relay turns it off', async () => {
+  const help = await runCli(['serve-registry', '--help'], { timeoutMs: 10_000 });
+  for (const flag of ['--relay-sessions N', '--relay-session-rate N', '--relay-session-mib N', '--relay-rate N', '--relay-idle SECONDS']) {
+    assert.match(help.stdout, new RegExp(`${flag} .*\\(default`), flag);
+  }
+  assert.match(help.stdout, /--no-relay/);
+  assert.match(help.stdout, /--advertise-udp HOST\[:PORT\]/);
+  for (const args of [['--relay-sessions', '0'], ['--relay-rate', 'x'], ['--relay-idle', '0'], ['--advertise-udp', 'example.com'], ['--advertise-udp', '1.2.3.4:0'], ['--no-relay=yes']]) {
+    const r = await runCli(['serve-registry', ...args], { timeoutMs: 10_000 });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  }
+  const base = ['serve-registry', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0'];
+  const on = startCli([...base, '--relay-sessions', '3', '--relay-session-rate', '2', '--relay-session-mib', '5', '--relay-rate', '7', '--relay-idle', '9']);
+  const off = startCli([...base, '--no-relay', '--advertise-udp', '[::1]:4444']);
+  try {
+    const m = (await call((await on.waitForLine(READY))[1]!, 'GET', '/metrics')).text;
+    assert.match(m, /p2pshare_registry_relay_enabled 1\n/);
+    assert.match(m, /p2pshare_registry_relay_limit\{cap="sessions"\} 3\n/);
+    assert.match(m, /p2pshare_registry_relay_limit\{cap="session_bytes_per_second"\} 2097152\n/);
+    assert.match(m, /p2pshare_registry_relay_limit\{cap="session_bytes"\} 5242880\n/);
+    assert.match(m, /p2pshare_registry_relay_limit\{cap="total_bytes_per_second"\} 7340032\n/);
+    assert.match(m, /p2pshare_registry_relay_limit\{cap="idle_seconds"\} 9\n/);
+    const offUrl = (await off.waitForLine(READY))[1]!;
+    const mo = (await call(offUrl, 'GET', '/metrics')).text;
+    assert.match(mo, /p2pshare_registry_relay_enabled 0\n/);
+    assert.doesNotMatch(mo, /relay_limit/);
+    assert.deepEqual((await call(offUrl, 'GET', '/v1/challenge')).json.rendezvous, { port: 4444 });
+    assert.equal(await on.stop('SIGTERM'), 0);
+    assert.equal(await off.stop('SIGTERM'), 0);
+  } finally {
+    await on.stop('SIGKILL');
+    await off.stop('SIGKILL');
+  }
+});

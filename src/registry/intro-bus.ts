@@ -1,0 +1,124 @@
+// Introductions between registry processes on one Redis (README.md, "Several registries on one
+// Redis"): a process that gets an INTRO_REQUEST for an owner kept alive at another asks that one
+// (the holder) on the Redis channel `<prefix>intro:<holder id>`; the holder sends the INTRO from its
+// own socket, opens the relay session, and answers on the asker's channel. Subscribing takes a
+// connection of its own (a subscribed ioredis connection can do nothing else).
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Candidate } from '../wire/rendezvous';
+import type { IntroBus, IntroOrder, IntroResult } from './rendezvous';
+
+/** How long an asker waits for the holder's answer. */
+export const INTRO_BUS_TIMEOUT_MS = 1000;
+
+interface OrderMessage {
+  kind: 'order';
+  id: string;
+  replyTo: string;
+  order: IntroOrder;
+}
+
+interface ResultMessage {
+  kind: 'result';
+  id: string;
+  result: IntroResult;
+}
+
+export interface RedisIntroBusOptions {
+  url: string;
+  prefix: string;
+  /** This process's id (its channel). */
+  id: string;
+  /** Carries out an introduction asked by another process. */
+  serve(order: IntroOrder): Promise<IntroResult>;
+  timeoutMs?: number;
+}
+
+const isEndpoint = (v: unknown): v is Candidate =>
+  typeof v === 'object' && v !== null && typeof (v as Candidate).ip === 'string' && Number.isInteger((v as Candidate).port);
+
+/** The order in a message from Redis, checked field by field; null when malformed. */
+function checkOrder(o: unknown): IntroOrder | null {
+  const x = o as Partial<IntroOrder> | null;
+  if (!x || typeof x.owner !== 'string' || typeof x.token !== 'string' || !isEndpoint(x.requester) || !Array.isArray(x.hosts) || !x.hosts.every(isEndpoint)) return null;
+  return { owner: x.owner, token: x.token, requester: x.requester, hosts: x.hosts, relay: x.relay === true, local: false };
+}
+
+export class RedisIntroBus implements IntroBus {
+  private readonly sub: Redis;
+  private readonly pub: Redis;
+  private readonly pending = new Map<string, (r: IntroResult | null) => void>();
+  private readonly subscribed: Promise<unknown>;
+
+  constructor(private readonly o: RedisIntroBusOptions) {
+    const common = { connectTimeout: 1500, retryStrategy: (times: number) => Math.min(100 * times, 1000) };
+    // The subscriber queues its SUBSCRIBE until connected and subscribes again after a reconnect.
+    this.sub = new Redis(o.url, common);
+    this.pub = new Redis(o.url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: o.timeoutMs ?? INTRO_BUS_TIMEOUT_MS });
+    for (const r of [this.sub, this.pub]) r.on('error', () => {}); // the store reports Redis trouble
+    this.sub.on('message', (_channel: string, text: string) => this.received(text));
+    this.subscribed = this.sub.subscribe(this.channel(o.id)).catch(() => {});
+  }
+
+  private channel(id: string): string {
+    return `${this.o.prefix}intro:${id}`;
+  }
+
+  /** Resolves once subscribed (or after timeoutMs). */
+  async ready(timeoutMs: number): Promise<void> {
+    await Promise.race([this.subscribed, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  async request(holderId: string, order: IntroOrder): Promise<IntroResult | null> {
+    const id = randomBytes(8).toString('hex');
+    const message: OrderMessage = { kind: 'order', id, replyTo: this.o.id, order };
+    const answer = new Promise<IntroResult | null>((resolve) => {
+      const timer = setTimeout(() => settle(null), this.o.timeoutMs ?? INTRO_BUS_TIMEOUT_MS);
+      const settle = (r: IntroResult | null) => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        resolve(r);
+      };
+      this.pending.set(id, settle);
+    });
+    try {
+      const receivers = await this.pub.publish(this.channel(holderId), JSON.stringify(message));
+      if (receivers === 0) this.pending.get(id)?.({ held: false, relaySession: 0 }); // the holder is gone
+    } catch {
+      this.pending.get(id)?.(null);
+    }
+    return answer;
+  }
+
+  private received(text: string): void {
+    type Loose = { kind?: unknown; id?: unknown; replyTo?: unknown; order?: unknown; result?: Partial<IntroResult> };
+    let m: Loose;
+    try {
+      m = (JSON.parse(text) ?? {}) as Loose;
+    } catch {
+      return;
+    }
+    if (typeof m.id !== 'string') return;
+    if (m.kind === 'result') {
+      const r = m.result;
+      if (r && typeof r.held === 'boolean' && Number.isInteger(r.relaySession)) this.pending.get(m.id)?.({ held: r.held, relaySession: r.relaySession! });
+      return;
+    }
+    const order = m.kind === 'order' && typeof m.replyTo === 'string' ? checkOrder(m.order) : null;
+    if (!order) return;
+    const replyTo = this.channel(m.replyTo as string);
+    const id = m.id;
+    this.o
+      .serve(order)
+      .catch(() => ({ held: false, relaySession: 0 }))
+      .then((result) => this.pub.publish(replyTo, JSON.stringify({ kind: 'result', id, result } satisfies ResultMessage)))
+      .catch(() => {}); // the asker times out and answers busy
+  }
+
+  async close(): Promise<void> {
+    for (const settle of [...this.pending.values()]) settle(null);
+    // No QUIT: towards an unreachable Redis it would wait forever (and reconnects keep the process alive).
+    this.sub.disconnect();
+    this.pub.disconnect();
+  }
+}
