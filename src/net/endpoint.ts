@@ -87,6 +87,7 @@ export class Endpoint implements DatagramSocket {
   private onDrained: (() => void) | undefined;
   private readonly handlers = new Map<number, FrameHandler>();
   private readonly clearHandlers = new Map<number, ClearHandler>();
+  private foreignHandler: ((datagram: Buffer, from: Remote) => boolean) | undefined;
   /** Relay sessions taken, by relay address and session: when a datagram last came through. */
   private readonly relays = new Map<string, number>();
   private readonly conns = new Map<number, SecureConnection>();
@@ -316,10 +317,20 @@ export class Endpoint implements DatagramSocket {
     this.clearHandlers.set(type, handler);
   }
 
+  offClear(type: number): void {
+    this.clearHandlers.delete(type);
+  }
+
+  /** Handles datagrams that are not ours at all (STUN answers from the registry); false: refused. */
+  onForeign(handler: (datagram: Buffer, from: Remote) => boolean): void {
+    this.foreignHandler = handler;
+  }
+
   private onMessage(msg: Buffer, from: Remote): void {
     this.received++;
     const bad = checkDatagram(msg);
     if (bad) {
+      if (bad === 'bad_magic' && from.relay === undefined && this.foreignHandler?.(msg, from)) return;
       this.drops[bad]++;
       return;
     }
