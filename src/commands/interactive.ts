@@ -29,6 +29,7 @@ export interface InteractiveOptions {
   share: ShareIndex;
   port: number;
   identity: Identity;
+  keepaliveMs?: number;
   advertise?: string;
   allow?: AllowList;
   downloads: string;
@@ -214,6 +215,7 @@ async function register(
       share: o.share,
       port: o.port,
       identity: o.identity.privateKey,
+      ...(o.keepaliveMs ? { keepaliveMs: o.keepaliveMs } : {}),
       onFetch,
       onNotice,
       ...(o.advertise ? { advertise: o.advertise } : {}),

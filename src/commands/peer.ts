@@ -32,6 +32,8 @@ Options:
   --no-interactive   only serve (also the case without a terminal)
   --allow WHO        serve only this key fingerprint or this peer name's key (repeatable;
                      default: anyone may fetch)
+  --keepalive S      seconds between keepalives to the registry's UDP port, which keep this
+                     peer's NAT mapping open for introductions (default 20, at most 25)
   --identity FILE    this peer's key (default ~/.config/p2pshare/identity); the name is bound
                      to it at the registry, and the ready line shows its fingerprint`,
   options: {
@@ -43,6 +45,7 @@ Options:
     advertise: { type: 'string' },
     'no-interactive': { type: 'boolean' },
     allow: { type: 'string', multiple: true },
+    keepalive: { type: 'string' },
     ...identityOption,
   },
   positionals: [0, 0],
@@ -68,14 +71,15 @@ Options:
       throw usage((err as Error).message);
     }
     const identity = await identityOf(args);
-    const common = { registryUrl: registry, share, port, identity, ...(advertise ? { advertise } : {}), ...(allow ? { allow } : {}) };
+    const keepaliveMs = intOpt(args, 'keepalive', 20, 1, 25) * 1000;
+    const common = { registryUrl: registry, share, port, identity, keepaliveMs, ...(advertise ? { advertise } : {}), ...(allow ? { allow } : {}) };
     if (interactive) return runInteractive({ ...common, name, downloads });
     return serveOnly({ ...common, name: name! });
   },
 };
 
 /** Non-interactive mode: register, print the ready line, log fetches, serve until signalled. */
-async function serveOnly(o: { name: string; registryUrl: string; share: ShareIndex; port: number; identity: Identity; advertise?: string; allow?: AllowList }): Promise<void> {
+async function serveOnly(o: { name: string; registryUrl: string; share: ShareIndex; port: number; identity: Identity; keepaliveMs: number; advertise?: string; allow?: AllowList }): Promise<void> {
   const { name, identity, allow, ...rest } = o;
   const peer = await Peer.start({
     ...rest,

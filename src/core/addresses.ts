@@ -82,3 +82,15 @@ export function isLocalAddress(ip: string): boolean {
   }
   return localAddresses.set.has(address);
 }
+
+/**
+ * This host's private (LAN) IPv4 addresses: its host candidates, where a peer on the same network
+ * reaches it without the NAT (which may not hairpin). Read from the interfaces each time.
+ */
+export function privateAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal && classifyAddress(i.address) === 'private') out.push(i.address);
+  }
+  return out;
+}

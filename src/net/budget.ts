@@ -48,7 +48,7 @@ export class AddressBudget {
   }
 
   private account(r: Remote, create: boolean): Account | undefined {
-    const key = `${r.address}|${r.port}`;
+    const key = `${r.address}|${r.port}|${r.relay ?? ''}`;
     let a = this.accounts.get(key);
     if (a) {
       this.accounts.delete(key); // re-inserted: least recently active first

@@ -15,14 +15,29 @@ import {
   FrameType,
   LOCAL_MAX_DATAGRAM_BYTES,
   MAX_DATAGRAM_BYTES,
+  RELAY_HEADER_BYTES,
   SEALED_OVERHEAD,
   type Frame,
   type SealedFrame,
 } from '../wire/frame';
 
+/**
+ * Where datagrams for the other side go: its address and port, or, through a registry's relay
+ * (PROTOCOL.md 9), the relay's address and port and the relay session the datagrams are wrapped in.
+ */
 export interface Remote {
   address: string;
   port: number;
+  relay?: number;
+}
+
+export function sameRemote(a: Remote, b: Remote): boolean {
+  return a.port === b.port && a.address === b.address && a.relay === b.relay;
+}
+
+/** Both direct or both relayed, both on this host or both not. */
+function samePathKind(a: Remote, b: Remote): boolean {
+  return (a.relay === undefined) === (b.relay === undefined) && isLocalAddress(a.address) === isLocalAddress(b.address);
 }
 
 export interface Connection {
@@ -71,7 +86,8 @@ export type Opened = { frame: Frame } | 'bad_auth' | 'replayed' | 'malformed';
 const PATH_PROBE_SPACING_MS = 100;
 
 export class SecureConnection implements Connection {
-  readonly overhead = SEALED_OVERHEAD;
+  /** Sealed frame overhead, plus the relay header on a relayed connection (fixed at the handshake). */
+  readonly overhead: number;
   readonly peerKey: Buffer;
   readonly tcpBase: Buffer;
   /** performance.now() of the last authenticated frame (or of the handshake). */
@@ -110,6 +126,7 @@ export class SecureConnection implements Connection {
   ) {
     this.peerKey = keys.remoteStatic;
     this.tcpBase = keys.tcpBase;
+    this.overhead = SEALED_OVERHEAD + (remote.relay !== undefined ? RELAY_HEADER_BYTES : 0);
     this.sealer = new Sealer(keys.send);
     this.opener = new Opener(keys.receive);
     this.validated = initiator;
@@ -204,11 +221,11 @@ export class SecureConnection implements Connection {
     this.lastActive = performance.now();
     const frame = decodeMessage(plaintext);
     if (!frame) return 'malformed';
-    const moved = from.port !== this.remote.port || from.address !== this.remote.address;
+    const moved = !sameRemote(from, this.remote);
     if (!this.validated && !moved) this.validated = true;
     const size = f.header.length + f.sealed.length;
     // A larger datagram that arrived whole on this path proves the path carries it (this way at least).
-    if (!moved && size > this.maxDatagram && isLocalAddress(from.address)) this.maxDatagram = Math.min(size, LOCAL_MAX_DATAGRAM_BYTES);
+    if (!moved && size > this.maxDatagram && from.relay === undefined && isLocalAddress(from.address)) this.maxDatagram = Math.min(size, LOCAL_MAX_DATAGRAM_BYTES);
     if (frame.type === FrameType.pathChallenge) {
       // The challenger is the side that did not move, so its challenge comes from our path. One
       // from elsewhere is a copy passed on by whoever wants our answer at its own address, to be
@@ -226,7 +243,7 @@ export class SecureConnection implements Connection {
         sized.done(true);
       }
       const p = this.roaming;
-      if (p && data.equals(p.data) && from.port === p.to.port && from.address === p.to.address) {
+      if (p && data.equals(p.data) && sameRemote(from, p.to)) {
         this.remote = p.to;
         this.validated = true;
         this.roaming = undefined;
@@ -234,8 +251,9 @@ export class SecureConnection implements Connection {
       }
       return { frame };
     }
-    // A connection stays on one kind of path: its datagram size was chosen for it.
-    if (moved && newest && isLocalAddress(from.address) === isLocalAddress(this.remote.address)) this.challenge(from);
+    // A connection stays on one kind of path (direct or relayed, on this host or not): its
+    // datagram size was chosen for it.
+    if (moved && newest && samePathKind(from, this.remote)) this.challenge(from);
     return { frame };
   }
 

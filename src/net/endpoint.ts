@@ -8,13 +8,15 @@ import dgram from 'node:dgram';
 import { listening } from '../core/async';
 import { P2pError } from '../core/errors';
 import type { PrivateKey } from '../core/x25519';
-import { checkDatagram, decodeClearFrame, decodeSealedFrame, Envelope, envelopeOf, FrameType, PROTOCOL_VERSION, type ClearFrame, type Frame } from '../wire/frame';
+import { checkDatagram, decodeClearFrame, decodeSealedFrame, encodeRelayHeader, Envelope, envelopeOf, FrameType, PROTOCOL_VERSION, RELAY_HEADER_BYTES, type ClearFrame, type Frame } from '../wire/frame';
 import { decodeVersionNotSupported, encodeVersionNotSupported } from '../wire/handshake';
 import { AddressBudget } from './budget';
 import { SecureConnection, type Connection, type DatagramSocket, type Remote, type SessionKeys } from './connection';
 import { DEFAULT_HANDSHAKE_LIMITS, Initiator, Responder, type HandshakeLimits } from './handshake';
 
 export type FrameHandler = (frame: Frame, conn: SecureConnection) => void;
+/** A clear frame of another layer's type, with its whole datagram (for macs); false when refused. */
+export type ClearHandler = (frame: ClearFrame, datagram: Buffer, from: Remote) => boolean;
 
 export interface DropCounters {
   too_short: number;
@@ -53,6 +55,12 @@ const MAX_CONNECTIONS = 4096;
 const IDLE_MS = 60_000;
 /** A responder's connection whose initiator never sent a sealed frame is forgotten after this. */
 const HALF_OPEN_MS = 5_000;
+const MAX_RELAYS = 1024;
+const RELAY_IDLE_MS = 600_000;
+
+function relayKey(address: string, port: number, session: number): string {
+  return `${address}|${port}|${session >>> 0}`;
+}
 
 export class Endpoint implements DatagramSocket {
   readonly drops: DropCounters = {
@@ -78,6 +86,10 @@ export class Endpoint implements DatagramSocket {
   private unsent = 0;
   private onDrained: (() => void) | undefined;
   private readonly handlers = new Map<number, FrameHandler>();
+  private readonly clearHandlers = new Map<number, ClearHandler>();
+  private foreignHandler: ((datagram: Buffer, from: Remote) => boolean) | undefined;
+  /** Relay sessions taken, by relay address and session: when a datagram last came through. */
+  private readonly relays = new Map<string, number>();
   private readonly conns = new Map<number, SecureConnection>();
   private halfOpen = 0;
   private readonly responder: Responder | undefined;
@@ -141,18 +153,26 @@ export class Endpoint implements DatagramSocket {
   }
 
   /**
-   * Handshakes with the owner `ownerName` at `remote`, whose key is `peerKey`: fresh INITs after
-   * 500, 1000, 2000 ms, then OFFLINE; VERSION_NOT_SUPPORTED gives INCOMPATIBLE_VERSION at once.
+   * Handshakes with the owner `ownerName`, whose key is `peerKey`, at any of `candidates`: each
+   * try's INIT goes to every candidate (again every `resendMs` while the try lasts, when given:
+   * NAT hole punching), and the first answer's path is the connection's. Fresh tries after
+   * `delaysMs` (default 500, 1000, 2000 ms), then OFFLINE; VERSION_NOT_SUPPORTED gives
+   * INCOMPATIBLE_VERSION at once.
    */
-  async handshake(remote: Remote, o: { peerKey: Buffer; ownerName: string; signal?: AbortSignal }): Promise<SecureConnection> {
+  async handshake(candidates: Remote | Remote[], o: { peerKey: Buffer; ownerName: string; signal?: AbortSignal; delaysMs?: number[]; resendMs?: number }): Promise<SecureConnection> {
     if (this.isClosed) throw new P2pError('ABORTED', 'the UDP socket is closed');
+    const remotes = Array.isArray(candidates) ? candidates : [candidates];
+    const delays = o.delaysMs ?? HANDSHAKE_DELAYS_MS;
     return new Promise<SecureConnection>((resolve, reject) => {
       let step = 0;
       let index = 0;
+      let datagram: Buffer | undefined;
       let timer: NodeJS.Timeout | undefined;
+      let resender: NodeJS.Timeout | undefined;
       let cookieRetries = 0;
       const finish = (err: Error | null, conn?: SecureConnection) => {
         clearTimeout(timer);
+        clearInterval(resender);
         this.initiator.end(index);
         this.forgetVersionWait(index);
         o.signal?.removeEventListener('abort', onAbort);
@@ -161,16 +181,19 @@ export class Endpoint implements DatagramSocket {
       };
       const onAbort = () => finish(new P2pError('ABORTED', 'interrupted'));
       o.signal?.addEventListener('abort', onAbort, { once: true });
+      const sendAll = () => {
+        for (const r of remotes) if (datagram) this.sendRaw(datagram, r);
+      };
       const send = () => {
         this.initiator.end(index);
         this.forgetVersionWait(index);
         const started: { index: number; datagram: Buffer } = this.initiator.start({
-          remote,
+          remotes,
           peerKey: o.peerKey,
           ownerName: o.ownerName,
           isIndexFree: (i) => !this.conns.has(i),
-          onKeys: (keys, responderIndex) => {
-            const conn = this.add(keys, responderIndex, remote, true, started.index);
+          onKeys: (keys, responderIndex, from) => {
+            const conn = this.add(keys, responderIndex, from, true, started.index);
             conn.lastActive = performance.now();
             this.handshakes.connected++;
             finish(null, conn);
@@ -182,22 +205,27 @@ export class Endpoint implements DatagramSocket {
           },
         });
         index = started.index;
+        datagram = started.datagram;
         this.versionAnswers.push({
           index,
           refused: (lowest, highest) =>
             finish(new P2pError('INCOMPATIBLE_VERSION', `peer '${o.ownerName}' speaks protocol versions ${lowest}-${highest}; this p2pshare speaks ${PROTOCOL_VERSION}`)),
         });
-        this.sendRaw(started.datagram, remote);
+        sendAll();
       };
       const next = () => {
-        if (step >= HANDSHAKE_DELAYS_MS.length) {
-          return finish(new P2pError('OFFLINE', `peer '${o.ownerName}' is offline (no answer from ${remote.address}:${remote.port})`));
+        if (step >= delays.length) {
+          const where = remotes.map((r) => `${r.address}:${r.port}`).join(', ');
+          return finish(new P2pError('OFFLINE', `peer '${o.ownerName}' is offline (no answer from ${where})`));
         }
         cookieRetries = 0;
         send();
-        timer = setTimeout(next, HANDSHAKE_DELAYS_MS[step++]);
+        timer = setTimeout(next, delays[step++]);
       };
       if (o.signal?.aborted) return onAbort();
+      // The same INIT again and again while the NATs on the way open: a copy that gets through
+      // first is answered, later copies are replays the owner drops.
+      if (o.resendMs) resender = setInterval(sendAll, o.resendMs);
       next();
     });
   }
@@ -230,6 +258,8 @@ export class Endpoint implements DatagramSocket {
   }
 
   sendRaw(datagram: Buffer | Buffer[], to: Remote): void {
+    // Through a relay: the whole datagram, wrapped for the relay session (PROTOCOL.md 9).
+    if (to.relay !== undefined) datagram = [encodeRelayHeader(to.relay), ...(Array.isArray(datagram) ? datagram : [datagram])];
     try {
       this.socket.send(datagram, to.port, to.address, () => {
         if (--this.unsent === 0) this.onDrained?.();
@@ -275,15 +305,43 @@ export class Endpoint implements DatagramSocket {
     });
   }
 
+  /**
+   * Takes datagrams of relay session `session` from the relay at `relay` (the rendezvous that
+   * offered it): unwrapped, they count as coming from that relay path. Forgotten after 10 minutes
+   * without a datagram; at most 1024 at once.
+   */
+  acceptRelay(relay: Remote, session: number): void {
+    const key = relayKey(relay.address, relay.port, session);
+    this.relays.delete(key);
+    this.relays.set(key, performance.now());
+    if (this.relays.size > MAX_RELAYS) this.relays.delete(this.relays.keys().next().value!);
+  }
+
+  /** Handles clear frames of a type this layer does not know (the rendezvous with a registry, PROTOCOL.md 9). */
+  onClear(type: number, handler: ClearHandler): void {
+    this.clearHandlers.set(type, handler);
+  }
+
+  offClear(type: number): void {
+    this.clearHandlers.delete(type);
+  }
+
+  /** Handles datagrams that are not ours at all (STUN answers from the registry); false: refused. */
+  onForeign(handler: (datagram: Buffer, from: Remote) => boolean): void {
+    this.foreignHandler = handler;
+  }
+
   private onMessage(msg: Buffer, from: Remote): void {
     this.received++;
     const bad = checkDatagram(msg);
     if (bad) {
+      if (bad === 'bad_magic' && from.relay === undefined && this.foreignHandler?.(msg, from)) return;
       this.drops[bad]++;
       return;
     }
     const { version, type } = envelopeOf(msg);
     if (type === Envelope.sealed && version === PROTOCOL_VERSION) return this.onSealed(msg, from);
+    if (type === Envelope.relay && version === PROTOCOL_VERSION) return this.onRelayed(msg, from);
     const frame = decodeClearFrame(msg);
     if (typeof frame === 'string') {
       this.drops[frame]++;
@@ -298,14 +356,40 @@ export class Endpoint implements DatagramSocket {
     }
     if (type === Envelope.handshakeInit) return this.onInit(msg, frame, from);
     if (type === Envelope.handshakeResp) {
-      if (!this.initiator.onResp(frame)) this.drops.rejected++;
+      if (!this.initiator.onResp(frame, from)) this.drops.rejected++;
       return;
     }
     if (type === Envelope.cookieReply) {
       if (!this.initiator.onCookieReply(frame)) this.drops.rejected++;
       return;
     }
-    this.drops.unknown_type++;
+    const handler = this.clearHandlers.get(type);
+    if (!handler) {
+      this.drops.unknown_type++;
+      return;
+    }
+    try {
+      if (!handler(frame, msg, from)) this.drops.rejected++;
+    } catch {
+      this.drops.rejected++;
+    }
+  }
+
+  /** A datagram through a relay session this endpoint takes: handled as if from the relay path. */
+  private onRelayed(msg: Buffer, from: Remote): void {
+    if (from.relay !== undefined || msg.length <= RELAY_HEADER_BYTES) {
+      this.drops.rejected++; // a relay inside a relay, or nothing inside
+      return;
+    }
+    const session = msg.readUInt32BE(4);
+    const key = relayKey(from.address, from.port, session);
+    if (!this.relays.has(key)) {
+      this.drops.rejected++;
+      return;
+    }
+    this.relays.set(key, performance.now());
+    this.received--; // the inner datagram counts, not its wrapping
+    this.onMessage(msg.subarray(RELAY_HEADER_BYTES), { address: from.address, port: from.port, relay: session });
   }
 
   private onSealed(msg: Buffer, from: Remote): void {
@@ -399,6 +483,7 @@ export class Endpoint implements DatagramSocket {
       if ((!c.validated && now - c.lastActive > HALF_OPEN_MS) || now - c.lastActive > IDLE_MS) this.drop(c);
     }
     this.budget.sweep();
+    for (const [k, at] of this.relays) if (now - at > RELAY_IDLE_MS) this.relays.delete(k);
   }
 
   /** Forgets connections nobody holds (but `keep`), half-open and idle ones first, then the oldest, down to 3/4 of the cap. */
@@ -417,9 +502,8 @@ export class Endpoint implements DatagramSocket {
 
   private onVersionNotSupported(frame: ClearFrame, from: Remote): void {
     const i = this.versionAnswers.findIndex((w) => w.index === frame.id);
-    const remote = i >= 0 ? this.initiator.remoteOf(frame.id) : undefined;
     const range = decodeVersionNotSupported(frame);
-    if (!remote || !range || remote.address !== from.address || remote.port !== from.port) {
+    if (i < 0 || !range || !this.initiator.sentTo(frame.id, from)) {
       this.drops.rejected++;
       return;
     }

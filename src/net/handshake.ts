@@ -10,7 +10,7 @@ import { HandshakeState } from '../crypto/noise';
 import { timestamp, TimestampReplayGuard } from '../crypto/timestamp';
 import { PROTOCOL_VERSION, type ClearFrame } from '../wire/frame';
 import { decodeCookieReply, decodeInit, decodeResp, encodeCookieReply, encodeInit, encodeResp, initMacInputs, MAC_BYTES } from '../wire/handshake';
-import type { Remote, SessionKeys } from './connection';
+import { sameRemote, type Remote, type SessionKeys } from './connection';
 
 /** The prologue of every handshake with the owner `name` (PROTOCOL.md 3.4): version and name. */
 export function prologueFor(ownerName: string): Buffer {
@@ -103,10 +103,12 @@ export class Responder {
 interface Try {
   hs: HandshakeState;
   mac1: Buffer;
-  remote: Remote;
+  /** Where its INIT went (every candidate address of the owner). */
+  remotes: Remote[];
   peerKey: Buffer;
   onCookie: () => void;
-  onKeys: (keys: SessionKeys, responderIndex: number) => void;
+  /** The answer's source is the path the connection takes (the candidate that got through). */
+  onKeys: (keys: SessionKeys, responderIndex: number, from: Remote) => void;
 }
 
 /** The initiator's open tries by their index, and the cookies responders handed out. */
@@ -117,22 +119,23 @@ export class Initiator {
   constructor(private readonly identity: PrivateKey) {}
 
   /**
-   * A fresh INIT to `remote` (new index, ephemeral key and timestamp) and the index it waits
-   * on. The answer calls `onKeys`; a COOKIE_REPLY stores the cookie and calls `onCookie`.
+   * A fresh INIT for the owner at `remotes` (new index, ephemeral key and timestamp) and the
+   * index it waits on. The answer calls `onKeys`; a COOKIE_REPLY stores the cookie (per owner
+   * key: it proves our one socket's address, whichever candidate carried it) and calls `onCookie`.
    */
-  start(o: { remote: Remote; peerKey: Buffer; ownerName: string; isIndexFree: (i: number) => boolean; onKeys: Try['onKeys']; onCookie: () => void }): { index: number; datagram: Buffer } {
+  start(o: { remotes: Remote[]; peerKey: Buffer; ownerName: string; isIndexFree: (i: number) => boolean; onKeys: Try['onKeys']; onCookie: () => void }): { index: number; datagram: Buffer } {
     let index: number;
     do index = randomInt(1, 0x1_0000_0000);
     while (this.tries.has(index) || !o.isIndexFree(index));
     const hs = HandshakeState.initiator({ prologue: prologueFor(o.ownerName), staticKey: this.identity, remoteStatic: o.peerKey });
     const msg1 = hs.writeMessage(timestamp());
-    const cookie = this.cookieFor(o.remote);
+    const cookie = this.cookieFor(o.peerKey);
     let mac1: Buffer = Buffer.alloc(0);
     const datagram = encodeInit(index, msg1, {
       mac1: (before) => (mac1 = mac(mac1Key(o.peerKey), before)),
       mac2: (before) => (cookie ? mac(cookie, before) : Buffer.alloc(MAC_BYTES)),
     });
-    this.tries.set(index, { hs, mac1, remote: o.remote, peerKey: o.peerKey, onCookie: o.onCookie, onKeys: o.onKeys });
+    this.tries.set(index, { hs, mac1, remotes: o.remotes, peerKey: o.peerKey, onCookie: o.onCookie, onKeys: o.onKeys });
     return { index, datagram };
   }
 
@@ -141,14 +144,14 @@ export class Initiator {
     this.tries.delete(index);
   }
 
-  /** A HANDSHAKE_RESP: false when it answers no try of ours or does not authenticate. */
-  onResp(frame: ClearFrame): boolean {
+  /** A HANDSHAKE_RESP from `from`: false when it answers no try of ours or does not authenticate. */
+  onResp(frame: ClearFrame, from: Remote): boolean {
     const resp = decodeResp(frame);
     const t = resp && this.tries.get(resp.receiverIndex);
     if (!t || resp.senderIndex === 0) return false;
     this.tries.delete(resp.receiverIndex);
     if (!t.hs.readMessage(resp.msg2)) return false; // not the owner we meant: the try's timer goes on
-    t.onKeys(t.hs.split(), resp.senderIndex);
+    t.onKeys(t.hs.split(), resp.senderIndex, from);
     return true;
   }
 
@@ -160,7 +163,7 @@ export class Initiator {
     const cookie = openCookie(cookieReplyKey(t.peerKey), reply.sealedCookie, t.mac1);
     if (!cookie) return false;
     this.tries.delete(reply.receiverIndex);
-    this.cookies.set(keyOf(t.remote), { cookie, until: performance.now() + COOKIE_SECRET_MS });
+    this.cookies.set(t.peerKey.toString('hex'), { cookie, until: performance.now() + COOKIE_SECRET_MS });
     t.onCookie();
     return true;
   }
@@ -170,18 +173,16 @@ export class Initiator {
     return this.tries.has(index);
   }
 
-  remoteOf(index: number): Remote | undefined {
-    return this.tries.get(index)?.remote;
+  /** Did the try `index` send its INIT to `from` (a VERSION_NOT_SUPPORTED must come from there)? */
+  sentTo(index: number, from: Remote): boolean {
+    return this.tries.get(index)?.remotes.some((r) => sameRemote(r, from)) ?? false;
   }
 
-  private cookieFor(remote: Remote): Buffer | undefined {
-    const c = this.cookies.get(keyOf(remote));
+  private cookieFor(peerKey: Buffer): Buffer | undefined {
+    const key = peerKey.toString('hex');
+    const c = this.cookies.get(key);
     if (c && c.until > performance.now()) return c.cookie;
-    this.cookies.delete(keyOf(remote));
+    this.cookies.delete(key);
     return undefined;
   }
-}
-
-function keyOf(r: Remote): string {
-  return `${r.address}|${r.port}`;
 }

@@ -10,12 +10,12 @@ import { GetStatus, type ListEntry, type TransportName } from '../wire/control';
 import { isValidSharedName } from '../wire/shared-file';
 import { MAX_DATAGRAM_BYTES } from '../wire/frame';
 import { DATA_HEADER_BYTES } from '../wire/transfer';
+import type { Route } from './route';
 import { openSession, type Session, type SessionOptions } from './session';
 import { DEFAULT_MAX_PAYLOAD, udpTransport } from './udp';
 
 export type Via = 'auto' | TransportName;
-/** How the session reached the owner (README "Across networks"). */
-export type Route = 'direct' | 'punched' | 'relayed';
+export type { Route };
 
 export interface FetchResult {
   name: string;
@@ -120,7 +120,11 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
 /** Requests `entry` and moves it into the .part, verified and linked; 'changed' or 'busy' when refused so. */
 async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): Promise<FetchResult | 'changed' | 'busy'> {
   const { endpoint, conn, control } = session;
-  const via = o.via === 'auto' ? defaultVia(entry) : o.via;
+  // TCP reaches only an owner reached directly: a NAT's hole is punched for UDP, a relay carries UDP.
+  const via = o.via === 'auto' ? (session.route === 'direct' ? defaultVia(entry) : 'udp') : o.via;
+  if (via === 'tcp' && session.route !== 'direct') {
+    throw new P2pError('FAILED', `${o.peer} is reached ${session.route === 'punched' ? 'through its NAT' : "through the registry's relay"}, where TCP cannot go; use --via udp or auto`);
+  }
   const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
   await ensureRoom(o.downloads, entry.name, entry.size, entry.sha256);
   const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
@@ -168,7 +172,7 @@ async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): 
       size: entry.size,
       sha256: entry.sha256,
       via,
-      route: 'direct',
+      route: session.route,
       path,
       seconds: (Date.now() - started) / 1000,
       bytesTransferred: count,

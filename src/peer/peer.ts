@@ -2,7 +2,9 @@
 // and its registration kept alive (heartbeat well inside the TTL, re-registration when the
 // registry forgot it, serving on while the registry is unreachable). The name is bound to the
 // peer's X25519 identity at the registry (README.md, "The registry API with curl").
+import { lookup } from 'node:dns/promises';
 import type net from 'node:net';
+import { privateAddresses } from '../core/addresses';
 import { listening } from '../core/async';
 import { P2pError } from '../core/errors';
 import { PrivateKey } from '../core/x25519';
@@ -11,6 +13,7 @@ import { toBase64url } from '../registry/proof';
 import { Endpoint } from '../net/endpoint';
 import { closeTcpServer, createTcpServer } from '../transfer/tcp-server';
 import { ControlServer, type FetchEvent } from '../control/server';
+import { RendezvousClient } from './rendezvous';
 import type { ShareIndex, SharedFile } from './share';
 import { udpTransport } from './udp';
 
@@ -33,9 +36,13 @@ export interface PeerOptions {
   identity?: PrivateKey;
   /** Whether a requester's key may list and fetch (--allow); everyone by default. */
   allow?: (peerKey: Buffer) => boolean | Promise<boolean>;
+  /** Milliseconds between keepalives to the registry's UDP port (default 20 s). */
+  keepaliveMs?: number;
 }
 
 export const DEFAULT_MAX_TRANSFERS = 32;
+/** The registry keeps at most this many addresses (host candidates) per registration. */
+const MAX_ADDRESSES = 8;
 
 export class Peer {
   private token = '';
@@ -44,6 +51,8 @@ export class Peer {
   private stopped = false;
   /** Another process with our identity registered the name since: we leave it to that one. */
   private superseded = false;
+  /** Keepalives and introductions at the registry's UDP port, once a registration named it. */
+  rendezvous: RendezvousClient | undefined;
 
   private constructor(
     readonly name: string,
@@ -78,12 +87,36 @@ export class Peer {
 
   /** Registers (reclaiming the name if our key holds it already); schedules the next heartbeat from the TTL. */
   private async register(): Promise<void> {
+    // Our LAN addresses are host candidates: a peer behind the same NAT reaches us there.
+    const addresses = privateAddresses().slice(0, MAX_ADDRESSES);
     const reg = await this.registry.register(
-      { name: this.name, port: this.port, ...(this.opts.advertise ? { ip: this.opts.advertise } : {}) },
+      { name: this.name, port: this.port, ...(this.opts.advertise ? { ip: this.opts.advertise } : {}), ...(addresses.length ? { addresses } : {}) },
       this.identity,
     );
     this.token = reg.token;
     this.schedule(reg.ttl);
+    await this.keepAliveAt(reg.rendezvous?.port, reg.token);
+  }
+
+  /** Starts (or re-keys) the keepalives towards the registry host's UDP `port` (PROTOCOL.md 9.2). */
+  private async keepAliveAt(port: number | undefined, token: string): Promise<void> {
+    if (this.rendezvous) return this.rendezvous.renew(token);
+    if (!port || this.stopped) return;
+    let address: string;
+    try {
+      address = (await lookup(new URL(this.registry.url).hostname, { family: 4 })).address;
+    } catch {
+      return; // the registry's name does not resolve over IPv4: no rendezvous (direct peers still work)
+    }
+    if (this.stopped || this.rendezvous) return;
+    this.rendezvous = new RendezvousClient(this.endpoint, {
+      registry: { address, port },
+      name: this.name,
+      token,
+      ...(this.opts.keepaliveMs ? { keepaliveMs: this.opts.keepaliveMs } : {}),
+      ...(this.opts.onNotice ? { onNotice: this.opts.onNotice } : {}),
+    });
+    this.rendezvous.start();
   }
 
   private schedule(ttlSeconds: number): void {
@@ -133,6 +166,7 @@ export class Peer {
   private async close(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.rendezvous?.stop();
     this.control.close();
     // Requesters hear the end at once (ABORT) instead of waiting out their idle timeout.
     udpTransport(this.endpoint).cancelAll('the owner stopped');

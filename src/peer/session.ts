@@ -10,6 +10,7 @@ import { Endpoint } from '../net/endpoint';
 import type { RegistryClient } from '../registry/client';
 import { ControlClient } from '../control/client';
 import { LOCAL_MAX_DATAGRAM_BYTES } from '../wire/frame';
+import { reach, type Reached, type Route } from './route';
 
 /** A local path answers in well under a millisecond; a lost probe costs the session this much. */
 const LOCAL_PROBE_TIMEOUT_MS = 250;
@@ -32,6 +33,8 @@ export interface Session {
   control: ControlClient;
   /** The owner's fingerprint. */
   fingerprint: string;
+  /** How the connection reached the owner: direct, punched through NATs, or through the registry's relay. */
+  route: Route;
   /** A new session ID for a GET on this connection (they only grow, PROTOCOL.md 4.3). */
   nextSessionId(): number;
   /** Says CLOSE to the owner and closes the socket. */
@@ -61,16 +64,17 @@ export async function openSession(o: SessionOptions): Promise<Session> {
     );
   }
   const endpoint = await Endpoint.bind(0, '0.0.0.0', { identity: o.identity.privateKey });
-  let conn: SecureConnection;
+  let reached: Reached;
   try {
-    conn = await endpoint.handshake({ address: rec.ip, port: rec.port }, { peerKey: key, ownerName: o.peer, ...(o.signal ? { signal: o.signal } : {}) });
+    reached = await reach(endpoint, rec, { peerKey: key, ownerName: o.peer, ...(o.signal ? { signal: o.signal } : {}) });
   } catch (err) {
     await endpoint.close();
     throw err;
   }
+  const { conn, route } = reached;
   // Between two endpoints of one host no network MTU applies: prove larger datagrams get through
   // (a relay or tunnel on the way may still cut them) and use them (PROTOCOL.md 6.1).
-  if (isLocalAddress(conn.remote.address)) await conn.probeSize(LOCAL_MAX_DATAGRAM_BYTES, LOCAL_PROBE_TIMEOUT_MS);
+  if (conn.remote.relay === undefined && isLocalAddress(conn.remote.address)) await conn.probeSize(LOCAL_MAX_DATAGRAM_BYTES, LOCAL_PROBE_TIMEOUT_MS);
   // Pinned only now: the owner proved in the handshake that it holds this key.
   if (!pinned || !pinned.equals(key)) {
     await known.pin(o.peer, key).catch(async (err: Error) => {
@@ -85,6 +89,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
     conn,
     control: new ControlClient(endpoint),
     fingerprint: theirs,
+    route,
     nextSessionId: () => ++sessionId,
     close: async () => {
       release();

@@ -37,6 +37,8 @@ export const Envelope = {
   handshakeResp: 0x02,
   cookieReply: 0x03,
   sealed: 0x04,
+  /** A datagram wrapped for a registry's relay (PROTOCOL.md 9). */
+  relay: 0x27,
   versionNotSupported: 0x7f,
 } as const;
 
@@ -161,6 +163,18 @@ export function decodeSealedFrame(buf: Buffer): SealedFrame | null {
     header: buf.subarray(0, SEALED_HEADER_BYTES),
     sealed: buf.subarray(SEALED_HEADER_BYTES),
   };
+}
+
+/** The relay's wrapping: "PS" | version | 0x27 | relay session id, then the whole inner datagram. */
+export const RELAY_HEADER_BYTES = 8;
+
+export function encodeRelayHeader(session: number): Buffer {
+  const out = Buffer.allocUnsafe(RELAY_HEADER_BYTES);
+  out.writeUInt16BE(FRAME_MAGIC, 0);
+  out.writeUInt8(PROTOCOL_VERSION, 2);
+  out.writeUInt8(Envelope.relay, 3);
+  out.writeUInt32BE(session >>> 0, 4);
+  return out;
 }
 
 /** The 5 bytes that start a message inside the ciphertext. */

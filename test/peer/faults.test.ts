@@ -146,7 +146,7 @@ test('100,000 hostile datagrams at a peer: dropped and counted, the peer keeps s
   try {
     // A real HANDSHAKE_INIT for this peer's key, and a sealed frame for some index: mutated below.
     const init = new Initiator(PrivateKey.generate()).start({
-      remote: { address: '127.0.0.1', port: peer.port },
+      remotes: [{ address: '127.0.0.1', port: peer.port }],
       peerKey: peer.identity.publicKey,
       ownerName: 'target',
       isIndexFree: () => true,
