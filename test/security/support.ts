@@ -215,7 +215,7 @@ export interface OwnerRef {
 /** A genuine HANDSHAKE_INIT for `owner` from a fresh try (new index, ephemeral key, timestamp). */
 export function freshInit(initiator: Initiator, owner: OwnerRef, on: { keys?: (keys: SessionKeys, responderIndex: number) => void; cookie?: () => void } = {}) {
   return initiator.start({
-    remote: owner.address,
+    remotes: [owner.address],
     peerKey: owner.publicKey,
     ownerName: owner.name,
     isIndexFree: () => true,
@@ -231,10 +231,10 @@ export function freshInit(initiator: Initiator, owner: OwnerRef, on: { keys?: (k
 export async function rawHandshake(raw: RawSocket, owner: OwnerRef, identity = PrivateKey.generate()) {
   const initiator = new Initiator(identity);
   const got: { result?: { keys: SessionKeys; responderIndex: number } } = {};
-  raw.onMessage((data) => {
+  raw.onMessage((data, from) => {
     const f = decodeClearFrame(data);
     if (typeof f === 'string') return;
-    if (f.type === Envelope.handshakeResp) initiator.onResp(f);
+    if (f.type === Envelope.handshakeResp) initiator.onResp(f, from);
     if (f.type === Envelope.cookieReply) initiator.onCookieReply(f);
   });
   for (let attempt = 0; attempt < 5; attempt++) {
