@@ -1,6 +1,7 @@
 // `npm run bench`: our transfers beside what the platform can do, every row measured in this run.
 //   node build.mjs && node --import tsx bench/run.ts
 //   BENCH_LOOP_ROUNDS=5 BENCH_ROUNDS=3 BENCH_MIB=256 BENCH_LINK_MIB=64 BENCH_JPEG_RUNS=7 (defaults)
+// Rows 6a-6b (across NATs) need root and nftables; they reuse BENCH_LINK_MIB and BENCH_ROUNDS.
 // Our gets are real processes (`p2pshare get ... --json`, timed from spawn to exit) against a
 // real owner peer process, except the JPEG row, which calls fetchFile() in this process so that
 // milliseconds are not swamped by Node's start-up. Pairs run alternately (A, B, A, B, ...) and
@@ -13,6 +14,7 @@ import { randomFile } from '../test/peer/support';
 import { UdpRelay, type Impairment } from '../test/support/relay';
 import { TcpProxy } from '../test/support/tcp-proxy';
 import { dgramBlast, startBareTcpServer } from './baseline';
+import { natRows } from './nat';
 import { cliGet, inProcessGet, ownerBehind, startSetup, writeJpeg, type GetOutcome, type Transport } from './peers';
 import { fmtRate, loadLine, machineLine, markdownTable, revisionLine, MiB, median, mibPerSecond } from './util';
 
@@ -221,6 +223,11 @@ async function main(): Promise<void> {
       ratio: ratio(jpegUdp.rate(jpegBytes), jpegTcp.rate(jpegBytes)),
       notes: `in-process fetchFile (lookup, list, request, transfer, SHA-256, rename), median of ${JPEG_RUNS}`,
     });
+    // Rows 6a and 6b: across NAT routers in network namespaces (root only; otherwise they say why not).
+    rows.push(...(await natRows(LINK_FILE, ROUNDS, log)));
+    footnotes.push(
+      `Rows 6a–6b: real NAT routers (nftables masquerade, network namespaces) on unlimited veth links; each get is a process started with ip netns exec and timed to its exit, beside the same requester's get from an owner with a public address (the direct path), median of ${ROUNDS} alternating rounds after one warm-up each; the registry's relay ran with its per-session cap raised (default 8 MiB/s per session).`,
+    );
     footnotes.push(
       `Rows 1–4: \`p2pshare get --json\` processes timed from spawn to exit (Node start-up, registry lookup, file list, request, transfer, whole-file SHA-256 check, rename); the bare TCP client is timed the same way. Median of ${LOOP_ROUNDS} (loopback) or ${ROUNDS} (link) alternating rounds, loopback pairs after one unmeasured warm-up of each side; the range is the slowest–fastest run. Ratio = ours / baseline (higher is better; 1.00 = as fast as the baseline).`,
       `Link rate ${fmtRate(LINK_MIBPS)} = ${LINK_MBIT} Mbit/s of UDP payload (the relay counts datagram bytes, our frame headers included) or of TCP stream bytes (the proxy).`,

@@ -15,11 +15,11 @@ import {
   FrameType,
   LOCAL_MAX_DATAGRAM_BYTES,
   MAX_DATAGRAM_BYTES,
-  RELAY_HEADER_BYTES,
   SEALED_OVERHEAD,
   type Frame,
   type SealedFrame,
 } from '../wire/frame';
+import { RELAY_HEADER_BYTES } from '../wire/rendezvous';
 
 /**
  * Where datagrams for the other side go: its address and port, or, through a registry's relay

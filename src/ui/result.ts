@@ -8,17 +8,23 @@ export interface FetchSummary {
   path: string;
   size: number;
   via: string;
+  /** How the peer was reached; only a path other than 'direct' is worth words. */
+  route?: 'direct' | 'punched' | 'relayed';
   seconds: number;
   /** Bytes that crossed the wire (less than size after a resume). */
   bytesTransferred?: number;
   resumedFrom?: number;
 }
 
-/** "✓ saved downloads/a.jpg  42.4 KiB in 0.3 s (141 KiB/s over udp), SHA-256 verified" */
+/**
+ * "✓ saved downloads/a.jpg  42.4 KiB in 0.3 s (141 KiB/s over udp), SHA-256 verified"; a peer
+ * reached through its NAT or the relay adds ", punched through NAT" or ", relayed by the registry".
+ */
 export function fetchSummaryLine(r: FetchSummary, c?: ReturnType<typeof colors>): string {
   const moved = r.bytesTransferred ?? r.size;
   const rate = r.seconds > 0 ? formatRate(moved / r.seconds) : '';
-  const how = [rate, `over ${r.via}`].filter(Boolean).join(' ');
+  const path = r.route === 'punched' ? ', punched through NAT' : r.route === 'relayed' ? ", relayed by the registry" : '';
+  const how = [rate, `over ${r.via}${path}`].filter(Boolean).join(' ');
   const resumed = r.resumedFrom ? `, resumed at ${formatBytes(r.resumedFrom)}` : '';
   const tick = c ? c.green('✓') : '✓';
   const verified = c ? c.green('SHA-256 verified') : 'SHA-256 verified';

@@ -165,18 +165,6 @@ export function decodeSealedFrame(buf: Buffer): SealedFrame | null {
   };
 }
 
-/** The relay's wrapping: "PS" | version | 0x27 | relay session id, then the whole inner datagram. */
-export const RELAY_HEADER_BYTES = 8;
-
-export function encodeRelayHeader(session: number): Buffer {
-  const out = Buffer.allocUnsafe(RELAY_HEADER_BYTES);
-  out.writeUInt16BE(FRAME_MAGIC, 0);
-  out.writeUInt8(PROTOCOL_VERSION, 2);
-  out.writeUInt8(Envelope.relay, 3);
-  out.writeUInt32BE(session >>> 0, 4);
-  return out;
-}
-
 /** The 5 bytes that start a message inside the ciphertext. */
 export function encodeMessageHeader(type: number, id: number): Buffer {
   const out = Buffer.allocUnsafe(MESSAGE_HEADER_BYTES);

@@ -21,7 +21,7 @@
 //   0x27 RELAY            either     session    the inner datagram, whole (no CRC of its own)
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { normalizeIp } from '../core/addresses';
-import { CLEAR_OVERHEAD, FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_TRAILER_BYTES, MAX_DATAGRAM_BYTES, PROTOCOL_VERSION, decodeClearFrame, encodeClearFrame, writeCrc } from './frame';
+import { CLEAR_OVERHEAD, Envelope, FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_TRAILER_BYTES, MAX_DATAGRAM_BYTES, PROTOCOL_VERSION, decodeClearFrame, encodeClearFrame, writeCrc } from './frame';
 import { addressBytes, formatAddress } from './stun';
 
 /** The envelope type of each rendezvous frame (0x20–0x2f are rendezvous). */
@@ -33,7 +33,7 @@ export const RendezvousType = {
   introResponse: 0x24,
   intro: 0x25,
   punch: 0x26,
-  relay: 0x27,
+  relay: Envelope.relay,
 } as const;
 
 /** INTRO_RESPONSE status. */
@@ -268,16 +268,20 @@ export function encodePunch(nonce: Uint8Array): Buffer {
   return encodeClearFrame(RendezvousType.punch, 0, nonce);
 }
 
-/** RELAY: the 8-byte header, then `inner` unchanged (at most MAX_RELAYED_BYTES). */
-export function encodeRelay(session: number, inner: Uint8Array): Buffer {
-  if (inner.length > MAX_RELAYED_BYTES) throw new RangeError(`a relayed datagram is at most ${MAX_RELAYED_BYTES} bytes`);
-  const out = Buffer.allocUnsafe(RELAY_HEADER_BYTES + inner.length);
+/** RELAY's 8-byte header alone ("PS" | version | 0x27 | relay session), for a sender that writes the inner datagram's parts after it. */
+export function encodeRelayHeader(session: number): Buffer {
+  const out = Buffer.allocUnsafe(RELAY_HEADER_BYTES);
   out.writeUInt16BE(FRAME_MAGIC, 0);
   out[2] = PROTOCOL_VERSION;
   out[3] = RendezvousType.relay;
   out.writeUInt32BE(session >>> 0, 4);
-  out.set(inner, RELAY_HEADER_BYTES);
   return out;
+}
+
+/** RELAY: the 8-byte header, then `inner` unchanged (at most MAX_RELAYED_BYTES). */
+export function encodeRelay(session: number, inner: Uint8Array): Buffer {
+  if (inner.length > MAX_RELAYED_BYTES) throw new RangeError(`a relayed datagram is at most ${MAX_RELAYED_BYTES} bytes`);
+  return Buffer.concat([encodeRelayHeader(session), inner]);
 }
 
 // ---------------------------------------------------------------------------------------------

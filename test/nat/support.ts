@@ -3,7 +3,6 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
 import { CLI, type RunningProcess } from '../support/cli';
 import { buildTopology, type Topology, type TopologySpec } from '../support/netns';
 import { randomFile } from '../peer/support';
@@ -24,6 +23,8 @@ export interface NatNet {
   owner(host: string, name: string, file: string, size: number, extra?: string[], registry?: number): Promise<{ proc: RunningProcess; sha256: string }>;
   /** `p2pshare get OWNER FILE --json` on `host` (asking registry `registry`); the parsed result, or the failure. */
   get(host: string, owner: string, file: string, extra?: string[], registry?: number): Promise<{ code: number | null; out?: GetJson; stderr: string }>;
+  /** `p2pshare files OWNER --json` on `host`: the names listed, or the failure. */
+  files(host: string, owner: string): Promise<{ code: number | null; names?: string[]; stderr: string }>;
   /** Starts registry `i` again (after it was stopped). */
   restartRegistry(i: number): Promise<RunningProcess>;
 }
@@ -46,7 +47,7 @@ function envFor(dir: string, node: string): NodeJS.ProcessEnv {
  * Builds `spec` (removed after the test) and starts a registry on its first public host (memory
  * store unless `redisUrl`; more registries on the next public hosts with `registries`).
  */
-export async function natNet(t: TestContext, spec: TopologySpec, o: { registries?: number; redis?: boolean; registryArgs?: string[] } = {}): Promise<NatNet> {
+export async function natNet(t: { after(fn: () => Promise<void>): void }, spec: TopologySpec, o: { registries?: number; redis?: boolean; registryArgs?: string[] } = {}): Promise<NatNet> {
   const topo = await buildTopology(spec, t);
   const dir = await mkdtemp(join(tmpdir(), 'p2pshare-nat-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
@@ -88,6 +89,11 @@ export async function natNet(t: TestContext, spec: TopologySpec, o: { registries
       );
       await proc.waitForLine(/ready on udp\/tcp port/, 30_000);
       return { proc, sha256 };
+    },
+    async files(host, owner) {
+      const r = await topo.run(host, ['env', `XDG_CONFIG_HOME=${join(dir, host, 'config')}`, 'NO_COLOR=1', process.execPath, CLI, 'files', owner, '--registry', url, '--json'], { check: false, timeoutMs: 60_000 });
+      const names = r.code === 0 ? (JSON.parse(r.stdout) as { files: { name: string }[] }).files.map((f) => f.name) : undefined;
+      return { code: r.code, stderr: r.stderr, ...(names ? { names } : {}) };
     },
     async get(host, owner, file, extra = [], registry = 0) {
       const downloads = join(dir, host, `dl-${Date.now()}-${Math.random().toString(36).slice(2)}`);

@@ -24,6 +24,8 @@ describe('across NATs', { skip: netnsSkip() }, () => {
     assert.equal(r.out!.route, 'punched');
     assert.equal(r.out!.via, 'udp', 'a punched route carries UDP only');
     assert.equal(await sha256(r.out!.path), digest);
+    const listed = await net.files('req', 'olive');
+    assert.deepEqual([listed.code, listed.names], [0, ['photo.bin']], listed.stderr);
     const c = await net.topo.counters('na');
     assert.ok(c.unsolicited > 0, "the owner's NAT really dropped the first, unintroduced tries");
   });
@@ -35,6 +37,11 @@ describe('across NATs', { skip: netnsSkip() }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.out!.route, 'relayed');
     assert.equal(await sha256(r.out!.path), digest);
+    const listed = await net.files('req', 'sym');
+    assert.deepEqual([listed.code, listed.names], [0, ['doc.bin']], listed.stderr);
+    const tcp = await net.get('req', 'sym', 'doc.bin', ['--via', 'tcp']);
+    assert.notEqual(tcp.code, 0);
+    assert.match(tcp.stderr, /through the registry's relay, where TCP cannot go/);
   });
 
   test('cone <-> symmetric: punched or relayed, byte-exact either way', async (t) => {

@@ -19,6 +19,8 @@ type Command = { id: number } & (
 const sockets: dgram.Socket[] = [];
 /** STUN transactions in flight, by hex transaction id. */
 const transactions = new Map<string, (mapped: { address: string; port: number }) => void>();
+/** Every transaction this agent ever started: answers to its retransmissions that come late are not datagrams a test sent. */
+const ownTransactions = new Set<string>();
 
 function write(o: object): void {
   process.stdout.write(JSON.stringify(o) + '\n');
@@ -53,6 +55,8 @@ async function handle(c: Command): Promise<object> {
           const xor = decoded.message.attributes.find((a) => a.type === Attr.XOR_MAPPED_ADDRESS);
           const mapped = xor && decodeAddress(xor.value, decoded.message.transactionId);
           if (done && mapped) return done(mapped);
+          // A late answer to one of our own retransmissions (the first answer already counted).
+          if (ownTransactions.has(decoded.message.transactionId.toString('hex'))) return;
         }
         write({ event: 'message', sock: n, address: from.address, port: from.port, data: msg.toString('base64') });
       });
@@ -73,6 +77,7 @@ async function handle(c: Command): Promise<object> {
       const request = encodeBindingRequest(id, { fingerprint: true });
       let answered: { address: string; port: number } | undefined;
       transactions.set(id.toString('hex'), (mapped) => (answered = mapped));
+      ownTransactions.add(id.toString('hex'));
       try {
         // Retransmitted every 200 ms: one lost datagram is not a failed test.
         for (const deadline = Date.now() + c.timeoutMs; !answered && Date.now() < deadline; ) {
