@@ -1,4 +1,4 @@
-// Peak resident memory of both peers while a 2 GiB file moves (issue 3 / SPEC section 5: under
+// Peak resident memory of both peers while a 2 GiB file moves (the target: under
 // 200 MB on either side).   node build.mjs && node --import tsx bench/memory.ts   (MEMORY_GIB=2)
 // Per transport: a fresh owner peer sharing a sparse 2 GiB file, and one `get` of it. Both are
 // real CLI processes. Their VmHWM (/proc/PID/status) is polled every 100 ms, and a preload

@@ -1,4 +1,4 @@
-// The command line's own rules (SPEC section 2), through the built CLI: errors are one line,
+// The command line's own rules (README.md "Command reference"), through the built CLI: errors are one line,
 // and nothing a user or a peer typed can put control characters on the terminal.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

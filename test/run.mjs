@@ -18,6 +18,11 @@ if (files.length === 0) {
 const res = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', ...files],
-  { stdio: 'inherit' },
+  // tsx compiles each file with esbuild's transformSync; esbuild's default path for that is a
+  // worker thread the caller waits on with Atomics.wait, with no timeout. A test file once hung
+  // for the whole 600 s before its first test (CI, test/crypto/noise.test.ts, not reproducible
+  // here), which is what a lost wake-up there looks like. "0" is esbuild's supported synchronous
+  // path without that worker (a child process per call; tsx caches what it compiled).
+  { stdio: 'inherit', env: { ...process.env, ESBUILD_WORKER_THREADS: '0' } },
 );
 process.exit(res.status ?? 1);
