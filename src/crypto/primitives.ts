@@ -64,6 +64,18 @@ export function aeadSeal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, par
   return out;
 }
 
+/**
+ * The ciphertext and the tag as two buffers, for a writer that sends them one after the other:
+ * no copy of the ciphertext into a joint buffer (a TCP record is 64 KiB).
+ */
+export function aeadSealDetached(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): [ciphertext: Buffer, tag: Buffer] {
+  const cipher = createCipheriv(AEAD, key, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(ad, { plaintextLength: plaintext.length });
+  const ciphertext = cipher.update(plaintext);
+  cipher.final();
+  return [ciphertext, cipher.getAuthTag()];
+}
+
 /** The plaintext, or null when the input is shorter than a tag or does not authenticate. */
 export function aeadOpen(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sealed: Uint8Array): Buffer | null {
   if (sealed.length < TAG_BYTES) return null;
@@ -74,6 +86,41 @@ export function aeadOpen(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sea
   const plaintext = decipher.update(sealed.subarray(0, length));
   // final() reports a bad tag only by throwing; without a stack trace the throw costs about half
   // (forged frames are the attacker's to send, so their cost matters).
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    decipher.final();
+    return plaintext;
+  } catch {
+    return null;
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+}
+
+/**
+ * aeadOpen of sealed bytes given in pieces (ciphertext then tag, cut anywhere): the plaintext in
+ * as many pieces, or null. Nothing is joined but a tag cut in two (16 bytes). The pieces of
+ * plaintext exist only once the tag verified, as with aeadOpen.
+ */
+export function aeadOpenPieces(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sealed: readonly Buffer[]): Buffer[] | null {
+  let total = 0;
+  for (const p of sealed) total += p.length;
+  if (total < TAG_BYTES) return null;
+  const length = total - TAG_BYTES;
+  const last = sealed[sealed.length - 1]!;
+  const tag = last.length >= TAG_BYTES ? last.subarray(last.length - TAG_BYTES) : Buffer.concat(sealed).subarray(length);
+  const decipher = createDecipheriv(AEAD, key, nonce, { authTagLength: TAG_BYTES });
+  decipher.setAAD(ad, { plaintextLength: length });
+  decipher.setAuthTag(tag);
+  const plaintext: Buffer[] = [];
+  let at = 0;
+  for (const p of sealed) {
+    const take = Math.min(p.length, length - at);
+    if (take <= 0) break;
+    plaintext.push(decipher.update(take === p.length ? p : p.subarray(0, take)));
+    at += take;
+  }
   const stackTraceLimit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {

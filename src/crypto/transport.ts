@@ -3,7 +3,7 @@
 // do; the nonce encoding stays Noise's). Every `rekeyInterval` counters the key moves one epoch:
 // K_{e+1} = Noise Rekey(K_e), the key for counter n being K_floor(n / interval). Pair with a
 // ReplayWindow: check() before open(), accept() after it authenticates.
-import { aeadOpen, aeadSeal, KEY_BYTES, NONCE_BYTES, rekey, writeNonce } from './primitives';
+import { aeadOpen, aeadOpenPieces, aeadSeal, aeadSealDetached, KEY_BYTES, NONCE_BYTES, rekey, writeNonce } from './primitives';
 
 export const DEFAULT_REKEY_INTERVAL = 2 ** 24;
 /** Counters stop below 2^48: the connection is closed before. */
@@ -43,12 +43,22 @@ export class Sealer {
 
   /** ciphertext || tag of the concatenated parts. Counters must strictly increase. */
   seal(counter: number, ad: Uint8Array, ...plaintextParts: Uint8Array[]): Buffer {
+    return aeadSeal(this.keyFor(counter), writeNonce(this.nonce, counter), ad, plaintextParts);
+  }
+
+  /** The same sealing, ciphertext and tag apart (a TCP record writes them without joining them). */
+  sealDetached(counter: number, ad: Uint8Array, plaintext: Uint8Array): [ciphertext: Buffer, tag: Buffer] {
+    return aeadSealDetached(this.keyFor(counter), writeNonce(this.nonce, counter), ad, plaintext);
+  }
+
+  /** The key for `counter`, which must be above every counter sealed so far (a nonce is never reused). */
+  private keyFor(counter: number): Buffer {
     if (!isCounter(counter)) throw new RangeError(`cannot seal counter ${counter}: outside 0..2^48-1`);
     if (counter < this.next) throw new RangeError(`cannot seal counter ${counter} again (next is ${this.next})`);
     const epoch = Math.floor(counter / this.interval);
     for (; this.epoch < epoch; this.epoch++) this.key = rekey(this.key);
     this.next = counter + 1;
-    return aeadSeal(this.key, writeNonce(this.nonce, counter), ad, plaintextParts);
+    return this.key;
   }
 }
 
@@ -76,14 +86,29 @@ export class Opener {
     const key = this.keyOf(epoch);
     if (!key) return null;
     const plaintext = aeadOpen(key, writeNonce(this.nonce, counter), ad, ciphertextWithTag);
-    if (plaintext && epoch > this.epoch) {
-      const skipped = epoch - this.epoch;
-      this.previous = skipped === 1 ? this.key : this.ahead[skipped - 2];
-      this.key = key;
-      this.ahead = this.ahead.slice(skipped);
-      this.epoch = epoch;
-    }
+    if (plaintext) this.moveTo(epoch, key);
     return plaintext;
+  }
+
+  /** open() of sealed bytes in pieces (a TCP record cut by reads): the plaintext in pieces, or null. */
+  openPieces(counter: number, ad: Uint8Array, sealed: readonly Buffer[]): Buffer[] | null {
+    if (!isCounter(counter)) return null;
+    const epoch = Math.floor(counter / this.interval);
+    const key = this.keyOf(epoch);
+    if (!key) return null;
+    const plaintext = aeadOpenPieces(key, writeNonce(this.nonce, counter), ad, sealed);
+    if (plaintext) this.moveTo(epoch, key);
+    return plaintext;
+  }
+
+  /** An authenticated frame of a later epoch: its key is the current one from now on. */
+  private moveTo(epoch: number, key: Buffer): void {
+    if (epoch <= this.epoch) return;
+    const skipped = epoch - this.epoch;
+    this.previous = skipped === 1 ? this.key : this.ahead[skipped - 2];
+    this.key = key;
+    this.ahead = this.ahead.slice(skipped);
+    this.epoch = epoch;
   }
 
   private keyOf(epoch: number): Buffer | undefined {

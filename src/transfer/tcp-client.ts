@@ -103,13 +103,13 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       if (got === 'malformed') return tampered('badLength');
       for (const r of got) {
         if (settled) return;
-        const plaintext = opener.open(recordNumber++, r.header, r.sealed);
+        const plaintext = opener.openPieces(recordNumber++, r.header, r.sealed);
         if (!plaintext) return tampered('badAuth');
         if (replied) {
-          onBody(plaintext);
+          for (const piece of plaintext) onBody(piece);
           continue;
         }
-        const reply = decodeTcpReply(plaintext);
+        const reply = decodeTcpReply(plaintext.length === 1 ? plaintext[0]! : Buffer.concat(plaintext));
         if (!reply) return fail('peer sent a malformed TCP reply');
         if (reply.status !== TcpStatus.ok) return fail(tcpRefusal(reply.status));
         if (reply.count !== o.count) return fail(`peer announced ${reply.count} bytes, expected ${o.count}`);

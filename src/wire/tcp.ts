@@ -74,43 +74,69 @@ export function encodeRecordHeader(sealedLength: number): Buffer {
   return b;
 }
 
+/** A record as it came off the stream: its 2-byte header and its sealed bytes (ciphertext, then tag) in one or more pieces. */
+export interface StreamRecord {
+  header: Buffer;
+  /** Views into the chunks the record arrived in, in order; together `header` says how many bytes. */
+  sealed: Buffer[];
+}
+
 /**
- * Cuts a byte stream into records. push() returns the complete records so far (header and
- * sealed bytes as views); at most one partial record (64 KiB) is held. A length below 17 makes
- * the stream malformed: 'malformed', and the caller ends the connection.
+ * Cuts a byte stream into records. push() returns the complete records so far; their sealed
+ * bytes are views into the chunks they arrived in (a record cut by a read boundary is two or
+ * more pieces), never copies: a 64 KiB read rarely ends on a record boundary, and joining the
+ * pieces cost a copy and a fresh 64 KiB buffer per record. At most one partial record (64 KiB) is
+ * held. A length below 17 makes the stream malformed: 'malformed', and the caller ends the
+ * connection.
  */
 export class RecordReader {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** The unfinished record's length (null until both header bytes are in), header and pieces so far. */
+  private length: number | null = null;
+  private header: Buffer | undefined;
+  private pieces: Buffer[] = [];
+  private piecesBytes = 0;
+  /** A lone first byte of a header, before the second arrives. */
+  private headerByte: number | undefined;
 
-  push(chunk: Buffer): Array<{ header: Buffer; sealed: Buffer }> | 'malformed' {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    const out: Array<{ header: Buffer; sealed: Buffer }> = [];
-    let buf = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+  push(chunk: Buffer): StreamRecord[] | 'malformed' {
+    const out: StreamRecord[] = [];
     let at = 0;
-    while (buf.length - at >= RECORD_HEADER_BYTES) {
-      const len = buf.readUInt16BE(at);
-      if (len <= TCP_TAG_BYTES) return 'malformed';
-      if (buf.length - at < RECORD_HEADER_BYTES + len) break;
-      out.push({ header: buf.subarray(at, at + RECORD_HEADER_BYTES), sealed: buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + len) });
-      at += RECORD_HEADER_BYTES + len;
+    while (at < chunk.length) {
+      if (this.length === null) {
+        if (this.headerByte === undefined && chunk.length - at >= RECORD_HEADER_BYTES) {
+          this.header = chunk.subarray(at, at + RECORD_HEADER_BYTES);
+          at += RECORD_HEADER_BYTES;
+        } else if (this.headerByte === undefined) {
+          this.headerByte = chunk[at++];
+          continue;
+        } else {
+          this.header = Buffer.from([this.headerByte, chunk[at++]!]);
+          this.headerByte = undefined;
+        }
+        this.length = this.header.readUInt16BE(0);
+        if (this.length <= TCP_TAG_BYTES) return 'malformed';
+      }
+      const take = Math.min(this.length - this.piecesBytes, chunk.length - at);
+      this.pieces.push(chunk.subarray(at, at + take));
+      this.piecesBytes += take;
+      at += take;
+      if (this.piecesBytes < this.length) break;
+      out.push({ header: this.header!, sealed: this.pieces });
+      this.length = null;
+      this.header = undefined;
+      this.pieces = [];
+      this.piecesBytes = 0;
     }
-    buf = buf.subarray(at);
-    this.pending = buf.length > 0 ? [buf] : [];
-    this.pendingBytes = buf.length;
     return out;
   }
 
   /** Bytes of an unfinished record held. */
   get buffered(): number {
-    return this.pendingBytes;
+    return this.headerByte !== undefined ? 1 : this.length === null ? 0 : RECORD_HEADER_BYTES + this.piecesBytes;
   }
 
   /** The length field of the unfinished record, once its 2 bytes are in; null otherwise. */
   get pendingLength(): number | null {
-    if (this.pendingBytes < RECORD_HEADER_BYTES) return null;
-    const b = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    return b.readUInt16BE(0);
+    return this.length;
   }
 }

@@ -104,3 +104,29 @@ test('a forged frame from a later epoch moves nothing; more than 16 epochs ahead
   assert.equal(opener.open(4 * 18, ad, sealed[72]!), null); // epoch 18 from epoch 1: 17 ahead
   assert.deepEqual(opener.open(4 * 17, ad, sealed[68]!), body(68)); // 16 ahead
 });
+
+test('sealDetached is seal() apart; openPieces opens sealed bytes cut anywhere, the tag too, and refuses what open() refuses', () => {
+  const key = randomBytes(32);
+  const ad = randomBytes(2);
+  const plaintext = randomBytes(5000);
+  const joined = new Sealer(key).seal(7, ad, plaintext);
+  const [ciphertext, tag] = new Sealer(key).sealDetached(7, ad, plaintext);
+  assert.deepEqual(Buffer.concat([ciphertext, tag]), joined);
+  for (const cuts of [[], [1], [4999], [5000], [5001], [5015], [1, 2, 3, 5010], [2500, 5008]]) {
+    const pieces: Buffer[] = [];
+    let from = 0;
+    for (const c of [...cuts, joined.length]) {
+      pieces.push(joined.subarray(from, c));
+      from = c;
+    }
+    const opened = new Opener(key).openPieces(7, ad, pieces);
+    assert.ok(opened, `cut at ${cuts}`);
+    assert.deepEqual(Buffer.concat(opened), plaintext, `cut at ${cuts}`);
+    const bad = pieces.map((p) => Buffer.from(p));
+    bad[bad.length - 1]![bad[bad.length - 1]!.length - 1]! ^= 1;
+    assert.equal(new Opener(key).openPieces(7, ad, bad), null, `a flipped tag bit, cut at ${cuts}`);
+    assert.equal(new Opener(key).openPieces(8, ad, pieces), null, 'another counter');
+  }
+  assert.equal(new Opener(key).openPieces(0, ad, [Buffer.alloc(10), Buffer.alloc(5)]), null, 'shorter than a tag');
+});
+

@@ -74,7 +74,7 @@ test('traversal, absolute paths and unshared files are refused with exit 4', asy
   }
 });
 
-test('files and peers list what is there, with the --json shapes of README.md's command reference', async () => {
+test('files and peers list what is there, with the --json shapes of the README command reference', async () => {
   const files = await runCli(['files', 'owner', '--registry', reg.url, '--json']);
   assert.equal(files.code, 0, files.stderr);
   const list = JSON.parse(files.stdout).files as { name: string; size: number; sha256: string; kind: string }[];

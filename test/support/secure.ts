@@ -64,7 +64,7 @@ export function tcpReplyOf(conn: SecureConnection, sessionId: number, stream: Bu
   const records = new RecordReader().push(stream);
   if (records === 'malformed' || records.length === 0) return null;
   const opener = new Opener(conn.tcpKeys(sessionId).ownerToRequester);
-  const plain = opener.open(0, records[0]!.header, records[0]!.sealed);
+  const plain = opener.open(0, records[0]!.header, Buffer.concat(records[0]!.sealed));
   const reply = plain && decodeTcpReply(plain);
   return reply ? { ...reply, records: records.length } : null;
 }
