@@ -38,6 +38,7 @@ export interface TcpFetchOptions {
 }
 
 const DISK_STALL_MS = 60_000;
+const READ_BUFFER_BYTES = 256 * 1024;
 
 export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
   const idle = o.idleTimeoutMs ?? 15_000;
@@ -46,7 +47,21 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
     const opener = new Opener(keys.ownerToRequester);
     const records = new RecordReader();
     let recordNumber = 0;
-    const socket = net.connect({ host: o.conn.remote.address, port: o.conn.remote.port, noDelay: true });
+    // Every read lands in one buffer, reused (records are opened before the next read, and an
+    // unfinished one is copied out by detach()): a fresh 64 KiB per read cost more than opening
+    // the records on this platform (first-touch page faults, and the GC that the churn drives).
+    const socket = net.connect({
+      host: o.conn.remote.address,
+      port: o.conn.remote.port,
+      noDelay: true,
+      onread: {
+        buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+        callback: (n: number, buf: Uint8Array) => {
+          onChunk(Buffer.from(buf.buffer, buf.byteOffset, n));
+          return true; // a full disk queue pauses the socket itself (below)
+        },
+      },
+    });
     const out = createWriteStream(o.partPath, { flags: 'r+', start: o.offset, highWaterMark: 1024 * 1024 });
     let received = 0;
     let replied = false;
@@ -97,7 +112,7 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
         });
       }
     };
-    socket.on('data', (chunk: Buffer) => {
+    const onChunk = (chunk: Buffer) => {
       const got = records.push(chunk);
       // The length is the record's associated data: one below 17 is a record that cannot authenticate.
       if (got === 'malformed') return tampered('badLength');
@@ -115,7 +130,8 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
         if (reply.count !== o.count) return fail(`peer announced ${reply.count} bytes, expected ${o.count}`);
         replied = true;
       }
-    });
+      records.detach();
+    };
     socket.on('end', () => {
       if (settled) return;
       if (!replied || received !== o.count || records.buffered > 0) {

@@ -1,7 +1,7 @@
 // TCP transfer, owner side (PROTOCOL.md section 5): a requester's hello names its session
 // (connection index, session ID) and proves the session's key; the owner then answers in sealed
 // records: status and byte count first, then the file from the offset, in records of 64 KiB.
-import { createReadStream, type ReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import net from 'node:net';
 import { Opener, Sealer } from '../crypto/transport';
 import type { Connection, Remote, SecureConnection } from '../net/connection';
@@ -247,37 +247,61 @@ const READ_BYTES = 1024 * 1024;
 const SEALED_QUEUE_BYTES = 4 * 1024 * 1024;
 
 /**
- * Sends the file's bytes as sealed records numbered from 1 (0 is the reply). Each record goes out
- * as its three pieces, and the pieces of one read (16 records) as one corked write (writev): no
- * 64 KiB copy per record, and no small write per piece. Calls `done` once: after the socket took
- * the last byte, or with the first error (the file is closed either way).
+ * Sends `count` bytes of the file from `offset` as sealed records numbered from 1 (0 is the
+ * reply), and ends the socket; rejects on the first error, the file closed either way. The file
+ * is read into one buffer, reused: sealing copies its bytes out (each record's ciphertext is a
+ * buffer of its own), and a fresh 1 MiB per read cost more than the sealing on this platform
+ * (first-touch page faults). Each record goes out as its three pieces, the pieces of one read as
+ * one corked write (writev). A file that shrank since it was listed ends short, and the requester
+ * says so.
  */
-function sendRecords(file: ReadStream, socket: net.Socket, sealer: Sealer, done: (err?: Error) => void): void {
-  let n = 1;
-  let over = false;
-  const finish = (err?: Error) => {
-    if (over) return;
-    over = true;
-    file.destroy();
-    if (err) socket.destroy();
-    done(err);
-  };
-  file.on('data', (data: string | Buffer) => {
-    const chunk = data as Buffer; // no encoding set: always a Buffer
-    socket.cork();
-    for (let at = 0; at < chunk.length; at += MAX_RECORD_PLAINTEXT) {
-      for (const part of sealRecordParts(sealer, n++, chunk.subarray(at, at + MAX_RECORD_PLAINTEXT))) socket.write(part);
+async function sendRecords(path: string, offset: number, count: number, socket: net.Socket, sealer: Sealer): Promise<void> {
+  const file = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(READ_BYTES, count));
+    let n = 1;
+    for (let done = 0; done < count; ) {
+      const { bytesRead } = await file.read(buf, 0, Math.min(buf.length, count - done), offset + done);
+      if (bytesRead === 0) break;
+      if (socket.destroyed) throw closedError(socket);
+      socket.cork();
+      for (let at = 0; at < bytesRead; at += MAX_RECORD_PLAINTEXT) {
+        for (const part of sealRecordParts(sealer, n++, buf.subarray(at, Math.min(at + MAX_RECORD_PLAINTEXT, bytesRead)))) socket.write(part);
+      }
+      socket.uncork();
+      done += bytesRead;
+      // The requester is behind: read no more until the socket's queue drains.
+      if (socket.writableLength >= SEALED_QUEUE_BYTES) await drained(socket);
     }
-    socket.uncork();
-    if (socket.writableLength < SEALED_QUEUE_BYTES) return;
-    // The requester is behind: read no more until the socket's queue drains.
-    file.pause();
-    socket.once('drain', () => file.resume());
+    await new Promise<void>((resolve, reject) => {
+      if (socket.destroyed) return reject(closedError(socket));
+      socket.once('close', () => reject(closedError(socket)));
+      socket.end(() => resolve());
+    });
+  } finally {
+    await file.close();
+  }
+}
+
+/** Why a socket closed under us: its error (an idle timeout says so), or the requester hung up. */
+function closedError(socket: net.Socket): Error {
+  return socket.errored ?? new Error('connection closed before the end');
+}
+
+/** Resolves once the socket wrote everything queued; rejects when it closes first. */
+function drained(socket: net.Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => {
+      socket.off('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      socket.off('drain', onDrain);
+      reject(closedError(socket));
+    };
+    socket.once('drain', onDrain);
+    socket.once('close', onClose);
   });
-  file.once('end', () => socket.end(() => finish()));
-  file.once('error', finish);
-  socket.once('error', finish);
-  socket.once('close', () => finish(new Error('connection closed before the end')));
 }
 
 function stream<F extends ServedFile>(socket: net.Socket, t: TcpTicket<F>, sealer: Sealer, conn: Connection, hooks: TcpServerHooks<F>, idleTimeoutMs: number): void {
@@ -292,10 +316,11 @@ function stream<F extends ServedFile>(socket: net.Socket, t: TcpTicket<F>, seale
       return;
     }
     // Exactly the size announced in GET_RESPONSE; a file that grew is cut there, one that shrank
-    // ends short and the requester reports it.
-    const file = createReadStream(t.file.path, { start: t.offset, end: t.file.size - 1, highWaterMark: READ_BYTES });
-    // When the requester hangs up, the file is closed too.
-    sendRecords(file, socket, sealer, (err) => (err ? reject(err) : resolve()));
+    // ends short and the requester reports it. When the requester hangs up, the file is closed.
+    sendRecords(t.file.path, t.offset, count, socket, sealer).then(resolve, (err: Error) => {
+      socket.destroy();
+      reject(err);
+    });
   });
   done.then(release, release);
   done.then(t.release, t.release);

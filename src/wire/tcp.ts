@@ -97,6 +97,8 @@ export class RecordReader {
   private piecesBytes = 0;
   /** A lone first byte of a header, before the second arrives. */
   private headerByte: number | undefined;
+  /** Where detach() keeps an unfinished record. */
+  private held: Buffer | undefined;
 
   push(chunk: Buffer): StreamRecord[] | 'malformed' {
     const out: StreamRecord[] = [];
@@ -128,6 +130,22 @@ export class RecordReader {
       this.piecesBytes = 0;
     }
     return out;
+  }
+
+  /**
+   * Copies the unfinished record's bytes out of the chunks they are in, into a buffer this reader
+   * owns (one, reused): for a caller that reads into one buffer again and again. Call it after the
+   * records push() returned are used up.
+   */
+  detach(): void {
+    if (this.length === null) return;
+    this.held ??= Buffer.allocUnsafe(RECORD_HEADER_BYTES + MAX_RECORD_BYTES);
+    this.held.writeUInt16BE(this.length, 0);
+    let at = RECORD_HEADER_BYTES;
+    // The first piece may be in `held` already, at this very place: copying it there is a no-op.
+    for (const p of this.pieces) at += p.copy(this.held, at);
+    this.header = this.held.subarray(0, RECORD_HEADER_BYTES);
+    this.pieces = [this.held.subarray(RECORD_HEADER_BYTES, at)];
   }
 
   /** Bytes of an unfinished record held. */

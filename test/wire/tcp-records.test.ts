@@ -90,3 +90,20 @@ test('records keep their bytes after the reader moves on', () => {
   const rest = reader.push(Buffer.from(stream.subarray(100))) as StreamRecord[];
   check([...first, ...rest]);
 });
+
+test('detach(): an unfinished record moves into the reader, so the chunk it came in may be overwritten', () => {
+  const reader = new RecordReader();
+  const reused = Buffer.alloc(50_000);
+  const got: StreamRecord[] = [];
+  for (let at = 0; at < stream.length; at += reused.length) {
+    const n = stream.copy(reused, 0, at, at + reused.length);
+    const out = reader.push(reused.subarray(0, n));
+    assert.notEqual(out, 'malformed');
+    // Used up before the next read, as a reader of one buffer must.
+    for (const r of out as StreamRecord[]) got.push({ header: Buffer.from(r.header), sealed: [Buffer.concat(r.sealed)] });
+    reader.detach();
+    reused.fill(0xee); // the next read overwrites it
+  }
+  check(got);
+  assert.equal(reader.buffered, 0);
+});
