@@ -134,11 +134,13 @@ event (repeated ones summed once a minute); --debug adds stacks of unexpected er
       throw new P2pError('FAILED', `serve-registry: cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
     }
     const stun = registry.stunPort === null ? 'stun: off' : `stun: udp port ${registry.stunPort}`;
+    // Listening for the signals before the ready line: whoever waits for it may stop us at once.
+    const signalled = untilSignalled();
     process.stdout.write(`registry listening on ${registry.url} (store: ${registry.store}, ${stun})\n`);
     if (registry.connectionsLowered) {
       process.stderr.write(`registry: --max-connections lowered to ${registry.limits.maxConnections}, what the open-file limit (ulimit -n) allows\n`);
     }
-    await untilSignalled();
+    await signalled;
     // Shutdown is bounded: whatever is still open after 3 s is abandoned.
     await Promise.race([registry.close(), new Promise((r) => setTimeout(r, 3000).unref())]);
   },
