@@ -1,7 +1,8 @@
 // A hostile owner against a real `get`: an owner in this process, on a real secure connection,
 // whose share list lies (names with controls and bidi controls, a 300-byte segment, 10 GiB it
-// never sends, 8 PiB). Each fetch must end with its exit code and one clean line, and leave
-// nothing unexpected on disk (a small disk is a tmpfs, see support/tmpfs.ts).
+// never sends, 8 PiB, a SHA-256 its bytes do not have). Each fetch must end with its exit code
+// and one clean line, and leave nothing unexpected on disk (a small disk is a tmpfs, see
+// support/tmpfs.ts).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, stat } from 'node:fs/promises';
@@ -70,6 +71,7 @@ async function hostileOwner(dir: string) {
       fake('ten-gib.bin', 10 * GiB, empty), // announces 10 GiB, sends nothing
       fake('ten-gib-mib.bin', 10 * GiB, mib), // announces 10 GiB, sends 1 MiB and hangs up
       fake('eight-pib.bin', EIGHT_PIB, mib),
+      fake('wrong-digest.bin', 1024 * 1024, mib), // the size is true, the SHA-256 announced is not
     ]),
     { name: 'hostile', identity: HOSTILE_KEY },
   );
@@ -116,7 +118,7 @@ test('such names are listed escaped, never raw, and marked unusable; the JSON li
     assert.equal(table.code, 0, table.stderr);
     assert.doesNotMatch(table.stdout, RAW_UNSAFE, 'a raw control character reached stdout');
     const lines = table.stdout.trimEnd().split('\n');
-    assert.equal(lines.length, BAD_NAMES.length + 3, 'one line per entry (a newline in a name would make two)');
+    assert.equal(lines.length, BAD_NAMES.length + 4, 'one line per entry (a newline in a name would make two)');
     assert.ok(lines.some((l) => l.startsWith('red\\x1b[31m.txt') && l.endsWith('unusable name')), table.stdout);
     assert.ok(lines.some((l) => l.startsWith('two\\x0alines.txt')), table.stdout);
     assert.ok(lines.some((l) => l.startsWith('photo\\u202egpj.exe')), table.stdout);
@@ -199,6 +201,27 @@ test('an announced size of 8 PiB is refused in one clean line (no free-space che
       assertOneCleanLine(res.stderr, `8 PiB over ${via}`);
       assert.match(res.stderr, /not enough space .* it needs 8\.0 PiB/);
       assert.equal(await listing(downloads), null, 'the downloads folder was created');
+    }
+  } finally {
+    await h.close();
+    await cleanup();
+  }
+});
+
+test("an owner whose bytes are not the SHA-256 it announced: the get fails in one line, nothing gets the name, the .part is removed (TCP and UDP)", async () => {
+  const { dir, cleanup } = await tempDir();
+  const h = await hostileOwner(dir);
+  try {
+    for (const via of ['tcp', 'udp']) {
+      const downloads = join(dir, `dl-${via}`);
+      for (let i = 0; i < 2; i++) {
+        const res = await h.get('wrong-digest.bin', downloads, '--via', via);
+        assert.equal(res.code, 1, res.stderr);
+        assertOneCleanLine(res.stderr, `a wrong digest over ${via}`);
+        assert.match(res.stderr, /integrity check failed for wrong-digest\.bin: SHA-256 differs from the owner's; the partial file was removed/);
+        assert.equal(res.stdout, '');
+        assert.deepEqual(await listing(downloads), [], `try ${i + 1} over ${via} left ${await listing(downloads)}`);
+      }
     }
   } finally {
     await h.close();
