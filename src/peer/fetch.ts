@@ -1,5 +1,6 @@
 // Fetching one file from a named peer: look it up, ask for its list, request the file over TCP
 // or UDP, write the .part, verify, link into place. Used by `get` and the interactive loop.
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { forbidden } from '../control/client';
 import { P2pError, userMessage } from '../core/errors';
@@ -158,12 +159,17 @@ async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): 
     }
     // Only now: a request refused as 'changed' is asked again with another size and digest.
     o.onStart?.({ entry, via, offset: part.offset });
+    let written: string | undefined;
     if (via === 'tcp') {
-      await fetchOverTcp({ conn, sessionId, partPath: part.path, offset: part.offset, count, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+      // A whole file over TCP arrives in order: hashed as it is written, it need not be read again.
+      // (A resumed one is read again, prefix included: hashing its prefix first would outlast the ticket.)
+      const hash = part.offset === 0 ? createHash('sha256') : undefined;
+      await fetchOverTcp({ conn, sessionId, partPath: part.path, offset: part.offset, count, ...(hash ? { hash } : {}), ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+      written = hash?.digest('hex');
     } else {
       await udpDone;
     }
-    if (!(await verifyPart(part.path, entry.sha256))) {
+    if (!(await verifyPart(part.path, entry.sha256, written))) {
       throw new P2pError('INTEGRITY', `integrity check failed for ${entry.name}: SHA-256 differs from the owner's; the partial file was removed`);
     }
     const path = await finish(part.path, o.downloads, entry.name);

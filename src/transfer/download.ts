@@ -189,9 +189,12 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Checks the .part against the owner's digest; on a mismatch the .part is deleted. */
-export async function verifyPart(partPath: string, sha256: string): Promise<boolean> {
-  const actual = await sha256File(partPath);
+/**
+ * Checks the .part against the owner's digest: the digest of its bytes as they were written when
+ * the caller has it (`written`), else by reading the whole file. On a mismatch the .part is deleted.
+ */
+export async function verifyPart(partPath: string, sha256: string, written?: string): Promise<boolean> {
+  const actual = written ?? (await sha256File(partPath));
   if (actual === sha256) return true;
   await unlink(partPath).catch(() => {});
   return false;

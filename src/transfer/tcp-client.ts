@@ -35,6 +35,8 @@ export interface TcpFetchOptions {
   onProgress?: (bytesDone: number) => void;
   /** Aborting ends the transfer at once; the bytes written so far stay in the .part. */
   signal?: AbortSignal;
+  /** Given every byte written, in order, as it is written (a SHA-256 of the file as it arrives). */
+  hash?: { update(data: Buffer): unknown };
 }
 
 const DISK_STALL_MS = 60_000;
@@ -94,6 +96,7 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       if (chunk.length === 0) return;
       if (received + chunk.length > o.count) return fail('peer sent more bytes than announced');
       received += chunk.length;
+      o.hash?.update(chunk);
       o.onProgress?.(received);
       // One 'data' event may hold several records: the first one that fills the write queue
       // starts the wait for the disk; the others join it (one timer, one 'drain' listener).
