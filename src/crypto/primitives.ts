@@ -1,7 +1,7 @@
 // The node:crypto primitives of the secure channel, in one place: SHA-256, HMAC-SHA256 and
 // ChaCha20-Poly1305 (RFC 8439) with the Noise nonce encoding (Noise spec section 12.3: 4 zero
 // bytes, then the 64-bit counter little-endian).
-import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, type DecipherChaCha20Poly1305 } from 'node:crypto';
 
 export const KEY_BYTES = 32;
 export const TAG_BYTES = 16;
@@ -84,15 +84,21 @@ export function aeadOpen(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sea
   decipher.setAAD(ad, { plaintextLength: length });
   decipher.setAuthTag(sealed.subarray(length));
   const plaintext = decipher.update(sealed.subarray(0, length));
-  // final() reports a bad tag only by throwing; without a stack trace the throw costs about half
-  // (forged frames are the attacker's to send, so their cost matters).
+  return tagVerifies(decipher) ? plaintext : null;
+}
+
+/**
+ * final(): whether the tag verified. final() reports a bad tag only by throwing; without a stack
+ * trace the throw costs about half (forged frames are the attacker's to send, so their cost matters).
+ */
+function tagVerifies(decipher: DecipherChaCha20Poly1305): boolean {
   const stackTraceLimit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
     decipher.final();
-    return plaintext;
+    return true;
   } catch {
-    return null;
+    return false;
   } finally {
     Error.stackTraceLimit = stackTraceLimit;
   }
@@ -121,16 +127,7 @@ export function aeadOpenPieces(key: Uint8Array, nonce: Uint8Array, ad: Uint8Arra
     plaintext.push(decipher.update(take === p.length ? p : p.subarray(0, take)));
     at += take;
   }
-  const stackTraceLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    decipher.final();
-    return plaintext;
-  } catch {
-    return null;
-  } finally {
-    Error.stackTraceLimit = stackTraceLimit;
-  }
+  return tagVerifies(decipher) ? plaintext : null;
 }
 
 const REKEY_NONCE = Buffer.from('00000000ffffffffffffffff', 'hex');
