@@ -135,9 +135,14 @@ export async function sessionOptions(args: ParsedArgs, peerArg: string): Promise
   };
 }
 
-/** Resolves at the first SIGINT or SIGTERM: how a long-running command waits to shut down. */
-export function untilSignalled(): Promise<void> {
-  return new Promise((resolve) => {
+/**
+ * Prints a long-running command's ready line and resolves at the first SIGINT or SIGTERM after
+ * it. The handlers go in before the line goes out: whoever waits for that line may signal at
+ * once, before this process runs another statement, and the default action would kill it
+ * without its shutdown.
+ */
+export function readyUntilSignalled(readyLine: string): Promise<void> {
+  const signalled = new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
@@ -146,6 +151,8 @@ export function untilSignalled(): Promise<void> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  process.stdout.write(`${readyLine}\n`);
+  return signalled;
 }
 
 /** A USAGE error: bad arguments, exit 2. */

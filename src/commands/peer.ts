@@ -1,5 +1,5 @@
 import type { Command } from './args';
-import { boolOpt, identityOf, identityOption, intOpt, listOpt, registryOption, registryUrl, stringOpt, untilSignalled, usage } from './args';
+import { boolOpt, identityOf, identityOption, intOpt, listOpt, registryOption, registryUrl, stringOpt, readyUntilSignalled, usage } from './args';
 import { readyLine, runInteractive } from './interactive';
 import type { Identity } from '../crypto/identity';
 import { allowList, type AllowList } from '../peer/allow';
@@ -94,11 +94,7 @@ async function serveOnly(o: { name: string; registryUrl: string; share: ShareInd
       ),
     onNotice: (line) => process.stderr.write(`${line}\n`),
   });
-  // Listening for the signals before saying we are ready: whoever waits for that line may stop us
-  // at once, before this process ran another statement.
-  const signalled = untilSignalled();
-  process.stdout.write(`${readyLine(peer, o.share)}\n`);
-  await signalled;
+  await readyUntilSignalled(readyLine(peer, o.share));
   await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
   // A transfer cut short by the signal may still hold a timer or socket: never let it keep us.
   setTimeout(() => process.exit(), 1000).unref();

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { Command } from './args';
-import { boolOpt, intOpt, stringOpt, untilSignalled, usage } from './args';
+import { boolOpt, intOpt, stringOpt, readyUntilSignalled, usage } from './args';
 import { P2pError } from '../core/errors';
 import { raiseFileLimit } from '../registry/fd-limit';
 import { startRegistry } from '../registry/index';
@@ -134,9 +134,7 @@ event (repeated ones summed once a minute); --debug adds stacks of unexpected er
       throw new P2pError('FAILED', `serve-registry: cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
     }
     const stun = registry.stunPort === null ? 'stun: off' : `stun: udp port ${registry.stunPort}`;
-    // Listening for the signals before the ready line: whoever waits for it may stop us at once.
-    const signalled = untilSignalled();
-    process.stdout.write(`registry listening on ${registry.url} (store: ${registry.store}, ${stun})\n`);
+    const signalled = readyUntilSignalled(`registry listening on ${registry.url} (store: ${registry.store}, ${stun})`);
     if (registry.connectionsLowered) {
       process.stderr.write(`registry: --max-connections lowered to ${registry.limits.maxConnections}, what the open-file limit (ulimit -n) allows\n`);
     }

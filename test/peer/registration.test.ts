@@ -1,6 +1,7 @@
 // A peer's name bound to its key: the same identity takes its name back at once (in process, and
 // as a real `p2pshare peer` restarted after SIGKILL), another key is refused, and the process
-// that lost its name to its own identity stops registering it but keeps serving.
+// that lost its name to its own identity stops registering it but keeps serving; a peer signalled
+// as soon as it says it is ready still unregisters.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -111,6 +112,36 @@ test('p2pshare peer killed with SIGKILL and restarted with the same identity is 
     await first.stop('SIGKILL');
     await second?.stop('SIGKILL');
     await third?.stop('SIGKILL');
+    await reg.close();
+    await cleanup();
+  }
+});
+
+test('peer and serve-registry signalled the moment their ready line arrives still shut down cleanly (exit 0, name unregistered)', async () => {
+  const { dir, cleanup } = await tempDir();
+  const reg = await registry({ ttl: 30 });
+  const client = new RegistryClient(reg.url);
+  // With the handlers installed after the line, about one signal in four killed the process by
+  // the default action (no unregister, exit by signal) when the machine was busy: three loops at
+  // once keep it busy, so 18 clean exits in a row would be luck (under 1 %).
+  const loop = async (l: number) => {
+    for (let i = 0; i < 6; i++) {
+      const name = `prompt${l}x${i}`;
+      const peer = startCli(['peer', '--name', name, '--registry', reg.url, '--no-interactive'], { cwd: dir });
+      await peer.waitForLine(/ready on udp\/tcp port/, 30_000);
+      peer.proc.kill('SIGTERM');
+      assert.deepEqual(await peer.exited, { code: 0, signal: null }, `${name}: ${peer.stderr}`);
+      await assert.rejects(client.lookup(name), /unknown peer/, `${name} unregistered`);
+    }
+  };
+  try {
+    await Promise.all([0, 1, 2].map(loop));
+    // serve-registry announces itself through the same helper.
+    const server = startCli(['serve-registry', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0'], { cwd: dir });
+    await server.waitForLine(/registry listening on/, 30_000);
+    server.proc.kill('SIGTERM');
+    assert.deepEqual(await server.exited, { code: 0, signal: null }, server.stderr);
+  } finally {
     await reg.close();
     await cleanup();
   }
