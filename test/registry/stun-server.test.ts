@@ -1,64 +1,19 @@
 // The STUN server over real UDP, started by startRegistry like serve-registry does.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
 import { after, before, test } from 'node:test';
 import { startRegistry, type RunningRegistry } from '../../src/registry/index';
 import { Attr, StunClass, decodeAddress, decodeStunMessage, encodeBindingRequest, type StunMessage } from '../../src/wire/stun';
 import { MAX_STUN_DATAGRAM_BYTES } from '../../src/registry/stun-server';
 import { call, register, sleep } from './http';
 import { seededRandom } from '../support/random';
+import { UdpPeer } from './udp-peer';
 import { legacyRequest, mutateDatagram, withAttribute } from '../support/stun';
 
-/** A UDP client socket that keeps every datagram it receives. */
-class Client {
-  readonly received: Buffer[] = [];
-  private waiters: Array<() => void> = [];
-  private constructor(readonly socket: Socket) {
-    socket.on('message', (d) => {
-      this.received.push(d);
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-
-  static async open(type: 'udp4' | 'udp6', host: string): Promise<Client> {
-    const socket = createSocket(type);
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, host, () => resolve());
-    });
-    return new Client(socket);
-  }
-
-  get port(): number {
-    return this.socket.address().port;
-  }
-
-  send(datagram: Buffer, port: number, host: string): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.send(datagram, port, host, (err) => (err ? reject(err) : resolve())));
-  }
-
-  /** The first received datagram whose transaction id is `tid`, or null after `timeoutMs`. */
-  async reply(tid: Buffer, timeoutMs = 3000): Promise<Buffer | null> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.received.find((d) => d.length >= 20 && d.subarray(8, 20).equals(tid));
-      if (hit) return hit;
-      const left = deadline - Date.now();
-      if (left <= 0) return null;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => this.socket.close(() => resolve()));
-  }
+/** The first datagram `client` received whose STUN transaction id is `tid`, or null after `timeoutMs`. */
+async function reply(client: UdpPeer, tid: Buffer, timeoutMs = 3000): Promise<Buffer | null> {
+  const r = await client.waitFor((d) => d.data.length >= 20 && d.data.subarray(8, 20).equals(tid), timeoutMs);
+  return r?.data ?? null;
 }
 
 function decodeOk(bytes: Buffer): StunMessage {
@@ -68,12 +23,12 @@ function decodeOk(bytes: Buffer): StunMessage {
 }
 
 /** Sends one Binding request, asserts the answer tells `client` its own address and port. */
-async function assertBinding(client: Client, stunPort: number, host: string, expectAddress: string, family: 4 | 6): Promise<void> {
+async function assertBinding(client: UdpPeer, stunPort: number, host: string, expectAddress: string, family: 4 | 6): Promise<void> {
   const tid = randomBytes(12);
   await client.send(encodeBindingRequest(tid, { fingerprint: true }), stunPort, host);
-  const reply = await client.reply(tid);
-  assert.ok(reply, `no Binding response from ${host}:${stunPort}`);
-  const m = decodeOk(reply);
+  const answer = await reply(client, tid);
+  assert.ok(answer, `no Binding response from ${host}:${stunPort}`);
+  const m = decodeOk(answer);
   assert.equal(m.cls, StunClass.success);
   assert.equal(m.fingerprint, 'valid');
   assert.deepEqual(m.transactionId, tid);
@@ -94,10 +49,10 @@ async function stunCounters(url: string): Promise<Record<string, number>> {
 }
 
 let reg: RunningRegistry;
-let client: Client;
+let client: UdpPeer;
 before(async () => {
   reg = await startRegistry({ host: '127.0.0.1', port: 0, stunPort: 0 });
-  client = await Client.open('udp4', '127.0.0.1');
+  client = await UdpPeer.open('127.0.0.1');
 });
 after(async () => {
   await client.close();
@@ -110,10 +65,10 @@ test('a Binding request on 127.0.0.1 learns the client socket its own address an
   // Also without FINGERPRINT, and from an RFC 3489 client (MAPPED-ADDRESS, 16-byte id echoed).
   const tid = randomBytes(12);
   await client.send(encodeBindingRequest(tid), reg.stunPort!, '127.0.0.1');
-  assert.ok(await client.reply(tid));
+  assert.ok(await reply(client, tid));
   const legacyId = Buffer.concat([Buffer.from([9, 9, 9, 9]), randomBytes(12)]);
   await client.send(legacyRequest(legacyId), reg.stunPort!, '127.0.0.1');
-  const legacy = decodeOk((await client.reply(legacyId.subarray(4)))!);
+  const legacy = decodeOk((await reply(client, legacyId.subarray(4)))!);
   assert.equal(legacy.legacy, true);
   assert.deepEqual(legacy.transactionId, legacyId);
   assert.deepEqual(decodeAddress(legacy.attributes.find((a) => a.type === Attr.MAPPED_ADDRESS)!.value), {
@@ -127,7 +82,7 @@ test('a Binding request on 127.0.0.1 learns the client socket its own address an
 test('an unknown comprehension-required attribute gets a 420 error listing it', async () => {
   const tid = randomBytes(12);
   await client.send(withAttribute(encodeBindingRequest(tid), 0x7777, Buffer.from('?')), reg.stunPort!, '127.0.0.1');
-  const m = decodeOk((await client.reply(tid))!);
+  const m = decodeOk((await reply(client, tid))!);
   assert.equal(m.cls, StunClass.error);
   const code = m.attributes.find((a) => a.type === Attr.ERROR_CODE)!.value;
   assert.equal((code[2]! & 7) * 100 + code[3]!, 420);
@@ -156,7 +111,7 @@ test('garbage, non-requests, bad lengths, bad fingerprints and oversize datagram
   for (const d of garbage) await client.send(d, reg.stunPort!, '127.0.0.1');
   await sleep(300);
   const receivedBefore = client.received.length;
-  for (const tid of tids) assert.equal(await client.reply(tid, 0), null, 'a reply to garbage');
+  for (const tid of tids) assert.equal(await reply(client, tid, 0), null, 'a reply to garbage');
   // The server did see them all (the silence is a decision, not a lost datagram)...
   const now = await stunCounters(reg.url);
   const drops = (c: Record<string, number>) =>
@@ -173,7 +128,7 @@ test('garbage, non-requests, bad lengths, bad fingerprints and oversize datagram
 
 test('fuzz: 24 000 random and mutated datagrams at the real port, then STUN and HTTP still answer', async (t) => {
   const rand = seededRandom(0xf00d);
-  const fuzzer = await Client.open('udp4', '127.0.0.1');
+  const fuzzer = await UdpPeer.open('127.0.0.1');
   try {
     const seeds = [encodeBindingRequest(randomBytes(12), { fingerprint: true, software: 'fuzz' }), encodeBindingRequest(randomBytes(12)), legacyRequest()];
     const before = await stunCounters(reg.url);
@@ -191,7 +146,7 @@ test('fuzz: 24 000 random and mutated datagrams at the real port, then STUN and 
       for (let attempt = 0; ; attempt++) {
         const tid = randomBytes(12);
         await fuzzer.send(encodeBindingRequest(tid), reg.stunPort!, '127.0.0.1');
-        if (await fuzzer.reply(tid, 1000)) break;
+        if (await reply(fuzzer, tid, 1000)) break;
         assert.ok(attempt < 3, `no answer after batch ${i / 100}`);
       }
       barriers++;
@@ -213,7 +168,7 @@ test('fuzz: 24 000 random and mutated datagrams at the real port, then STUN and 
 });
 
 test('IPv6: on ::1 the answer carries the IPv6 address; a wildcard host serves IPv4 and IPv6 on one port', async (t) => {
-  const probe = await Client.open('udp6', '::1').catch(() => null);
+  const probe = await UdpPeer.open('::1').catch(() => null);
   if (!probe) {
     t.skip('IPv6 loopback (::1) is not available on this machine: IPv6 STUN NOT TESTED');
     return;
@@ -221,7 +176,7 @@ test('IPv6: on ::1 the answer carries the IPv6 address; a wildcard host serves I
   await probe.close();
   const v6 = await startRegistry({ host: '::1', port: 0, stunPort: 0 });
   const wild = await startRegistry({ host: '0.0.0.0', port: 0, stunPort: 0 });
-  const c6 = await Client.open('udp6', '::1');
+  const c6 = await UdpPeer.open('::1');
   try {
     await assertBinding(c6, v6.stunPort!, '::1', '::1', 6);
     // One dual-stack socket: an IPv4 client is told its IPv4 address, not ::ffff:127.0.0.1.

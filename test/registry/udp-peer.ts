@@ -32,12 +32,16 @@ export class UdpPeer {
   }
 
   static async open(host = '127.0.0.1'): Promise<UdpPeer> {
-    const socket = createSocket('udp4');
+    const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(0, host, () => resolve());
     });
     return new UdpPeer(socket);
+  }
+
+  get port(): number {
+    return this.socket.address().port;
   }
 
   get endpoint(): Endpoint {
@@ -51,11 +55,16 @@ export class UdpPeer {
   }
 
   /** Removes and returns the first datagram received of envelope type `type` (and `match`), or null after timeoutMs. */
-  async next(type: number, timeoutMs = 2000, match: (r: Received) => boolean = () => true): Promise<Received | null> {
+  next(type: number, timeoutMs = 2000, match: (r: Received) => boolean = () => true): Promise<Received | null> {
+    return this.waitFor((r) => r.data[3] === type && match(r), timeoutMs, true);
+  }
+
+  /** The first datagram received, already or within timeoutMs, that `match` accepts (removed with `take`); null after timeoutMs. */
+  async waitFor(match: (r: Received) => boolean, timeoutMs: number, take = false): Promise<Received | null> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const i = this.received.findIndex((r) => r.data[3] === type && match(r));
-      if (i >= 0) return this.received.splice(i, 1)[0]!;
+      const i = this.received.findIndex(match);
+      if (i >= 0) return take ? this.received.splice(i, 1)[0]! : this.received[i]!;
       const left = deadline - Date.now();
       if (left <= 0) return null;
       await new Promise<void>((resolve) => {
