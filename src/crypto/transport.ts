@@ -81,34 +81,29 @@ export class Opener {
    * than the previous epoch) or too far ahead. Only an authenticated frame moves the epoch.
    */
   open(counter: number, ad: Uint8Array, ciphertextWithTag: Uint8Array): Buffer | null {
-    if (!isCounter(counter)) return null;
-    const epoch = Math.floor(counter / this.interval);
-    const key = this.keyOf(epoch);
-    if (!key) return null;
-    const plaintext = aeadOpen(key, writeNonce(this.nonce, counter), ad, ciphertextWithTag);
-    if (plaintext) this.moveTo(epoch, key);
-    return plaintext;
+    return this.opened(counter, (key, nonce) => aeadOpen(key, nonce, ad, ciphertextWithTag));
   }
 
   /** open() of sealed bytes in pieces (a TCP record cut by reads): the plaintext in pieces, or null. */
   openPieces(counter: number, ad: Uint8Array, sealed: readonly Buffer[]): Buffer[] | null {
+    return this.opened(counter, (key, nonce) => aeadOpenPieces(key, nonce, ad, sealed));
+  }
+
+  /** Opens with the key of `counter`'s epoch; only an authenticated frame of a later epoch makes its key the current one. */
+  private opened<T>(counter: number, open: (key: Buffer, nonce: Buffer) => T | null): T | null {
     if (!isCounter(counter)) return null;
     const epoch = Math.floor(counter / this.interval);
     const key = this.keyOf(epoch);
     if (!key) return null;
-    const plaintext = aeadOpenPieces(key, writeNonce(this.nonce, counter), ad, sealed);
-    if (plaintext) this.moveTo(epoch, key);
+    const plaintext = open(key, writeNonce(this.nonce, counter));
+    if (plaintext !== null && epoch > this.epoch) {
+      const skipped = epoch - this.epoch;
+      this.previous = skipped === 1 ? this.key : this.ahead[skipped - 2];
+      this.key = key;
+      this.ahead = this.ahead.slice(skipped);
+      this.epoch = epoch;
+    }
     return plaintext;
-  }
-
-  /** An authenticated frame of a later epoch: its key is the current one from now on. */
-  private moveTo(epoch: number, key: Buffer): void {
-    if (epoch <= this.epoch) return;
-    const skipped = epoch - this.epoch;
-    this.previous = skipped === 1 ? this.key : this.ahead[skipped - 2];
-    this.key = key;
-    this.ahead = this.ahead.slice(skipped);
-    this.epoch = epoch;
   }
 
   private keyOf(epoch: number): Buffer | undefined {
