@@ -107,3 +107,33 @@ test('detach(): an unfinished record moves into the reader, so the chunk it came
   check(got);
   assert.equal(reader.buffered, 0);
 });
+
+test('detach() copies each byte once: a record trickled in one byte a read costs its size in copies, not its size squared', () => {
+  const record = Buffer.alloc(2 + 65535, 9);
+  record.writeUInt16BE(65535, 0);
+  const reader = new RecordReader();
+  const reused = Buffer.alloc(1);
+  let copied = 0;
+  const copy = Buffer.prototype.copy;
+  // Counts what Buffer#copy moves while the reader runs (a hostile owner may trickle a record).
+  Buffer.prototype.copy = function (this: Buffer, ...args: Parameters<Buffer['copy']>) {
+    const n = copy.apply(this, args);
+    copied += n;
+    return n;
+  };
+  let done: StreamRecord[] = [];
+  try {
+    for (const byte of record) {
+      reused[0] = byte;
+      const out = reader.push(reused);
+      assert.notEqual(out, 'malformed');
+      if ((out as StreamRecord[]).length) done = out as StreamRecord[]; // the last byte: nothing is held after it
+      reader.detach();
+    }
+  } finally {
+    Buffer.prototype.copy = copy;
+  }
+  assert.equal(done.length, 1);
+  assert.deepEqual(Buffer.concat(done[0]!.sealed), record.subarray(2));
+  assert.ok(copied <= record.length, `${copied} bytes copied for a ${record.length}-byte record`);
+});
