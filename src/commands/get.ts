@@ -1,31 +1,45 @@
 import type { Command } from './args';
 import { boolOpt, identityOption, registryOption, sessionOptions, stringOpt, usage } from './args';
-import { fetchFile, type Via } from '../peer/fetch';
+import type { Via } from '../peer/fetch';
+import { getFiles, type SetResult } from '../peer/fetch-set';
+import { P2pError, type ErrorCode } from '../core/errors';
 import { safeJson } from '../core/unsafe-text';
 import { colors } from '../ui/output';
 import { showPreview } from '../ui/preview';
 import { createProgress, type Progress } from '../ui/progress';
-import { fetchSummaryLine } from '../ui/result';
+import { fetchSummaryLine, setSummaryLine } from '../ui/result';
 import { escaped } from '../ui/text';
 
 const JPEG_NAME = /\.(jpe?g|jfif)$/i;
 
+/** More NAMEs than this on one command line is a mistake (a glob the shell expanded, say). */
+const MAX_NAMES = 10_000;
+
 export const getCommand: Command = {
   name: 'get',
-  summary: 'fetch a file from a peer, verified',
-  help: `Usage: p2pshare get PEER[@FINGERPRINT] FILE [--via auto|tcp|udp] [--downloads DIR] [--registry URL]
+  summary: 'fetch files or folders from a peer, verified',
+  help: `Usage: p2pshare get PEER[@FINGERPRINT] NAME... [--via auto|tcp|udp] [--downloads DIR] [--registry URL]
                     [--json] [--accept-new-key] [--identity FILE]
 
-Fetches FILE from PEER over an encrypted, authenticated session, verifies its SHA-256 against
-the owner's, and saves it in DIR
-(default ./downloads) under its own name, or 'name (1).ext' if that exists. Prints the path.
-An interrupted download keeps its .part file; running the same command again resumes it.
+Fetches files from PEER over one encrypted, authenticated session, verifies each one's SHA-256
+against the owner's, and saves them in DIR (default ./downloads). Each NAME is:
+  a file's name       saved under its own name, or 'name (1).ext' if that exists
+  a folder            'pictures/' (or 'pictures'): everything under it, saved as pictures/...
+  a glob              '*.jpg', 'pictures/**/*.png' (quote it from the shell): * within one
+                      folder, ** across folders, ? one character, [abc] one of; saved relative
+                      to the folder the glob starts in
+One file named exactly prints its path. Several files are one job: a few in flight at once, one
+progress display, one path per line (or a summary on a terminal); a file already there with
+the same SHA-256 is not fetched again. An interrupted download keeps its .part file; running
+the same command again resumes it and fetches only what is missing.
 On a terminal: a progress bar on stderr, a result line, and a preview of a JPEG.
 
 Options:
   --via auto|tcp|udp  transport (default auto: images over UDP, everything else over TCP)
   --downloads DIR     where to save (default ./downloads)
-  --json              print {"name","size","sha256","via","route","path","seconds"} instead
+  --json              one file: {"name","size","sha256","via","route","path","seconds"};
+                      several: {"peer","route","files":[{"name","size","sha256","status",...}],...}
+                      with status fetched, present (already there) or failed
   --accept-new-key    PEER's key changed and you checked the new one: accept and pin it
   --identity FILE     this peer's key (default ~/.config/p2pshare/identity)
 
@@ -39,14 +53,15 @@ key is refused (exit 6) unless --accept-new-key. PEER@FINGERPRINT pins a key che
     json: { type: 'boolean' },
     'accept-new-key': { type: 'boolean' },
   },
-  positionals: [2, 2],
+  positionals: [2, MAX_NAMES + 1],
   async run(args, cli) {
-    const [peerArg, file] = args.positionals as [string, string];
+    const [peerArg, ...names] = args.positionals as [string, ...string[]];
     const via = stringOpt(args, 'via') ?? 'auto';
     if (via !== 'auto' && via !== 'tcp' && via !== 'udp') throw usage(`--via must be auto, tcp or udp, got '${via}'`);
     const json = boolOpt(args, 'json');
+    const downloads = stringOpt(args, 'downloads') ?? 'downloads';
     let progress: Progress | undefined;
-    // Ctrl+C ends the transfer cleanly, so the .part is a correct resume point; fetchFile then
+    // Ctrl+C ends the transfers cleanly, so each .part is a correct resume point; the get then
     // fails with one line saying so. A second Ctrl+C, or a transfer that will not end, exits now.
     const interrupt = new AbortController();
     const onInterrupt = () => {
@@ -55,14 +70,23 @@ key is refused (exit 6) unless --accept-new-key. PEER@FINGERPRINT pins a key che
       setTimeout(() => cli.exit('ABORTED'), 5000).unref();
     };
     process.on('SIGINT', onInterrupt);
-    const res = await fetchFile({
+    let planned = 0;
+    let ended = 0;
+    const res = await getFiles({
       ...(await sessionOptions(args, peerArg)),
-      file,
+      names,
       via: via as Via,
-      downloads: stringOpt(args, 'downloads') ?? 'downloads',
-      onStart: ({ entry, offset }) => {
+      downloads,
+      onSingleStart: ({ entry, offset }) => {
         progress = createProgress({ stream: process.stderr, label: entry.name, total: entry.size, disabled: json });
         progress.update(offset);
+      },
+      onPlan: (plan) => {
+        planned = plan.files;
+        progress = createProgress({ stream: process.stderr, label: filesLabel(0, planned), total: plan.bytes, disabled: json });
+      },
+      onFile: (outcome) => {
+        if (outcome.status !== 'present') progress?.setLabel(filesLabel(++ended, planned));
       },
       onProgress: (bytesDone) => progress?.update(bytesDone),
       signal: interrupt.signal,
@@ -70,16 +94,48 @@ key is refused (exit 6) unless --accept-new-key. PEER@FINGERPRINT pins a key che
       process.off('SIGINT', onInterrupt);
       progress?.finish();
     });
+    if ('set' in res) return printSet(res.set, downloads, json);
+    const single = res.single;
     if (json) {
-      process.stdout.write(`${safeJson(res)}\n`);
+      process.stdout.write(`${safeJson(single)}\n`);
     } else if (process.stdout.isTTY) {
       // A person is reading: the result line in place of the bar, then the picture.
-      process.stdout.write(`${fetchSummaryLine(res, colors(process.stdout))}\n`);
-      if (JPEG_NAME.test(res.name)) await showPreview(res.path, process.stdout);
+      process.stdout.write(`${fetchSummaryLine(single, colors(process.stdout))}\n`);
+      if (JPEG_NAME.test(single.name)) await showPreview(single.path, process.stdout);
     } else {
       // Scripts read the saved path alone, escaped: a control character (from --downloads, say)
       // would end the line early or act on whatever shows it.
-      process.stdout.write(`${escaped(res.path)}\n`);
+      process.stdout.write(`${escaped(single.path)}\n`);
     }
   },
 };
+function filesLabel(done: number, total: number): string {
+  return `${done}/${total} files`;
+}
+
+/**
+ * A set's outcome: the JSON document, or a path per line for scripts, or a summary for a person;
+ * then, if any file failed, each one on stderr and an error (its code the exit code).
+ */
+function printSet(set: SetResult, downloads: string, json: boolean): void {
+  const count = (s: string) => set.files.filter((f) => f.status === s).length;
+  const failed = set.files.filter((f) => f.status === 'failed');
+  if (json) {
+    process.stdout.write(`${safeJson({ ...set, fetched: count('fetched'), present: count('present'), failed: failed.length })}\n`);
+  } else if (process.stdout.isTTY) {
+    const summary = { fetched: count('fetched'), present: count('present'), failed: failed.length, bytes: set.bytes, bytesTransferred: set.bytesTransferred, seconds: set.seconds, downloads, route: set.route };
+    process.stdout.write(`${setSummaryLine(summary, colors(process.stdout))}\n`);
+  } else {
+    for (const f of set.files) if (f.path) process.stdout.write(`${escaped(f.path)}\n`);
+  }
+  if (failed.length === 0) return;
+  if (!json && !set.stopped) {
+    const c = colors(process.stderr);
+    for (const f of failed) process.stderr.write(`${c.red('✗')} ${escaped(f.name)}: ${escaped(f.error?.message ?? 'failed')}\n`);
+  }
+  const codes = new Set(failed.map((f) => f.error?.code ?? 'FAILED'));
+  const code: ErrorCode = set.stopped?.code ?? (codes.size === 1 ? [...codes][0]! : 'FAILED');
+  const inPlace = set.files.length - failed.length;
+  const why = set.stopped?.code === 'ABORTED' ? 'interrupted' : set.stopped ? set.stopped.message : `${failed.length} of ${set.files.length} files failed`;
+  throw new P2pError(code, `${why}: ${inPlace} of ${set.files.length} files in place; run the same command again to fetch the rest`);
+}

@@ -4,6 +4,7 @@
 // not hold.
 import type { Connection, Remote, SecureConnection } from '../net/connection';
 import type { Endpoint } from '../net/endpoint';
+import { ReplayWindow } from '../crypto/replay';
 import { SessionTable } from '../net/sessions';
 import { Slots, type Slot } from './slots';
 import type { ServedFile, TcpServerHooks, TcpTicket } from '../transfer/tcp-server';
@@ -60,6 +61,8 @@ export const TICKET_TTL_MS = 5_000;
 export const DEFAULT_MAX_PER_REQUESTER = 4;
 /** How long an answered GET is remembered, so that a retry gets the same answer. */
 const ANSWER_MEMORY_MS = 60_000;
+/** How far below the highest session ID seen a new one may still come (PROTOCOL.md 4.3). */
+export const SESSION_ID_WINDOW = 256;
 const MAX_REMEMBERED = 4096;
 
 interface PendingTicket<F extends ServedFile> {
@@ -78,7 +81,7 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
   /** TCP tickets by (requester's connection, session ID), each holding a slot. */
   private readonly tickets = new SessionTable<PendingTicket<F>>();
   /** The highest session ID each connection used: IDs only grow, so TCP keys are never reused. */
-  private readonly highestSession = new WeakMap<Connection, number>();
+  private readonly usedSessions = new WeakMap<Connection, ReplayWindow>();
   /** The allow list's verdict per connection (its key does not change). */
   private readonly verdicts = new WeakMap<Connection, Promise<boolean>>();
   /** GET answers by (requester's connection, session ID). */
@@ -212,14 +215,16 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
       if (remembered.body.length > 0) conn.send(FrameType.getResponse, frame.id, remembered.body);
       return;
     }
-    // Session IDs only grow on a connection: an old one that is no remembered retry is refused,
-    // so no ticket is ever issued twice for one ID (the TCP keys derive from it, section 5).
-    if (req.sessionId <= (this.highestSession.get(conn) ?? 0)) {
+    // Each session ID is used once on a connection, so no ticket is ever issued twice for one ID
+    // (the TCP keys derive from it, section 5). Within a window below the highest, IDs may come
+    // out of order: a requester fetching several files at once sends several GETs at once.
+    let used = this.usedSessions.get(conn);
+    if (!used) this.usedSessions.set(conn, (used = new ReplayWindow(SESSION_ID_WINDOW)));
+    if (!used.accept(req.sessionId)) {
       this.endpoint.reject();
       conn.send(FrameType.getResponse, frame.id, encodeGetResponse({ status: GetStatus.badRequest, size: 0, sha256: '' }));
       return;
     }
-    this.highestSession.set(conn, req.sessionId);
     // Reserve the key before the async lookup so a retry arriving meanwhile is not served twice.
     const pending: { body: Buffer; expires: number } = { body: Buffer.alloc(0), expires: Date.now() + ANSWER_MEMORY_MS };
     this.answers.set(conn, req.sessionId, pending);

@@ -5,11 +5,17 @@
 export const REPLAY_WINDOW = 8192;
 
 const WORD_BITS = 32;
-const WORDS = REPLAY_WINDOW / WORD_BITS + 1;
 
 export class ReplayWindow {
-  private readonly bits = new Uint32Array(WORDS);
+  private readonly bits: Uint32Array;
+  private readonly words: number;
   private top = -1;
+
+  /** `size`: how far below the highest a counter is still accepted (a multiple of 32). */
+  constructor(private readonly size = REPLAY_WINDOW) {
+    this.words = Math.ceil(size / WORD_BITS) + 1;
+    this.bits = new Uint32Array(this.words);
+  }
 
   /** The highest counter accepted so far (-1 before the first). */
   get highest(): number {
@@ -20,7 +26,7 @@ export class ReplayWindow {
   check(counter: number): boolean {
     if (!Number.isSafeInteger(counter) || counter < 0) return false;
     if (counter > this.top) return true;
-    if (this.top - counter >= REPLAY_WINDOW) return false;
+    if (this.top - counter >= this.size) return false;
     return (this.bits[this.word(counter)]! & this.mask(counter)) === 0;
   }
 
@@ -30,8 +36,8 @@ export class ReplayWindow {
     if (counter > this.top) {
       const from = this.top < 0 ? 0 : Math.floor(this.top / WORD_BITS) + 1;
       const to = Math.floor(counter / WORD_BITS);
-      if (this.top < 0 || to - from >= WORDS) this.bits.fill(0);
-      else for (let w = from; w <= to; w++) this.bits[w % WORDS] = 0;
+      if (this.top < 0 || to - from >= this.words) this.bits.fill(0);
+      else for (let w = from; w <= to; w++) this.bits[w % this.words] = 0;
       this.top = counter;
     }
     this.bits[this.word(counter)]! |= this.mask(counter);
@@ -39,7 +45,7 @@ export class ReplayWindow {
   }
 
   private word(counter: number): number {
-    return Math.floor(counter / WORD_BITS) % WORDS;
+    return Math.floor(counter / WORD_BITS) % this.words;
   }
 
   private mask(counter: number): number {

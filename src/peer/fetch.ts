@@ -42,12 +42,21 @@ export const BUSY_RETRY_MS = 10_000;
 const BUSY_FIRST_WAIT_MS = 250;
 const BUSY_MAX_WAIT_MS = 2_000;
 
-export interface FetchOptions extends SessionOptions {
-  file: string;
+/** How one listed file is fetched on an open session. */
+export interface EntryFetchOptions {
+  /** The owner's name, for messages. */
+  peer: string;
   via: Via;
+  /** The folder it is saved in. */
   downloads: string;
   onStart?: (info: { entry: ListEntry; via: TransportName; offset: number }) => void;
+  /** Bytes of the file at the destination so far, resumed prefix included. */
   onProgress?: (bytesDone: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface FetchOptions extends SessionOptions, EntryFetchOptions {
+  file: string;
 }
 
 /**
@@ -81,45 +90,58 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
   // One session (one UDP socket, one handshake) for the whole exchange (PROTOCOL.md section 2).
   const session = await openSession(o);
   try {
-    // The owner's list shows the digest of its last hashing; a file edited since is refused as
-    // 'changed' by a GET carrying that digest, and that GET made the owner re-hash it. So one
-    // fresh list has the new digest: ask once more before telling the user.
-    let changed = 0;
-    let tampered = 0;
-    let busySince: number | undefined;
-    let busyWait = BUSY_FIRST_WAIT_MS;
-    for (;;) {
-      const entry = (await session.control.list(session.conn, o.peer)).find((e) => e.name === o.file);
-      if (!entry) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${shownName(o.file, 200)}'`);
-      let res: FetchResult | 'changed' | 'busy';
-      try {
-        res = await fetchEntry(o, session, entry);
-      } catch (err) {
-        // Records that failed authentication were never written: the .part holds only what the
-        // owner sent, so a fresh GET resumes from it (PROTOCOL.md section 5).
-        if (err instanceof P2pError && err.cause instanceof TcpAuthError && tampered++ < TAMPERED_RETRIES) continue;
-        throw err;
-      }
-      if (res === 'busy') {
-        busySince ??= Date.now();
-        if (Date.now() - busySince >= BUSY_RETRY_MS) throw refusal(GetStatus.busy, o.peer, entry.name);
-        // Jittered, so that fetches refused together do not all come back together.
-        await sleep(busyWait * (0.75 + Math.random() / 2), undefined, o.signal ? { signal: o.signal } : {}).catch(() => {
-          throw new P2pError('ABORTED', `interrupted while ${o.peer} was busy: ${entry.name} not fetched`);
-        });
-        busyWait = Math.min(BUSY_MAX_WAIT_MS, busyWait * 2);
-        continue;
-      }
-      if (res !== 'changed') return res;
-      if (++changed === 2) throw refusal(GetStatus.changed, o.peer, entry.name);
-    }
+    const listed = (await session.control.list(session.conn, o.peer)).find((e) => e.name === o.file);
+    if (!listed) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${shownName(o.file, 200)}'`);
+    return await fetchListed(session, o, listed);
   } finally {
     await session.close();
   }
 }
 
+/**
+ * Fetches `listed` (an entry of the owner's list) into `o.downloads` on an open session, asking
+ * again while the owner is busy, when the file changed since it was listed, or when TCP records
+ * failed authentication.
+ */
+export async function fetchListed(session: Session, o: EntryFetchOptions, listed: ListEntry): Promise<FetchResult> {
+  // The owner's list shows the digest of its last hashing; a file edited since is refused as
+  // 'changed' by a GET carrying that digest, and that GET made the owner re-hash it. So one
+  // fresh list has the new digest: ask once more before telling the user.
+  let entry = listed;
+  let changed = 0;
+  let tampered = 0;
+  let busySince: number | undefined;
+  let busyWait = BUSY_FIRST_WAIT_MS;
+  for (;;) {
+    let res: FetchResult | 'changed' | 'busy';
+    try {
+      res = await fetchEntry(o, session, entry);
+    } catch (err) {
+      // Records that failed authentication were never written: the .part holds only what the
+      // owner sent, so a fresh GET resumes from it (PROTOCOL.md section 5).
+      if (err instanceof P2pError && err.cause instanceof TcpAuthError && tampered++ < TAMPERED_RETRIES) continue;
+      throw err;
+    }
+    if (res === 'busy') {
+      busySince ??= Date.now();
+      if (Date.now() - busySince >= BUSY_RETRY_MS) throw refusal(GetStatus.busy, o.peer, entry.name);
+      // Jittered, so that fetches refused together do not all come back together.
+      await sleep(busyWait * (0.75 + Math.random() / 2), undefined, o.signal ? { signal: o.signal } : {}).catch(() => {
+        throw new P2pError('ABORTED', `interrupted while ${o.peer} was busy: ${entry.name} not fetched`);
+      });
+      busyWait = Math.min(BUSY_MAX_WAIT_MS, busyWait * 2);
+      continue;
+    }
+    if (res !== 'changed') return res;
+    if (++changed === 2) throw refusal(GetStatus.changed, o.peer, entry.name);
+    const fresh = (await session.control.list(session.conn, o.peer)).find((e) => e.name === entry.name);
+    if (!fresh) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${shownName(entry.name, 200)}'`);
+    entry = fresh;
+  }
+}
+
 /** Requests `entry` and moves it into the .part, verified and linked; 'changed' or 'busy' when refused so. */
-async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): Promise<FetchResult | 'changed' | 'busy'> {
+async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEntry): Promise<FetchResult | 'changed' | 'busy'> {
   const { endpoint, conn, control } = session;
   // TCP reaches only an owner reached directly: a NAT's hole is punched for UDP, a relay carries UDP.
   const via = o.via === 'auto' ? (session.route === 'direct' ? defaultVia(entry) : 'udp') : o.via;
@@ -133,10 +155,11 @@ async function fetchEntry(o: FetchOptions, session: Session, entry: ListEntry): 
   let udpDone: Promise<unknown> | undefined;
   try {
     const progress = o.onProgress ? (n: number) => o.onProgress!(part.offset + n) : undefined;
-    const sessionId = session.nextSessionId();
     const count = entry.size - part.offset;
     // UDP data may arrive before the GET answer: the receiver is listening first.
     if (udp) await part.markUnordered();
+    // Taken just before the GET goes out, so that GETs sent at once leave in the order of their IDs.
+    const sessionId = session.nextSessionId();
     const maxPayload = via === 'udp' ? maxPayloadFor(conn) : 0;
     udpDone = udp?.receive({ conn, sessionId, partPath: part.path, offset: part.offset, size: entry.size, maxPayload, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     udpDone?.catch(() => {}); // judged below; never an unhandled rejection

@@ -7,6 +7,8 @@ import { displayWidth, printable, truncateToWidth } from './text';
 
 export interface Progress {
   update(bytesDone: number): void;
+  /** Shows another label from the next redraw (a set's "12/40 files"). */
+  setLabel(label: string): void;
   /** Erases the bar line (idempotent); later updates are ignored. */
   finish(): void;
 }
@@ -36,7 +38,7 @@ export function progressAllowed(stream: NodeJS.WriteStream, env: NodeJS.ProcessE
   return stream.isTTY === true && !env.CI && env.TERM !== 'dumb';
 }
 
-const silent: Progress = { update() {}, finish() {} };
+const silent: Progress = { update() {}, setLabel() {}, finish() {} };
 
 export function createProgress(o: ProgressOptions): Progress {
   if (o.disabled || !progressAllowed(o.stream)) return silent;
@@ -45,6 +47,7 @@ export function createProgress(o: ProgressOptions): Progress {
   const c = colors(o.stream);
   const samples: { t: number; bytes: number }[] = [];
   let done = 0;
+  let label = o.label;
   let lastDraw = -Infinity;
   let drawn = false;
   let finished = false;
@@ -61,7 +64,7 @@ export function createProgress(o: ProgressOptions): Progress {
     const seconds = (t - first.t) / 1000;
     const rate = seconds >= 0.2 ? (done - first.bytes) / seconds : NaN;
     const columns = typeof o.stream.columns === 'number' && o.stream.columns > 0 ? o.stream.columns : 80;
-    o.stream.write(ERASE_LINE + renderBar({ label: o.label, done, total, rate, columns }, c));
+    o.stream.write(ERASE_LINE + renderBar({ label, done, total, rate, columns }, c));
     drawn = true;
   };
 
@@ -78,6 +81,9 @@ export function createProgress(o: ProgressOptions): Progress {
         pending = setTimeout(draw, REDRAW_MS - since);
         pending.unref();
       }
+    },
+    setLabel(text: string) {
+      label = text;
     },
     finish() {
       if (finished) return;

@@ -30,3 +30,30 @@ export function fetchSummaryLine(r: FetchSummary, c?: ReturnType<typeof colors>)
   const verified = c ? c.green('SHA-256 verified') : 'SHA-256 verified';
   return `${tick} saved ${printable(r.path)}  ${formatBytes(r.size)} in ${formatDuration(r.seconds)} (${how}${resumed}), ${verified}`;
 }
+
+export interface SetSummary {
+  fetched: number;
+  present: number;
+  failed: number;
+  /** Bytes of the files fetched, and how many of them crossed the wire. */
+  bytes: number;
+  bytesTransferred: number;
+  seconds: number;
+  downloads: string;
+  route?: FetchSummary['route'];
+}
+
+/**
+ * "✓ 998 files (1.2 GiB) saved under downloads in 12 s (98 MiB/s), 2 already there, SHA-256
+ * verified"; with failures, a cross and how many failed instead of the tick.
+ */
+export function setSummaryLine(s: SetSummary, c?: ReturnType<typeof colors>): string {
+  const rate = s.seconds > 0 && s.bytesTransferred > 0 ? ` (${formatRate(s.bytesTransferred / s.seconds)}${s.route === 'punched' ? ', punched through NAT' : s.route === 'relayed' ? ', relayed by the registry' : ''})` : '';
+  const files = (n: number) => `${n} ${n === 1 ? 'file' : 'files'}`;
+  const parts = [`${files(s.fetched)} (${formatBytes(s.bytes)}) saved under ${printable(s.downloads)} in ${formatDuration(s.seconds)}${rate}`];
+  if (s.present > 0) parts.push(`${s.present} already there`);
+  if (s.failed > 0) parts.push(`${s.failed} failed`);
+  const mark = s.failed > 0 ? (c ? c.red('✗') : '✗') : c ? c.green('✓') : '✓';
+  const verified = c ? c.green('SHA-256 verified') : 'SHA-256 verified';
+  return `${mark} ${parts.join(', ')}, ${verified}`;
+}

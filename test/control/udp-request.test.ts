@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { GetStatus } from '../../src/wire/control';
 import { ControlClient } from '../../src/control/client';
+import { SESSION_ID_WINDOW } from '../../src/control/server';
 import { Peer } from '../../src/peer/peer';
 import { ShareIndex } from '../../src/peer/share';
 import { tempDir } from '../support/cli';
@@ -23,6 +24,30 @@ test('UDP GET with max payload 63 is refused as bad_request; 64 and 1200 are acc
     assert.equal((await ask(63, 2)).status, GetStatus.badRequest);
     assert.equal((await ask(64, 3)).status, GetStatus.ok);
     assert.equal((await ask(1200, 4)).status, GetStatus.ok);
+  } finally {
+    await ep.close();
+    await owner.stop();
+    await reg.close();
+    await cleanup();
+  }
+});
+
+test('session IDs: each used once; out of order within the window is fine, far below the highest is refused', async () => {
+  const { dir, cleanup } = await tempDir();
+  const reg = await registry();
+  await randomFile(join(dir, 'a.bin'), 4096);
+  const owner = await Peer.start({ name: 'o', registryUrl: reg.url, share: await ShareIndex.build([join(dir, 'a.bin')]), port: 0 });
+  const { endpoint: ep, conn } = await connectToPeer(reg.url, 'o');
+  try {
+    const client = new ControlClient(ep);
+    // TCP: a ticket each, no transfer runs; the owner's per-requester slots are 4.
+    const ask = (sessionId: number) => client.get(conn, 'o', { transport: 'tcp', sessionId, offset: 0, expectedSha256: null, maxPayload: 0, name: 'a.bin' });
+    assert.equal((await ask(10)).status, GetStatus.ok);
+    assert.equal((await ask(8)).status, GetStatus.ok); // a GET sent at the same time overtaken by a later one
+    assert.equal((await ask(8)).status, GetStatus.ok); // a retry of a remembered GET: the same answer
+    await new Promise((r) => setTimeout(r, 5_500)); // tickets expire, slots free; answers stay remembered
+    assert.equal((await ask(SESSION_ID_WINDOW + 20)).status, GetStatus.ok);
+    assert.equal((await ask(9)).status, GetStatus.badRequest); // never used, but too far below
   } finally {
     await ep.close();
     await owner.stop();

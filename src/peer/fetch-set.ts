@@ -1,0 +1,239 @@
+// Fetching several files from one owner as one job (README "Folders and many files"): one
+// lookup, one session, the owner's list read once, files already at their destination skipped,
+// the rest fetched a few at a time so the link never idles between them, every one verified.
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256File } from '../core/hash';
+import { P2pError, type ErrorCode, userMessage } from '../core/errors';
+import { numberedName, safeBaseName, shownName, unusableName } from '../transfer/local-names';
+import { isValidSharedName } from '../wire/shared-file';
+import type { ListEntry } from '../wire/control';
+import { fetchListed, type FetchResult, type Route, type Via } from './fetch';
+import { globToRegExp, isGlob, isSingleFile, selectFiles, type Pick } from './select';
+import { openSession, type Session, type SessionOptions } from './session';
+
+/**
+ * Files in flight at once: an owner gives each requester key 4 transfer slots (README "Limits of
+ * a peer"), and a few at once hide each file's request round trip and disk work behind the others'.
+ */
+export const SET_PARALLEL = 4;
+
+/** Errors after which no other file of the set can succeed: the set stops. */
+const SET_FATAL: ReadonlySet<ErrorCode> = new Set(['ABORTED', 'OFFLINE', 'FORBIDDEN', 'KEY_MISMATCH', 'HANDSHAKE_FAILED', 'INCOMPATIBLE_VERSION']);
+
+export type FileStatus = 'fetched' | 'present' | 'failed';
+
+export interface FileOutcome {
+  name: string;
+  size: number;
+  sha256: string;
+  status: FileStatus;
+  /** Where it is (fetched, or already there with the same SHA-256). */
+  path?: string;
+  via?: FetchResult['via'];
+  seconds?: number;
+  bytesTransferred?: number;
+  resumedFrom?: number;
+  error?: { code: ErrorCode; message: string };
+}
+
+export interface SetResult {
+  peer: string;
+  fingerprint: string;
+  route: Route;
+  files: FileOutcome[];
+  /** Bytes of the files fetched (present ones not counted) and bytes that crossed the wire. */
+  bytes: number;
+  bytesTransferred: number;
+  seconds: number;
+  /** Set when the whole set stopped early (interrupted, owner gone, …): why. */
+  stopped?: { code: ErrorCode; message: string };
+}
+
+export interface SetPlan {
+  /** Files to fetch, and their bytes. */
+  files: number;
+  bytes: number;
+  /** Files already at their destination with the same SHA-256. */
+  present: number;
+}
+
+export interface GetOptions extends SessionOptions {
+  names: string[];
+  via: Via;
+  downloads: string;
+  parallel?: number;
+  /** A single file (one NAME naming one file exactly): it starts. */
+  onSingleStart?: (info: { entry: ListEntry; offset: number }) => void;
+  /** A set: what it will fetch, once the destinations are checked. */
+  onPlan?: (plan: SetPlan) => void;
+  /** Bytes done: of the single file, or of the whole set (files fetched and in flight). */
+  onProgress?: (bytesDone: number) => void;
+  /** A set: one file ended (fetched, present, or failed). */
+  onFile?: (outcome: FileOutcome, done: number) => void;
+}
+
+export type GetResult = { single: FetchResult } | { set: SetResult };
+
+/**
+ * `get PEER NAME...`: one file named exactly is fetched as it always was (saved under its last
+ * segment, a `name (1).ext` beside an existing file, one result); anything else is a set.
+ */
+export async function getFiles(o: GetOptions): Promise<GetResult> {
+  checkNames(o.peer, o.names);
+  const session = await openSession(o);
+  try {
+    const entries = await session.control.list(session.conn, o.peer);
+    if (isSingleFile(entries, o.names)) {
+      const entry = entries.find((e) => e.name === o.names[0])!;
+      const single = await fetchListed(session, { ...o, onStart: ({ entry: e, offset }) => o.onSingleStart?.({ entry: e, offset }) }, entry);
+      return { single };
+    }
+    const { picks, unmatched } = selectFiles(entries, o.names);
+    if (unmatched.length > 0) {
+      const shown = unmatched.map((n) => `'${shownName(n, 200)}'`).join(', ');
+      throw new P2pError('NO_SUCH_FILE', `nothing on ${o.peer} matches ${shown}`);
+    }
+    return { set: await fetchPicks(session, o, picks) };
+  } finally {
+    await session.close();
+  }
+}
+
+/** Refuses, before any network, NAMEs no owner could match and globs that do not parse. */
+function checkNames(peer: string, names: string[]): void {
+  for (const name of names) {
+    const unusable = unusableName(name);
+    if (unusable) throw new P2pError('NO_SUCH_FILE', `will not fetch '${shownName(name)}' from ${peer}: ${unusable}`);
+    if (isGlob(name)) {
+      try {
+        globToRegExp(name);
+      } catch {
+        throw new P2pError('USAGE', `'${shownName(name)}' is not a pattern this understands (see get --help)`);
+      }
+    } else if (!isValidSharedName(name.replace(/\/+$/, ''))) {
+      throw new P2pError('NO_SUCH_FILE', `no such file on ${peer}: '${shownName(name, 200)}'`);
+    }
+  }
+}
+
+async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promise<SetResult> {
+  const started = Date.now();
+  const outcomes = new Map<Pick, FileOutcome>();
+  const todo: Pick[] = [];
+  for (const pick of picks) {
+    const early = await alreadyThere(o.downloads, pick);
+    if (early) outcomes.set(pick, early);
+    else todo.push(pick);
+  }
+  const plannedBytes = todo.reduce((n, p) => n + p.entry.size, 0);
+  o.onPlan?.({ files: todo.length, bytes: plannedBytes, present: picks.length - todo.length });
+
+  // Stopping the set (Ctrl+C, or an error no other file can get past) stops the files in flight.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  let stopped: SetResult['stopped'];
+  let finishedBytes = 0;
+  let ended = 0;
+  const inFlight = new Map<Pick, number>();
+  const report = () => {
+    if (!o.onProgress) return;
+    let n = finishedBytes;
+    for (const b of inFlight.values()) n += b;
+    o.onProgress(n);
+  };
+  for (const outcome of outcomes.values()) o.onFile?.(outcome, ++ended); // the ones already there first
+
+  let next = 0;
+  const worker = async () => {
+    while (!stopped && next < todo.length) {
+      const pick = todo[next++]!;
+      inFlight.set(pick, 0);
+      const outcome = await fetchPick(session, o, pick, stop.signal, (n) => {
+        inFlight.set(pick, n);
+        report();
+      });
+      inFlight.delete(pick);
+      finishedBytes += pick.entry.size;
+      outcomes.set(pick, outcome);
+      if (outcome.error && SET_FATAL.has(outcome.error.code) && !stopped) {
+        stopped = outcome.error;
+        stop.abort();
+      }
+      o.onFile?.(outcome, ++ended);
+      report();
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.parallel ?? SET_PARALLEL, todo.length)) }, worker));
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+  }
+  if (o.signal?.aborted && !stopped) stopped = { code: 'ABORTED', message: 'interrupted' };
+  const files = picks.map(
+    (p) =>
+      outcomes.get(p) ?? {
+        ...described(p.entry),
+        status: 'failed' as const,
+        error: { code: stopped?.code ?? 'FAILED', message: `not fetched: ${stopped?.message ?? 'the set stopped'}` },
+      },
+  );
+  const fetched = files.filter((f) => f.status === 'fetched');
+  return {
+    peer: o.peer,
+    fingerprint: session.fingerprint,
+    route: session.route,
+    files,
+    bytes: fetched.reduce((n, f) => n + f.size, 0),
+    bytesTransferred: fetched.reduce((n, f) => n + (f.bytesTransferred ?? 0), 0),
+    seconds: (Date.now() - started) / 1000,
+    ...(stopped ? { stopped } : {}),
+  };
+}
+
+async function fetchPick(session: Session, o: GetOptions, pick: Pick, signal: AbortSignal, onProgress: (n: number) => void): Promise<FileOutcome> {
+  const { entry } = pick;
+  // The owner's names are someone else's text: each must be one it could share and one this
+  // disk can take, or nothing is written for it (transfer/local-names.ts).
+  const unusable = isValidSharedName(entry.name) ? unusableName(entry.name) : 'it is not a name a peer may share';
+  if (unusable) return { ...described(entry), status: 'failed', error: { code: 'NO_SUCH_FILE', message: `will not fetch '${shownName(entry.name)}': ${unusable}` } };
+  if (signal.aborted) return { ...described(entry), status: 'failed', error: { code: 'ABORTED', message: 'not fetched: interrupted' } };
+  try {
+    const res = await fetchListed(session, { peer: o.peer, via: o.via, downloads: destinationDir(o.downloads, pick), onProgress, signal }, entry);
+    return { ...described(entry), status: 'fetched', path: res.path, via: res.via, seconds: res.seconds, bytesTransferred: res.bytesTransferred, resumedFrom: res.resumedFrom };
+  } catch (err) {
+    const code: ErrorCode = err instanceof P2pError ? err.code : 'FAILED';
+    return { ...described(entry), status: 'failed', error: { code, message: userMessage(err) } };
+  }
+}
+
+function described(e: ListEntry): { name: string; size: number; sha256: string } {
+  return { name: e.name, size: e.size, sha256: e.sha256 };
+}
+
+/** The folder a pick is saved in: --downloads and the folders of its saveAs. */
+function destinationDir(downloads: string, pick: Pick): string {
+  const slash = pick.saveAs.lastIndexOf('/');
+  return slash < 0 ? downloads : join(downloads, ...pick.saveAs.slice(0, slash).split('/'));
+}
+
+/**
+ * The outcome of a pick already at its destination: its name, or one of the `name (n).ext` an
+ * earlier run may have had to take, holding a file of the same size and SHA-256. Only regular
+ * files count, and only names up to the first one free (where a fetch would save it now).
+ */
+async function alreadyThere(downloads: string, pick: Pick): Promise<FileOutcome | undefined> {
+  if (!isValidSharedName(pick.entry.name) || unusableName(pick.entry.name)) return undefined;
+  const dir = destinationDir(downloads, pick);
+  const base = safeBaseName(pick.saveAs);
+  for (let i = 0; i < 10_000; i++) {
+    const path = join(dir, numberedName(base, i));
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) return undefined;
+    if (st.isFile() && st.size === pick.entry.size && (await sha256File(path).catch(() => '')) === pick.entry.sha256) {
+      return { ...described(pick.entry), status: 'present', path };
+    }
+  }
+  return undefined;
+}
