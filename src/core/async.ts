@@ -33,3 +33,25 @@ export function listening(target: EventEmitter, start: (onListening: () => void)
     });
   });
 }
+
+/** At most `limit` holders at once; the others wait their turn in order. */
+export class Semaphore {
+  private held = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  /** Resolves with this holder's release (idempotent) once a place is free. */
+  async acquire(): Promise<() => void> {
+    if (this.held >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
+    else this.held++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next(); // the place passes straight on
+      else this.held--;
+    };
+  }
+}

@@ -3,8 +3,10 @@
 // the rest fetched a few at a time so the link never idles between them, every one verified.
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Semaphore } from '../core/async';
 import { sha256File } from '../core/hash';
 import { P2pError, type ErrorCode, userMessage } from '../core/errors';
+import { ensureRoomForSet } from '../transfer/download';
 import { numberedName, safeBaseName, shownName, unusableName } from '../transfer/local-names';
 import { isValidSharedName } from '../wire/shared-file';
 import type { ListEntry } from '../wire/control';
@@ -13,10 +15,12 @@ import { globToRegExp, isGlob, isSingleFile, selectFiles, type Pick } from './se
 import { openSession, type Session, type SessionOptions } from './session';
 
 /**
- * Files in flight at once: an owner gives each requester key 4 transfer slots (README "Limits of
- * a peer"), and a few at once hide each file's request round trip and disk work behind the others'.
+ * Transfers at once: an owner gives each requester key 4 transfer slots (README "Limits of a
+ * peer"). More files than that are under way, opening, verifying and syncing theirs meanwhile:
+ * on small files that disk work, not the link, is most of the time.
  */
-export const SET_PARALLEL = 4;
+export const SET_TRANSFERS = 4;
+export const SET_PARALLEL = 16;
 
 /** Errors after which no other file of the set can succeed: the set stops. */
 const SET_FATAL: ReadonlySet<ErrorCode> = new Set(['ABORTED', 'OFFLINE', 'FORBIDDEN', 'KEY_MISMATCH', 'HANDSHAKE_FAILED', 'INCOMPATIBLE_VERSION']);
@@ -127,6 +131,8 @@ async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promi
     else todo.push(pick);
   }
   const plannedBytes = todo.reduce((n, p) => n + p.entry.size, 0);
+  await ensureRoomForSet(o.downloads, todo.length, plannedBytes);
+  const transferGate = new Semaphore(SET_TRANSFERS);
   o.onPlan?.({ files: todo.length, bytes: plannedBytes, present: picks.length - todo.length });
 
   // Stopping the set (Ctrl+C, or an error no other file can get past) stops the files in flight.
@@ -150,7 +156,7 @@ async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promi
     while (!stopped && next < todo.length) {
       const pick = todo[next++]!;
       inFlight.set(pick, 0);
-      const outcome = await fetchPick(session, o, pick, stop.signal, (n) => {
+      const outcome = await fetchPick(session, o, pick, stop.signal, transferGate, (n) => {
         inFlight.set(pick, n);
         report();
       });
@@ -192,7 +198,7 @@ async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promi
   };
 }
 
-async function fetchPick(session: Session, o: GetOptions, pick: Pick, signal: AbortSignal, onProgress: (n: number) => void): Promise<FileOutcome> {
+async function fetchPick(session: Session, o: GetOptions, pick: Pick, signal: AbortSignal, transferGate: Semaphore, onProgress: (n: number) => void): Promise<FileOutcome> {
   const { entry } = pick;
   // The owner's names are someone else's text: each must be one it could share and one this
   // disk can take, or nothing is written for it (transfer/local-names.ts).
@@ -200,7 +206,7 @@ async function fetchPick(session: Session, o: GetOptions, pick: Pick, signal: Ab
   if (unusable) return { ...described(entry), status: 'failed', error: { code: 'NO_SUCH_FILE', message: `will not fetch '${shownName(entry.name)}': ${unusable}` } };
   if (signal.aborted) return { ...described(entry), status: 'failed', error: { code: 'ABORTED', message: 'not fetched: interrupted' } };
   try {
-    const res = await fetchListed(session, { peer: o.peer, via: o.via, downloads: destinationDir(o.downloads, pick), onProgress, signal }, entry);
+    const res = await fetchListed(session, { peer: o.peer, via: o.via, downloads: destinationDir(o.downloads, pick), onProgress, signal, transferGate, roomChecked: true }, entry);
     return { ...described(entry), status: 'fetched', path: res.path, via: res.via, seconds: res.seconds, bytesTransferred: res.bytesTransferred, resumedFrom: res.resumedFrom };
   } catch (err) {
     const code: ErrorCode = err instanceof P2pError ? err.code : 'FAILED';

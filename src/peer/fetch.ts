@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { forbidden } from '../control/client';
+import type { Semaphore } from '../core/async';
 import { P2pError, userMessage } from '../core/errors';
 import { ensureRoom, finish, openPart, verifyPart } from '../transfer/download';
 import { shownName, unusableName } from '../transfer/local-names';
@@ -53,6 +54,14 @@ export interface EntryFetchOptions {
   /** Bytes of the file at the destination so far, resumed prefix included. */
   onProgress?: (bytesDone: number) => void;
   signal?: AbortSignal;
+  /**
+   * Held from the GET until the bytes are in, not while the .part is opened, verified or synced:
+   * a set fetches more files at once than the owner has slots for, their disk work overlapping
+   * the others' transfers.
+   */
+  transferGate?: Semaphore;
+  /** The caller checked free space for all it fetches (a set, once): not again per file. */
+  roomChecked?: boolean;
 }
 
 export interface FetchOptions extends SessionOptions, EntryFetchOptions {
@@ -149,15 +158,17 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     throw new P2pError('FAILED', `${o.peer} is reached ${session.route === 'punched' ? 'through its NAT' : "through the registry's relay"}, where TCP cannot go; use --via udp or auto`);
   }
   const udp = via === 'udp' ? udpTransport(endpoint) : undefined;
-  await ensureRoom(o.downloads, entry.name, entry.size, entry.sha256);
+  if (!o.roomChecked) await ensureRoom(o.downloads, entry.name, entry.size, entry.sha256);
   const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
   const started = Date.now();
   let udpDone: Promise<unknown> | undefined;
+  let releaseGate: (() => void) | undefined;
   try {
     const progress = o.onProgress ? (n: number) => o.onProgress!(part.offset + n) : undefined;
     const count = entry.size - part.offset;
     // UDP data may arrive before the GET answer: the receiver is listening first.
     if (udp) await part.markUnordered();
+    releaseGate = await o.transferGate?.acquire();
     // Taken just before the GET goes out, so that GETs sent at once leave in the order of their IDs.
     const sessionId = session.nextSessionId();
     const maxPayload = via === 'udp' ? maxPayloadFor(conn) : 0;
@@ -192,6 +203,7 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     } else {
       await udpDone;
     }
+    releaseGate?.();
     if (!(await verifyPart(part.path, entry.sha256, written))) {
       throw new P2pError('INTEGRITY', `integrity check failed for ${entry.name}: SHA-256 differs from the owner's; the partial file was removed`);
     }
@@ -217,6 +229,7 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     throw new P2pError('FAILED', `transfer of ${entry.name} from ${o.peer} failed: ${userMessage(err)} (${kept ? 'partial file kept; run again to resume' : 'nothing was saved'})`, { cause: err });
   } finally {
     await udpDone?.catch(() => {}); // a cancelled receive first cuts the .part to its hole-free prefix
+    releaseGate?.();
     await part.release();
   }
 }

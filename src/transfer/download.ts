@@ -44,15 +44,23 @@ function sharedPart(dir: string, name: string, sha256: string): string {
  */
 export async function ensureRoom(dir: string, name: string, size: number, sha256: string): Promise<void> {
   const have = await stat(sharedPart(dir, name, sha256)).then((st) => (st.isFile() && st.size <= size ? st.size : 0), () => 0);
-  const need = size - have + FREE_SPACE_MARGIN_BYTES;
+  const missing = have > 0 ? `${formatBytes(size - have)} more (${formatBytes(have)} of ${formatBytes(size)} are there)` : formatBytes(size);
+  await ensureFree(dir, size - have + FREE_SPACE_MARGIN_BYTES, (free) => `not enough space in ${dir} for ${name}: it needs ${missing}, and ${formatBytes(free)} are free`);
+}
+
+/** As ensureRoom, for `count` files of `bytes` in all (their .part files not counted: an upper bound). */
+export async function ensureRoomForSet(dir: string, count: number, bytes: number): Promise<void> {
+  await ensureFree(dir, bytes + FREE_SPACE_MARGIN_BYTES, (free) => `not enough space in ${dir} for ${count} files: they need ${formatBytes(bytes)}, and ${formatBytes(free)} are free`);
+}
+
+async function ensureFree(dir: string, need: number, refusal: (free: number) => string): Promise<void> {
   let probe = resolve(dir);
   for (;;) {
     try {
       const fs = await statfs(probe);
       const free = fs.bavail * fs.bsize;
       if (need <= free) return;
-      const missing = have > 0 ? `${formatBytes(size - have)} more (${formatBytes(have)} of ${formatBytes(size)} are there)` : formatBytes(size);
-      throw new P2pError('FAILED', `not enough space in ${dir} for ${name}: it needs ${missing}, and ${formatBytes(free)} are free`);
+      throw new P2pError('FAILED', refusal(free));
     } catch (err) {
       if (err instanceof P2pError) throw err;
       const up = dirname(probe);
