@@ -7,7 +7,8 @@ import { safeJson } from '../core/unsafe-text';
 import { colors } from '../ui/output';
 import { showPreview } from '../ui/preview';
 import { createProgress, type Progress } from '../ui/progress';
-import { fetchSummaryLine, setSummaryLine } from '../ui/result';
+import { fetchSummaryLine } from '../ui/result';
+import { setFailureLines, setProgress, setSummary } from './set-output';
 import { escaped } from '../ui/text';
 
 const JPEG_NAME = /\.(jpe?g|jfif)$/i;
@@ -70,8 +71,7 @@ key is refused (exit 6) unless --accept-new-key. PEER@FINGERPRINT pins a key che
       setTimeout(() => cli.exit('ABORTED'), 5000).unref();
     };
     process.on('SIGINT', onInterrupt);
-    let planned = 0;
-    let ended = 0;
+    const setView = setProgress(process.stderr, json);
     const res = await getFiles({
       ...(await sessionOptions(args, peerArg)),
       names,
@@ -81,18 +81,13 @@ key is refused (exit 6) unless --accept-new-key. PEER@FINGERPRINT pins a key che
         progress = createProgress({ stream: process.stderr, label: entry.name, total: entry.size, disabled: json });
         progress.update(offset);
       },
-      onPlan: (plan) => {
-        planned = plan.files;
-        progress = createProgress({ stream: process.stderr, label: filesLabel(0, planned), total: plan.bytes, disabled: json });
-      },
-      onFile: (outcome) => {
-        if (outcome.status !== 'present') progress?.setLabel(filesLabel(++ended, planned));
-      },
-      onProgress: (bytesDone) => progress?.update(bytesDone),
+      ...setView,
+      onProgress: (bytesDone) => (progress ? progress.update(bytesDone) : setView.onProgress?.(bytesDone)),
       signal: interrupt.signal,
     }).finally(() => {
       process.off('SIGINT', onInterrupt);
       progress?.finish();
+      setView.finish();
     });
     if ('set' in res) return printSet(res.set, downloads, json);
     const single = res.single;
@@ -109,30 +104,22 @@ key is refused (exit 6) unless --accept-new-key. PEER@FINGERPRINT pins a key che
     }
   },
 };
-function filesLabel(done: number, total: number): string {
-  return `${done}/${total} files`;
-}
-
 /**
  * A set's outcome: the JSON document, or a path per line for scripts, or a summary for a person;
  * then, if any file failed, each one on stderr and an error (its code the exit code).
  */
 function printSet(set: SetResult, downloads: string, json: boolean): void {
-  const count = (s: string) => set.files.filter((f) => f.status === s).length;
   const failed = set.files.filter((f) => f.status === 'failed');
   if (json) {
+    const count = (s: string) => set.files.filter((f) => f.status === s).length;
     process.stdout.write(`${safeJson({ ...set, fetched: count('fetched'), present: count('present'), failed: failed.length })}\n`);
   } else if (process.stdout.isTTY) {
-    const summary = { fetched: count('fetched'), present: count('present'), failed: failed.length, bytes: set.bytes, bytesTransferred: set.bytesTransferred, seconds: set.seconds, downloads, route: set.route };
-    process.stdout.write(`${setSummaryLine(summary, colors(process.stdout))}\n`);
+    process.stdout.write(`${setSummary(set, downloads, colors(process.stdout))}\n`);
   } else {
     for (const f of set.files) if (f.path) process.stdout.write(`${escaped(f.path)}\n`);
   }
   if (failed.length === 0) return;
-  if (!json && !set.stopped) {
-    const c = colors(process.stderr);
-    for (const f of failed) process.stderr.write(`${c.red('✗')} ${escaped(f.name)}: ${escaped(f.error?.message ?? 'failed')}\n`);
-  }
+  if (!json) for (const line of setFailureLines(set, colors(process.stderr))) process.stderr.write(`${line}\n`);
   const codes = new Set(failed.map((f) => f.error?.code ?? 'FAILED'));
   const code: ErrorCode = set.stopped?.code ?? (codes.size === 1 ? [...codes][0]! : 'FAILED');
   const inPlace = set.files.length - failed.length;

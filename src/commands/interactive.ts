@@ -10,6 +10,7 @@ import type { FetchEvent } from '../control/server';
 import { fingerprint, type Identity } from '../crypto/identity';
 import type { AllowList } from '../peer/allow';
 import { defaultVia, fetchFile, listFiles } from '../peer/fetch';
+import { getFiles, type GetOptions } from '../peer/fetch-set';
 import { Peer, type PeerOptions } from '../peer/peer';
 import type { ShareIndex } from '../peer/share';
 import { RegistryClient } from '../registry/client';
@@ -19,8 +20,10 @@ import { colors } from '../ui/output';
 import { showPreview } from '../ui/preview';
 import { createProgress } from '../ui/progress';
 import { fetchSummaryLine } from '../ui/result';
-import { displayWidth, padToWidth, printable, truncateToWidth } from '../ui/text';
+import { printable } from '../ui/text';
 import type { ListEntry, TransportName } from '../wire/control';
+import { fileChoices, filterChoices } from './file-choices';
+import { setFailureLines, setProgress, setSummary } from './set-output';
 
 export interface InteractiveOptions {
   /** Asked for when missing. */
@@ -53,6 +56,7 @@ export function describeFetch(e: FetchEvent): string {
 const REFRESH = '\0refresh';
 const QUIT = '\0quit';
 const BACK = '\0back';
+const SEVERAL = '\0several';
 const SHOW_CURSOR = '\x1b[?25h';
 /** Options of prompts' autocomplete its type definitions lack: the first Esc clears the filter. */
 const LIST_OPTIONS = { clearFirst: true, noMatches: 'no match (Esc clears the filter)' } as object;
@@ -111,7 +115,14 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
   process.on('SIGTERM', onSignal);
   let peer: Peer | undefined;
   try {
-    const ask: Ask = (question, onEscape) => askOne(question, announcer, stop.signal, onEscape);
+    const ask: Ask = async (question, onEscape) => {
+      const answer = await askOne(question, announcer, stop.signal, onEscape);
+      return typeof answer === 'string' ? answer : undefined;
+    };
+    const askMany: AskMany = async (question) => {
+      const answer = await askOne(question, announcer, stop.signal);
+      return Array.isArray(answer) ? answer : undefined;
+    };
     let onFetch: (e: FetchEvent) => void = () => {};
     peer = await register(o, ask, (e) => onFetch(e), (line) => announcer.line(c.yellow(line)), stop.signal);
     if (!peer) return;
@@ -140,12 +151,24 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
         out.write(`${owner} shares no files\n`);
         continue;
       }
-      const file = await chooseFile(owner, entries, ask);
+      let file = await chooseFile(owner, entries, ask);
       if (file === undefined || file === QUIT) break;
       if (file === BACK) continue;
-      const entry = entries.find((e) => e.name === file)!;
+      let several: string[] | undefined;
+      if (file === SEVERAL) {
+        several = await chooseSeveral(owner, entries, askMany);
+        if (several === undefined && stop.signal.aborted) break;
+        if (!several?.length) continue;
+      } else if (file.endsWith('/')) {
+        several = [file]; // a folder: everything under it, as one set
+      }
       try {
-        await fetchAndShow(registry, o.identity, owner, entry, defaultVia(entry), o.downloads, stop.signal);
+        if (several) {
+          await fetchSetAndShow({ registry, identity: o.identity, peer: owner, names: several, via: 'auto', downloads: o.downloads, signal: stop.signal });
+        } else {
+          const entry = entries.find((e) => e.name === file)!;
+          await fetchAndShow(registry, o.identity, owner, entry, defaultVia(entry), o.downloads, stop.signal);
+        }
       } catch (err) {
         if (stop.signal.aborted) break;
         out.write(`${c.red('✖')} ${oneLine(err)}\n`);
@@ -164,9 +187,11 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
 
 /** Asks one question; `onEscape` is the answer when Esc leaves a list (prompts would pick the highlighted item). */
 type Ask = <T extends string>(question: prompts.PromptObject<T>, onEscape?: string) => Promise<string | undefined>;
+/** Asks for several choices; undefined when cancelled. */
+type AskMany = <T extends string>(question: prompts.PromptObject<T>) => Promise<string[] | undefined>;
 
 /** One prompt; undefined when cancelled (Ctrl+C, Esc) or when stop was asked for. */
-async function askOne<T extends string>(question: prompts.PromptObject<T>, announcer: Announcer, signal: AbortSignal, onEscape?: string): Promise<string | undefined> {
+async function askOne<T extends string>(question: prompts.PromptObject<T>, announcer: Announcer, signal: AbortSignal, onEscape?: string): Promise<string | string[] | undefined> {
   if (signal.aborted) return undefined;
   let cancelled = false;
   let escaped = false;
@@ -175,6 +200,7 @@ async function askOne<T extends string>(question: prompts.PromptObject<T>, annou
       ...question,
       onRender(this: unknown) {
         announcer.active = this as LivePrompt;
+        submitWhenFiltered(this as FilteringPrompt);
       },
       onState(state: { exited?: boolean }) {
         if (state.exited) escaped = true;
@@ -186,7 +212,36 @@ async function askOne<T extends string>(question: prompts.PromptObject<T>, annou
   if (cancelled || signal.aborted) return undefined;
   if (escaped) return onEscape;
   const v = (answers as Record<string, unknown>)[question.name as string];
-  return typeof v === 'string' ? v : undefined;
+  return typeof v === 'string' ? v : Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined;
+}
+
+/** prompts' autocomplete as seen from onRender: its filter runs asynchronously (`completing`). */
+interface FilteringPrompt {
+  completing?: Promise<unknown> | false;
+  submit(): void;
+  submitsWhenFiltered?: boolean;
+}
+
+/**
+ * Enter picks what the filter shows. prompts' autocomplete filters asynchronously, so text pasted
+ * with its Enter in one read ("sunset\r") was submitted before the filter ran, picking the first
+ * entry of the unfiltered list; its submit now waits for the filter of the last key.
+ */
+function submitWhenFiltered(p: FilteringPrompt): void {
+  if (p.submitsWhenFiltered || !('completing' in p)) return;
+  p.submitsWhenFiltered = true;
+  const submit = p.submit.bind(p);
+  let submitting = false;
+  p.submit = () => {
+    if (submitting) return;
+    submitting = true;
+    const whenFiltered = (): void => {
+      const running = p.completing;
+      if (running) void running.then(whenFiltered, whenFiltered);
+      else submit();
+    };
+    whenFiltered();
+  };
 }
 
 /** Registers; asks for a name when missing, invalid or taken. Undefined when the user gave up. */
@@ -265,27 +320,52 @@ async function choosePeer(registry: RegistryClient, self: string, ask: Ask, out:
 }
 
 
+/** A file's name, a folder's ('…/'), SEVERAL, BACK or QUIT. */
 async function chooseFile(owner: string, entries: ListEntry[], ask: Ask): Promise<string | undefined> {
-  const shown = (e: ListEntry) => truncateToWidth(printable(e.name), 40);
-  const nameWidth = Math.max(...entries.map((e) => displayWidth(shown(e))));
-  const sorted = [...entries].sort((a, b) => a.name.localeCompare(b.name));
-  const choices = sorted.map((e) => {
-    const dims = e.kind === 'image' && e.width > 0 && e.height > 0 ? ` ${e.width} × ${e.height}` : '';
-    return {
-      title: `${padToWidth(shown(e), nameWidth)}  ${formatBytes(e.size).padStart(10)}  ${(e.kind + dims).padEnd(17)} via ${defaultVia(e).toUpperCase()}`,
-      value: e.name,
-    };
-  });
   return ask({
     type: 'autocomplete',
     name: 'file',
     message: `Which file from ${owner}? (${entries.length})`,
-    choices: [...choices, { title: '← back to the peers', value: BACK }, { title: '✕ quit', value: QUIT }],
+    choices: [
+      ...fileChoices(entries),
+      { title: '☰ pick several files and folders', value: SEVERAL },
+      { title: '← back to the peers', value: BACK },
+      { title: '✕ quit', value: QUIT },
+    ],
     limit: 12,
     ...LIST_OPTIONS,
-    suggest: (input: string, all: prompts.Choice[]) =>
-      Promise.resolve(all.filter((ch) => String(ch.value).startsWith('\0') || String(ch.value).toLowerCase().includes(input.toLowerCase()))),
+    suggest: filterChoices,
   }, BACK);
+}
+
+/** Several files and folders, fetched as one set; [] when none was picked. */
+function chooseSeveral(owner: string, entries: ListEntry[], askMany: AskMany): Promise<string[] | undefined> {
+  return askMany({
+    type: 'autocompleteMultiselect',
+    name: 'files',
+    message: `Which files from ${owner}? (type to filter, Space to pick, Enter when done)`,
+    choices: fileChoices(entries),
+    instructions: false,
+    ...({ optionsPerPage: 12 } as object),
+  });
+}
+
+async function fetchSetAndShow(o: GetOptions): Promise<void> {
+  const out = process.stdout;
+  const view = setProgress(process.stderr, false);
+  let res;
+  try {
+    res = await abortable(getFiles({ ...o, ...view }), o.signal!);
+  } finally {
+    view.finish();
+  }
+  const c = colors(out);
+  if ('single' in res) {
+    out.write(`${fetchSummaryLine(res.single, c)}\n`);
+    return;
+  }
+  out.write(`${setSummary(res.set, o.downloads, c)}\n`);
+  for (const line of setFailureLines(res.set, c)) out.write(`${line}\n`);
 }
 
 async function fetchAndShow(registry: RegistryClient, identity: Identity, owner: string, entry: ListEntry, via: TransportName, downloads: string, signal: AbortSignal): Promise<void> {

@@ -307,3 +307,60 @@ test('interactive peer: Ctrl+C while asking the name exits 0 and registers nothi
   assert.deepEqual(await new RegistryClient(reg.url).list(), []);
   assert.ok(pty.raw.lastIndexOf('\x1b[?25h') > pty.raw.lastIndexOf('\x1b[?25l'), 'the cursor is shown again');
 });
+
+test('interactive peer: pasted text and Enter pick what the filter shows; a folder and several files are fetched as sets', { skip: skipReason, timeout: 90_000 }, async (t) => {
+  const { reg, client, ownerDir, meDir } = await ownerAndMe(t);
+  for (const [name, body] of [['pics/cmyk.txt', 'cmyk\n'], ['pics/sunset.txt', 'sunset\n'], ['pics/deep/z.txt', 'deep\n'], ['notes.txt', 'notes\n']] as const) {
+    await mkdir(join(ownerDir, name, '..'), { recursive: true });
+    await writeFile(join(ownerDir, name), body);
+  }
+  const owner = await startPeer('owner', reg.url, ownerDir, ['--share', 'pics', '--share', 'notes.txt']);
+  t.after(() => owner.cli.stop());
+  // First in the unfiltered peer list, so that a paste picking the first entry picks it.
+  const silent = dgram.createSocket('udp4');
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => silent.close(() => r())));
+  await client.register({ name: 'alpha', port: silent.address().port }, PrivateKey.generate());
+
+  const downloads = join(meDir, 'downloads');
+  const pty = new Pty(['peer', '--name', 'me', '--registry', reg.url, '--downloads', downloads], meDir);
+  t.after(() => pty.kill());
+  const pickOwner = async (from: number) => {
+    const list = await pty.waitFor(/Fetch from which peer\?[^\n]*\n(❯[\s\S]*?)quit/, from);
+    assert.match(list.m[1]!, /alpha[\s\S]*owner/);
+    pty.type(`own${ENTER}`); // one write, as a paste arrives: one read
+    const files = await pty.waitFor(/Which file from owner\?[^\n]*\n(❯[\s\S]*?)quit/, list.end);
+    return files;
+  };
+
+  // A file, pasted with its Enter: not notes.txt, the first of the unfiltered list.
+  let files = await pickOwner(0);
+  assert.match(files.m[1]!, /^❯\s+notes\.txt[\s\S]*pics\/\s+\S+ B\s+folder, 3 files[\s\S]*pics\/deep\/\s+\S+ B\s+folder, 1 file/);
+  pty.type(`sunset${ENTER}`);
+  let saved = await pty.waitFor(/✓ saved (\S+) {2}/, files.end, 20_000);
+  assert.equal(saved.m[1], join(downloads, 'sunset.txt'));
+
+  // A folder: everything under it, saved as a tree under its own name.
+  files = await pickOwner(saved.end);
+  pty.type(`pics/deep/${ENTER}`);
+  saved = await pty.waitFor(/✓ 1 file \(5 B\) saved under (\S+) in [^\n]*SHA-256 verified/, files.end, 20_000);
+  assert.equal(await readFile(join(downloads, 'deep', 'z.txt'), 'utf8'), 'deep\n');
+
+  // Several: Space picks, Enter fetches them as one set.
+  files = await pickOwner(saved.end);
+  pty.type(`several${ENTER}`);
+  const multi = await pty.waitFor(/Which files from owner\?[^\n]*\n/, files.end);
+  await sleep(300);
+  pty.type(' '); // notes.txt
+  pty.type(DOWN + DOWN); // pics/, pics/cmyk.txt
+  await sleep(300);
+  pty.type(' ');
+  await sleep(300);
+  pty.type(ENTER);
+  saved = await pty.waitFor(/✓ 2 files \(11 B\) saved under \S+ in [^\n]*SHA-256 verified/, multi.end, 20_000);
+  assert.equal(await readFile(join(downloads, 'notes.txt'), 'utf8'), 'notes\n');
+  assert.equal(await readFile(join(downloads, 'cmyk.txt'), 'utf8'), 'cmyk\n');
+
+  pty.type(CTRL_C);
+  assert.equal(await Promise.race([pty.exited, sleep(10_000, 'timeout' as const, { ref: false })]), 0, pty.text);
+});
