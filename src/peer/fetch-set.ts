@@ -94,6 +94,9 @@ export async function getFiles(o: GetOptions): Promise<GetResult> {
       return { single };
     }
     const { picks, unmatched } = selectFiles(entries, o.names);
+    if (unmatched.length === 1 && !isGlob(unmatched[0]!)) {
+      throw new P2pError('NO_SUCH_FILE', `no such file or folder on ${o.peer}: '${shownName(unmatched[0]!, 200)}'`);
+    }
     if (unmatched.length > 0) {
       const shown = unmatched.map((n) => `'${shownName(n, 200)}'`).join(', ');
       throw new P2pError('NO_SUCH_FILE', `nothing on ${o.peer} matches ${shown}`);
