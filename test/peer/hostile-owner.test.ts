@@ -248,3 +248,34 @@ test('get prints the saved path escaped when stdout is not a terminal', async ()
     await cleanup();
   }
 });
+
+test('a folder get from an owner listing traversal and control names under it: those are refused, nothing lands outside --downloads, the rest is fetched', async () => {
+  const { dir, cleanup } = await tempDir();
+  const reg = await registry();
+  const mib = join(dir, 'served', 'mib');
+  const digest = await randomFile(mib, 1024 * 1024);
+  const file = (name: string): OfferedFile => ({ name, size: 1024 * 1024, path: mib, sha256: digest, kind: kindOf(name) });
+  const hostile = ['set/../../escape.txt', 'set/./dot.txt', 'set//empty-segment.txt', 'set/red\x1b[31m.txt', `set/${'x'.repeat(300)}.txt`];
+  const h = await inProcessOwner(new LyingOffer([...hostile.map(file), file('set/ok.txt'), file('set/sub/ok2.txt')]), { name: 'hostile', identity: HOSTILE_KEY });
+  await h.register(reg.url);
+  try {
+    const downloads = join(dir, 'deep', 'dl');
+    const res = await runCli(['get', 'hostile', 'set/', '--registry', reg.url, '--downloads', downloads, '--json'], { timeoutMs: 60_000 });
+    assert.equal(res.code, 4, res.stderr);
+    assert.doesNotMatch(res.stdout + res.stderr, RAW_UNSAFE);
+    const doc = JSON.parse(res.stdout) as { files: { name: string; status: string; error?: { message: string } }[] };
+    const status = Object.fromEntries(doc.files.map((f) => [f.name, f.status]));
+    assert.equal(status['set/ok.txt'], 'fetched');
+    assert.equal(status['set/sub/ok2.txt'], 'fetched');
+    for (const name of hostile) assert.equal(status[name], 'failed', name);
+    assert.match(res.stderr, /^error: 5 of 7 files failed: 2 of 7 files in place/m);
+    assert.equal(await sha256(join(downloads, 'set', 'sub', 'ok2.txt')), digest);
+    assert.deepEqual((await readdir(downloads, { recursive: true })).sort(), ['set', 'set/ok.txt', 'set/sub', 'set/sub/ok2.txt']);
+    assert.deepEqual((await readdir(join(dir, 'deep'))).sort(), ['dl'], 'nothing next to --downloads');
+    assert.deepEqual((await readdir(dir)).sort(), ['deep', 'served']);
+  } finally {
+    await h.close();
+    await reg.close();
+    await cleanup();
+  }
+});
