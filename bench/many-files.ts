@@ -1,4 +1,4 @@
-// Row 7 of `npm run bench`: many small files in one `get` beside one file of the same bytes in
+// Rows 8a-8b of `npm run bench`: many small files in one `get` beside one file of the same bytes in
 // one `get`, and beside a bare `tar c | tar x` through a loopback TCP socket (the floor of moving
 // a tree: no hashing, no encryption, no fsync), measured alternately in one run.
 //   node build.mjs && node --import tsx bench/many-files.ts    (this row alone)
@@ -95,19 +95,19 @@ export async function manyFilesRows(log: (line: string) => void): Promise<ManyFi
       }
       const bytes = FILES * FILE_BYTES;
       if (failure || many.length === 0) {
-        return [{ label: `7. ${FILES} files of ${FILE_BYTES} B in one get`, ours: `failed: ${failure}`, baseline: '', ratio: '', notes: '' }];
+        return [{ label: `8. ${FILES} files of ${FILE_BYTES} B in one get`, ours: `failed: ${failure}`, baseline: '', ratio: '', notes: '' }];
       }
       const s = (xs: number[]) => `${median(xs).toFixed(2)} s (${fmtRate(mibPerSecond(bytes, median(xs)))})`;
       return [
         {
-          label: `7a. loopback: ${FILES} files of ${FILE_BYTES} B in one get vs one ${(bytes / MiB).toFixed(0)} MiB file in one get`,
+          label: `8a. loopback: ${FILES} files of ${FILE_BYTES} B in one get vs one ${(bytes / MiB).toFixed(0)} MiB file in one get`,
           ours: s(many),
           baseline: s(one),
           ratio: `${(median(many) / median(one)).toFixed(1)}× the time`,
           notes: `median of ${many.length} alternating rounds, processes timed from spawn to exit; target within 3×`,
         },
         {
-          label: `7b. loopback: the same ${FILES} files in one get vs bare tar c → TCP → tar x`,
+          label: `8b. loopback: the same ${FILES} files in one get vs bare tar c → TCP → tar x`,
           ours: s(many),
           baseline: s(tar),
           ratio: `${(median(many) / median(tar)).toFixed(1)}× the time`,

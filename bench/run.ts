@@ -1,7 +1,7 @@
 // `npm run bench`: our transfers beside what the platform can do, every row measured in this run.
 //   node build.mjs && node --import tsx bench/run.ts
 //   BENCH_LOOP_ROUNDS=5 BENCH_ROUNDS=3 BENCH_MIB=256 BENCH_LINK_MIB=64 BENCH_JPEG_RUNS=7 (defaults)
-//   rows 7a-7b: BENCH_MANY_FILES=10000 BENCH_MANY_BYTES=4096 BENCH_MANY_ROUNDS=3 (bench/many-files.ts)
+//   rows 8a-8b: BENCH_MANY_FILES=10000 BENCH_MANY_BYTES=4096 BENCH_MANY_ROUNDS=3 (bench/many-files.ts)
 // Rows 6a-6b (across NATs) need root and nftables; they reuse BENCH_LINK_MIB and BENCH_ROUNDS.
 // Our gets are real processes (`p2pshare get ... --json`, timed from spawn to exit) against a
 // real owner peer process, except the JPEG row, which calls fetchFile() in this process so that
@@ -227,7 +227,7 @@ async function main(): Promise<void> {
     });
     // Rows 6a and 6b: across NAT routers in network namespaces (root only; otherwise they say why not).
     rows.push(...(await natRows(LINK_FILE, ROUNDS, log)));
-    // Rows 7a and 7b: many small files in one get (bench/many-files.ts).
+    // Rows 8a and 8b: many small files in one get (bench/many-files.ts).
     rows.push(...(await manyFilesRows(log)));
     footnotes.push(
       `Rows 6a–6b: real NAT routers (nftables masquerade, network namespaces) on unlimited veth links; each get is a process started with ip netns exec and timed to its exit, beside the same requester's get from an owner with a public address (the direct path), median of ${ROUNDS} alternating rounds after one warm-up each; the registry's relay ran with its per-session cap raised (default 8 MiB/s per session).`,
