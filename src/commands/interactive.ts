@@ -12,6 +12,7 @@ import type { AllowList } from '../peer/allow';
 import { defaultVia, fetchFile, listFiles } from '../peer/fetch';
 import { Peer, type PeerOptions } from '../peer/peer';
 import type { ShareIndex } from '../peer/share';
+import { announceHashing } from './hashing';
 import { RegistryClient } from '../registry/client';
 import { isValidName, nameKey } from '../registry/names';
 import { formatBytes } from '../ui/format';
@@ -110,6 +111,7 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let peer: Peer | undefined;
+  let stopAnnouncing = () => {};
   try {
     const ask: Ask = (question, onEscape) => askOne(question, announcer, stop.signal, onEscape);
     let onFetch: (e: FetchEvent) => void = () => {};
@@ -119,6 +121,7 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
     out.write(`${readyLine(peer, o.share)}\n`);
     const serving = o.share.list().length ? 'others can fetch your files while you browse; ' : '';
     out.write(c.dim(`${serving}downloads go to ${o.downloads}; Ctrl+C unregisters and quits\n`));
+    stopAnnouncing = announceHashing(o.share, { line: (text) => announcer.line(c.dim(text)) }); // no live count under a prompt
     const registry = new RegistryClient(o.registryUrl);
     while (!stop.signal.aborted) {
       const owner = await choosePeer(registry, peer.name, ask, out);
@@ -154,6 +157,8 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    stopAnnouncing();
+    o.share.close();
     out.write(SHOW_CURSOR);
     if (peer) await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
     if (peer) out.write(c.dim(`${peer.name} unregistered; bye\n`));

@@ -89,7 +89,9 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
     let busySince: number | undefined;
     let busyWait = BUSY_FIRST_WAIT_MS;
     for (;;) {
-      const entry = (await session.control.list(session.conn, o.peer)).find((e) => e.name === o.file);
+      // Only the entry wanted (not the whole list), with its digest: the owner hashes it first if
+      // it had not come to it yet (PROTOCOL.md 4.2).
+      const entry = await session.control.entry(session.conn, o.peer, o.file, o.signal ? { signal: o.signal } : {});
       if (!entry) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${shownName(o.file, 200)}'`);
       let res: FetchResult | 'changed' | 'busy';
       try {
