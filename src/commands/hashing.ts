@@ -17,7 +17,8 @@ export function announceHashing(share: ShareIndex, o: { line: (text: string) => 
   if (total === 0) return () => {};
   const started = performance.now();
   const files = (n: number) => `${n.toLocaleString('en-US')} file${n === 1 ? '' : 's'}`;
-  o.line(`hashing ${files(total)} (${formatBytes(share.totalBytes)}) in the background; until each is hashed, it is listed without its SHA-256 and hashed when asked for`);
+  const all = share.list().length;
+  o.line(`hashing ${total === all ? files(total) : `${total.toLocaleString('en-US')} of ${files(all)}`} in the background; until each is hashed, it is listed without its SHA-256 and hashed when asked for`);
   const live = o.live && progressAllowed(o.live) ? o.live : undefined;
   let drawn = false;
   const timer = live
