@@ -39,7 +39,7 @@ export function announceHashing(share: ShareIndex, o: { line: (text: string) => 
     stop();
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     const failed = share.failed ? `; ${files(share.failed)} could not be hashed (a GET for one tries again)` : '';
-    o.line(`hashed ${files(total - share.failed)} in ${seconds} s${failed}`);
+    o.line(`hashed ${files(Math.max(0, total - share.pending))} in ${seconds} s${failed}`);
   });
   return stop;
 }
