@@ -13,6 +13,7 @@ import { defaultVia, fetchFile, listFiles } from '../peer/fetch';
 import { getFiles, type GetOptions } from '../peer/fetch-set';
 import { Peer, type PeerOptions } from '../peer/peer';
 import type { ShareIndex } from '../peer/share';
+import { announceHashing } from './hashing';
 import { RegistryClient } from '../registry/client';
 import { isValidName, nameKey } from '../registry/names';
 import { formatBytes } from '../ui/format';
@@ -114,6 +115,7 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let peer: Peer | undefined;
+  let stopAnnouncing = () => {};
   try {
     const ask: Ask = async (question, onEscape) => {
       const answer = await askOne(question, announcer, stop.signal, onEscape);
@@ -130,6 +132,7 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
     out.write(`${readyLine(peer, o.share)}\n`);
     const serving = o.share.list().length ? 'others can fetch your files while you browse; ' : '';
     out.write(c.dim(`${serving}downloads go to ${o.downloads}; Ctrl+C unregisters and quits\n`));
+    stopAnnouncing = announceHashing(o.share, { line: (text) => announcer.line(c.dim(text)) }); // no live count under a prompt
     const registry = new RegistryClient(o.registryUrl);
     while (!stop.signal.aborted) {
       const owner = await choosePeer(registry, peer.name, ask, out);
@@ -177,6 +180,8 @@ export async function runInteractive(o: InteractiveOptions): Promise<void> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    stopAnnouncing();
+    o.share.close();
     out.write(SHOW_CURSOR);
     if (peer) await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
     if (peer) out.write(c.dim(`${peer.name} unregistered; bye\n`));

@@ -8,6 +8,7 @@ import { RegistryClient } from '../registry/client';
 import { ShareIndex } from '../peer/share';
 import { isValidName } from '../registry/names';
 import { escaped } from '../ui/text';
+import { announceHashing } from './hashing';
 
 export const peerCommand: Command = {
   name: 'peer',
@@ -60,7 +61,8 @@ Options:
     const downloads = stringOpt(args, 'downloads') ?? 'downloads';
     let share: ShareIndex;
     try {
-      share = await ShareIndex.build(listOpt(args, 'share'));
+      // Ready once the folders are walked; the digests come in the background (README "Sharing many files").
+      share = await ShareIndex.scan(listOpt(args, 'share'));
     } catch (err) {
       throw usage((err as Error).message);
     }
@@ -94,7 +96,11 @@ async function serveOnly(o: { name: string; registryUrl: string; share: ShareInd
       ),
     onNotice: (line) => process.stderr.write(`${line}\n`),
   });
-  await readyUntilSignalled(readyLine(peer, o.share));
+  const signalled = readyUntilSignalled(readyLine(peer, o.share)); // the line is out when this returns
+  const stopAnnouncing = announceHashing(o.share, { line: (text) => process.stderr.write(`${text}\n`), live: process.stderr });
+  await signalled;
+  stopAnnouncing();
+  o.share.close();
   await Promise.race([peer.stop(), new Promise((r) => setTimeout(r, 4000).unref())]);
   // A transfer cut short by the signal may still hold a timer or socket: never let it keep us.
   setTimeout(() => process.exit(), 1000).unref();

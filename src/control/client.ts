@@ -1,6 +1,7 @@
 // Requester side of the control protocol: requests with IDs over a connection to the owner,
 // retried with back-off; an owner that never answers is reported OFFLINE within about 4 s.
 import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { P2pError } from '../core/errors';
 import type { Connection } from '../net/connection';
 import type { Endpoint } from '../net/endpoint';
@@ -15,11 +16,21 @@ import {
   type GetRequest,
   type GetResponse,
   type ListEntry,
+  type ListResponse,
 } from '../wire/control';
 
 /** Wait after each try: 3 tries, 3.5 s in all. */
 export const RETRY_DELAYS_MS = [500, 1000, 2000];
-const MAX_LIST_PAGES = 10_000;
+/** A listing stops past this many entries: what an owner may share (README "Limits of a peer"). */
+export const MAX_LIST_ENTRIES = 100_000;
+/**
+ * How long entry() waits for the owner to hash a file it has no digest for yet: a base, and as
+ * long again as reading it at 16 MiB/s would take (the owner answers meanwhile, so it is alive).
+ */
+const DIGEST_WAIT_BASE_MS = 30_000;
+const DIGEST_WAIT_BYTES_PER_MS = 16 * 1024;
+/** Between two asks for a digest still being computed (the owner waits up to 300 ms itself). */
+const DIGEST_POLL_MS = 200;
 
 interface Pending {
   conn: Connection;
@@ -28,6 +39,8 @@ interface Pending {
 
 export class ControlClient {
   private readonly pending = new Map<number, Pending>();
+  /** LIST requests sent (retries of one request not counted). */
+  listRequests = 0;
 
   constructor(private readonly endpoint: Endpoint) {
     const onAnswer = (f: Frame, conn: Connection) => {
@@ -61,20 +74,63 @@ export class ControlClient {
     throw new P2pError('OFFLINE', `peer '${peerName}' is offline (no answer from ${conn.remote.address}:${conn.remote.port})`);
   }
 
-  async list(conn: Connection, peerName: string): Promise<ListEntry[]> {
+  /** One LIST page: the entries from `start` among those whose names start with `prefix`. */
+  async listPage(conn: Connection, peerName: string, o: { prefix?: string; start?: number; exact?: boolean } = {}): Promise<ListResponse> {
+    const start = o.start ?? 0;
+    this.listRequests++;
+    const f = await this.request(FrameType.listRequest, encodeListRequest(start, o), conn, peerName);
+    const res = decodeListResponse(f.body);
+    if (!res) throw new P2pError('FAILED', `peer '${peerName}' sent a malformed file list`);
+    if (res.status === ListStatus.forbidden) throw forbidden(peerName);
+    if (res.status !== ListStatus.ok) throw new P2pError('FAILED', `peer '${peerName}' refused to list its files (status ${res.status})`);
+    // An owner answering a prefix (or one name) with names outside it ignores the request's layout.
+    if (o.prefix && res.entries.some((e) => (o.exact ? e.name !== o.prefix : !e.name.startsWith(o.prefix!)))) {
+      throw new P2pError('FAILED', `peer '${peerName}' answered a listing of '${o.prefix}' with other names (an older version?)`);
+    }
+    return res;
+  }
+
+  /**
+   * Every entry (or those whose names start with `o.prefix`, e.g. 'pictures/2024/'), page by
+   * page: one request each, as many entries as fit a datagram. Entries the owner has not hashed
+   * yet have sha256 '' (fetch them through entry()). `o.onPage` hears each page's entries.
+   */
+  async list(conn: Connection, peerName: string, o: { prefix?: string; onPage?: (entries: ListEntry[]) => void } = {}): Promise<ListEntry[]> {
     const entries: ListEntry[] = [];
     let start = 0;
-    for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      const f = await this.request(FrameType.listRequest, encodeListRequest(start), conn, peerName);
-      const res = decodeListResponse(f.body);
-      if (!res) throw new P2pError('FAILED', `peer '${peerName}' sent a malformed file list`);
-      if (res.status === ListStatus.forbidden) throw forbidden(peerName);
-      if (res.status !== ListStatus.ok) throw new P2pError('FAILED', `peer '${peerName}' refused to list its files (status ${res.status})`);
-      entries.push(...res.entries);
+    for (;;) {
+      const res = await this.listPage(conn, peerName, { start, ...(o.prefix ? { prefix: o.prefix } : {}) });
+      if (entries.length + res.entries.length > MAX_LIST_ENTRIES) {
+        throw new P2pError('FAILED', `peer '${peerName}' lists more than ${MAX_LIST_ENTRIES} files; list a folder of it (files PEER PREFIX)`);
+      }
+      for (const e of res.entries) entries.push(e);
+      o.onPage?.(res.entries);
+      // Each page must move on: an owner that repeats itself or lists nothing is at its end.
       if (res.nextIndex === LIST_END || res.nextIndex <= start || res.entries.length === 0) break;
       start = res.nextIndex;
     }
     return entries;
+  }
+
+  /**
+   * The entry named `name` with its digest, or undefined when the owner does not share it. One
+   * the owner has not hashed yet it hashes on being asked; this waits for that (bounded by the
+   * file's size) rather than fetch a file without knowing what its bytes must hash to.
+   */
+  async entry(conn: Connection, peerName: string, name: string, o: { signal?: AbortSignal } = {}): Promise<ListEntry | undefined> {
+    const started = Date.now();
+    for (;;) {
+      const res = await this.listPage(conn, peerName, { prefix: name, exact: true });
+      const e = res.entries[0];
+      if (!e) return undefined;
+      if (e.sha256 !== '') return e;
+      if (Date.now() - started > DIGEST_WAIT_BASE_MS + e.size / DIGEST_WAIT_BYTES_PER_MS) {
+        throw new P2pError('FAILED', `peer '${peerName}' is still hashing ${e.name} (or cannot read it); try again later`);
+      }
+      await sleep(DIGEST_POLL_MS, undefined, o.signal ? { signal: o.signal } : {}).catch(() => {
+        throw new P2pError('ABORTED', `interrupted while ${peerName} was hashing ${e.name}`);
+      });
+    }
   }
 
   async get(conn: Connection, peerName: string, req: GetRequest): Promise<GetResponse> {

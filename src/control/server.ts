@@ -20,6 +20,7 @@ import {
   ListStatus,
   type GetRequest,
   type ListEntry,
+  type ListSource,
 } from '../wire/control';
 import type { FileKind } from '../wire/shared-file';
 
@@ -29,15 +30,22 @@ export interface OfferedFile extends ServedFile {
   kind: FileKind;
 }
 
+/** An entry as listed: `sha256` null while the owner has not hashed it yet (PROTOCOL.md 4.2). */
+export type Listed<F extends OfferedFile> = Omit<F, 'sha256'> & { sha256: string | null };
+
 /** The files on offer (peer/share.ts's ShareIndex). */
 export interface Offer<F extends OfferedFile> {
-  /** Grows whenever an entry changes: a list built at another version is stale. */
-  readonly version: number;
-  list(): F[];
-  /** The current entry for a name (re-hashed first if it changed), or undefined. */
+  /**
+   * Every entry sorted by name (UTF-16 code units, so that a prefix selects one run of it), the
+   * same array from call to call: LIST pages index into it rather than copy it.
+   */
+  list(): readonly Listed<F>[];
+  /** The current entry for a name (hashed first if it had no digest or changed), or undefined. */
   lookup(name: string): Promise<F | undefined>;
   /** False when the file changed on disk since the entry was made. */
   isCurrent(file: F): Promise<boolean>;
+  /** Hashes the entries of list() in [from, to) that have none yet, now; resolves when done. */
+  hashNow?(from: number, to: number): Promise<void>;
 }
 
 /** What the owner needs of the UDP transport (src/transfer/udp). */
@@ -59,6 +67,11 @@ export interface FetchEvent {
 export const TICKET_TTL_MS = 5_000;
 /** Transfers and unredeemed tickets one requester key may hold at once (README "Limits of a peer"). */
 export const DEFAULT_MAX_PER_REQUESTER = 4;
+/**
+ * How long a LIST of one name waits for that file's hashing before it answers without a digest:
+ * within the requester's first retry interval (500 ms), so the answer never races a retry.
+ */
+export const EXACT_LIST_WAIT_MS = 300;
 /** How long an answered GET is remembered, so that a retry gets the same answer. */
 const ANSWER_MEMORY_MS = 60_000;
 /** How far below the highest session ID seen a new one may still come (PROTOCOL.md 4.3). */
@@ -88,7 +101,8 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
   private readonly answers = new SessionTable<{ body: Buffer; expires: number }>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
-  private listed: { version: number; entries: ListEntry[] } | undefined;
+  /** LIST requests answered (with entries or a refusal). */
+  listsAnswered = 0;
 
   constructor(
     private readonly endpoint: Endpoint,
@@ -165,24 +179,6 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
     ).finally(() => this.active--);
   }
 
-  /**
-   * The list as LIST pages it, built again only when the share changed: a LIST datagram is 16
-   * bytes, and copying 100,000 entries for each would let anyone keep the owner's CPU busy.
-   */
-  private entries(): ListEntry[] {
-    if (this.listed?.version !== this.share.version) {
-      const entries = this.share.list().map((f) => ({
-        name: f.name,
-        size: f.size,
-        sha256: f.sha256,
-        kind: f.kind,
-        ...(this.opts.sizes?.(f) ?? { width: 0, height: 0 }),
-      }));
-      this.listed = { version: this.share.version, entries };
-    }
-    return this.listed.entries;
-  }
-
   /** Whether the allow list admits this connection's key (asked once per connection). */
   private allowed(conn: Connection): Promise<boolean> {
     if (!this.opts.allow) return Promise.resolve(true);
@@ -195,10 +191,40 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
   }
 
   private async onList(frame: Frame, conn: Connection): Promise<void> {
-    const start = decodeListRequest(frame.body);
-    if (start === null) return this.endpoint.reject();
-    if (!(await this.allowed(conn))) return conn.send(FrameType.listResponse, frame.id, encodeListRefusal(ListStatus.forbidden));
-    conn.send(FrameType.listResponse, frame.id, encodeListResponse(this.entries(), start, conn.maxBody));
+    const req = decodeListRequest(frame.body);
+    if (req === null) return this.endpoint.reject();
+    if (!(await this.allowed(conn))) return this.answerList(conn, frame.id, encodeListRefusal(ListStatus.forbidden));
+    const all = this.share.list();
+    const { from, to } = req.exact ? exactRange(all, req.prefix) : prefixRange(all, req.prefix);
+    if (req.exact && to > from && all[from]!.sha256 === null && this.share.hashNow) {
+      // Asked for by name: hashed now, not in its turn; answered without a digest if that takes long.
+      const release = conn.hold();
+      try {
+        await Promise.race([this.share.hashNow(from, to), new Promise((r) => setTimeout(r, EXACT_LIST_WAIT_MS).unref())]);
+      } finally {
+        release();
+      }
+      if (this.closed) return;
+    }
+    this.answerList(conn, frame.id, encodeListResponse(this.view(all, from, to), req.start, conn.maxBody));
+  }
+
+  private answerList(conn: Connection, id: number, body: Buffer): void {
+    this.listsAnswered++;
+    conn.send(FrameType.listResponse, id, body);
+  }
+
+  /** Entries [from, to) of `all` as LIST entries, converted one by one as a page reads them. */
+  private view(all: readonly Listed<F>[], from: number, to: number): ListSource {
+    return {
+      length: to - from,
+      at: (i: number): ListEntry | undefined => {
+        const f = i >= 0 && from + i < to ? all[from + i] : undefined;
+        if (!f) return undefined;
+        const dims = f.sha256 !== null && this.opts.sizes ? this.opts.sizes(f as F) : { width: 0, height: 0 };
+        return { name: f.name, size: f.size, sha256: f.sha256 ?? '', kind: f.kind, ...dims };
+      },
+    };
   }
 
   private async onGet(frame: Frame, conn: Connection): Promise<void> {
@@ -298,4 +324,31 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
       this.answers.delete(conn, id);
     }
   }
+}
+
+/** The run of `all` (sorted by name) whose names start with `prefix`: two binary searches. */
+export function prefixRange(all: readonly { name: string }[], prefix: string): { from: number; to: number } {
+  if (prefix === '') return { from: 0, to: all.length };
+  // Sorted by code units, names starting with `prefix` follow those below it and precede the rest.
+  const from = firstIndex(all, (n) => n >= prefix);
+  const to = firstIndex(all, (n) => n > prefix && !n.startsWith(prefix));
+  return { from, to: Math.max(from, to) };
+}
+
+/** The entry named exactly `name`, as a range of 0 or 1. */
+function exactRange(all: readonly { name: string }[], name: string): { from: number; to: number } {
+  const from = firstIndex(all, (n) => n >= name);
+  return { from, to: all[from]?.name === name ? from + 1 : from };
+}
+
+/** The first index whose name satisfies `past` (false, then true, along the array), or the length. */
+function firstIndex(all: readonly { name: string }[], past: (name: string) => boolean): number {
+  let lo = 0;
+  let hi = all.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (past(all[mid]!.name)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }

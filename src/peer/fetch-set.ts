@@ -11,7 +11,7 @@ import { numberedName, safeBaseName, shownName, unusableName } from '../transfer
 import { isValidSharedName } from '../wire/shared-file';
 import type { ListEntry } from '../wire/control';
 import { fetchListed, type FetchResult, type Route, type Via } from './fetch';
-import { globToRegExp, isGlob, isSingleFile, selectFiles, type Pick } from './select';
+import { globBase, globToRegExp, isGlob, isSingleFile, selectFiles, type Pick } from './select';
 import { openSession, type Session, type SessionOptions } from './session';
 
 /**
@@ -87,12 +87,16 @@ export async function getFiles(o: GetOptions): Promise<GetResult> {
   checkNames(o.peer, o.names);
   const session = await openSession(o);
   try {
-    const entries = await session.control.list(session.conn, o.peer);
-    if (isSingleFile(entries, o.names)) {
-      const entry = entries.find((e) => e.name === o.names[0])!;
-      const single = await fetchListed(session, { ...o, onStart: ({ entry: e, offset }) => o.onSingleStart?.({ entry: e, offset }) }, entry);
-      return { single };
+    if (o.names.length === 1 && !isGlob(o.names[0]!)) {
+      // One file named exactly: asked for by name (its digest too, PROTOCOL.md 4.2), not listed.
+      const entry = await session.control.entry(session.conn, o.peer, o.names[0]!, o.signal ? { signal: o.signal } : {});
+      if (entry) {
+        const single = await fetchListed(session, { ...o, onStart: ({ entry: e, offset }) => o.onSingleStart?.({ entry: e, offset }) }, entry);
+        return { single };
+      }
     }
+    const entries = await listFor(session, o.peer, o.names);
+    if (isSingleFile(entries, o.names)) throw new P2pError('NO_SUCH_FILE', `no such file or folder on ${o.peer}: '${shownName(o.names[0]!, 200)}'`);
     const { picks, unmatched } = selectFiles(entries, o.names);
     if (unmatched.length === 1 && !isGlob(unmatched[0]!)) {
       throw new P2pError('NO_SUCH_FILE', `no such file or folder on ${o.peer}: '${shownName(unmatched[0]!, 200)}'`);
@@ -105,6 +109,21 @@ export async function getFiles(o: GetOptions): Promise<GetResult> {
   } finally {
     await session.close();
   }
+}
+
+/** Past this many NAMEs, the whole list is read once rather than a listing per NAME. */
+const MAX_PREFIX_LISTINGS = 16;
+
+/**
+ * What the owner lists under each NAME (PROTOCOL.md 4.2: a prefix selects one run of its sorted
+ * list): a name or folder under its own name, a glob under the folders it starts in.
+ */
+async function listFor(session: Session, peer: string, names: string[]): Promise<ListEntry[]> {
+  const prefixes = [...new Set(names.map((n) => (isGlob(n) ? globBase(n) : n.replace(/\/+$/, ''))))];
+  if (prefixes.includes('') || prefixes.length > MAX_PREFIX_LISTINGS) return session.control.list(session.conn, peer);
+  const byName = new Map<string, ListEntry>();
+  for (const prefix of prefixes) for (const e of await session.control.list(session.conn, peer, { prefix })) byName.set(e.name, e);
+  return [...byName.values()];
 }
 
 /** Refuses, before any network, NAMEs no owner could match and globs that do not parse. */
@@ -129,7 +148,9 @@ async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promi
   const outcomes = new Map<Pick, FileOutcome>();
   const todo: Pick[] = [];
   for (const pick of picks) {
-    const early = await alreadyThere(o.downloads, pick);
+    // An entry the owner has not hashed yet (digest '') gets its digest only if a file of its size is there.
+    const digest = async () => (pick.entry.sha256 !== '' ? pick.entry.sha256 : ((await session.control.entry(session.conn, o.peer, pick.entry.name, o.signal ? { signal: o.signal } : {}))?.sha256 ?? ''));
+    const early = await alreadyThere(o.downloads, pick, digest);
     if (early) outcomes.set(pick, early);
     else todo.push(pick);
   }
@@ -210,7 +231,7 @@ async function fetchPick(session: Session, o: GetOptions, pick: Pick, signal: Ab
   if (signal.aborted) return { ...described(entry), status: 'failed', error: { code: 'ABORTED', message: 'not fetched: interrupted' } };
   try {
     const res = await fetchListed(session, { peer: o.peer, via: o.via, downloads: destinationDir(o.downloads, pick), onProgress, signal, transferGate, roomChecked: true }, entry);
-    return { ...described(entry), status: 'fetched', path: res.path, via: res.via, seconds: res.seconds, bytesTransferred: res.bytesTransferred, resumedFrom: res.resumedFrom };
+    return { ...described(entry), sha256: res.sha256, status: 'fetched', path: res.path, via: res.via, seconds: res.seconds, bytesTransferred: res.bytesTransferred, resumedFrom: res.resumedFrom };
   } catch (err) {
     const code: ErrorCode = err instanceof P2pError ? err.code : 'FAILED';
     return { ...described(entry), status: 'failed', error: { code, message: userMessage(err) } };
@@ -232,7 +253,7 @@ function destinationDir(downloads: string, pick: Pick): string {
  * earlier run may have had to take, holding a file of the same size and SHA-256. Only regular
  * files count, and only names up to the first one free (where a fetch would save it now).
  */
-async function alreadyThere(downloads: string, pick: Pick): Promise<FileOutcome | undefined> {
+async function alreadyThere(downloads: string, pick: Pick, digest: () => Promise<string>): Promise<FileOutcome | undefined> {
   if (!isValidSharedName(pick.entry.name) || unusableName(pick.entry.name)) return undefined;
   const dir = destinationDir(downloads, pick);
   const base = safeBaseName(pick.saveAs);
@@ -240,9 +261,9 @@ async function alreadyThere(downloads: string, pick: Pick): Promise<FileOutcome 
     const path = join(dir, numberedName(base, i));
     const st = await lstat(path).catch(() => undefined);
     if (!st) return undefined;
-    if (st.isFile() && st.size === pick.entry.size && (await sha256File(path).catch(() => '')) === pick.entry.sha256) {
-      return { ...described(pick.entry), status: 'present', path };
-    }
+    if (!st.isFile() || st.size !== pick.entry.size) continue;
+    const want = await digest();
+    if (want !== '' && (await sha256File(path).catch(() => '')) === want) return { ...described(pick.entry), sha256: want, status: 'present', path };
   }
   return undefined;
 }

@@ -99,7 +99,9 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
   // One session (one UDP socket, one handshake) for the whole exchange (PROTOCOL.md section 2).
   const session = await openSession(o);
   try {
-    const listed = (await session.control.list(session.conn, o.peer)).find((e) => e.name === o.file);
+    // Only the entry wanted (not the whole list), with its digest: the owner hashes it first if
+    // it had not come to it yet (PROTOCOL.md 4.2).
+    const listed = await session.control.entry(session.conn, o.peer, o.file, o.signal ? { signal: o.signal } : {});
     if (!listed) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${shownName(o.file, 200)}'`);
     return await fetchListed(session, o, listed);
   } finally {
@@ -116,7 +118,8 @@ export async function fetchListed(session: Session, o: EntryFetchOptions, listed
   // The owner's list shows the digest of its last hashing; a file edited since is refused as
   // 'changed' by a GET carrying that digest, and that GET made the owner re-hash it. So one
   // fresh list has the new digest: ask once more before telling the user.
-  let entry = listed;
+  // An entry listed before the owner hashed it has no digest yet: asked for by name, it gets one.
+  let entry = listed.sha256 === '' ? await digestOf(session, o, listed.name) : listed;
   let changed = 0;
   let tampered = 0;
   let busySince: number | undefined;
@@ -143,10 +146,15 @@ export async function fetchListed(session: Session, o: EntryFetchOptions, listed
     }
     if (res !== 'changed') return res;
     if (++changed === 2) throw refusal(GetStatus.changed, o.peer, entry.name);
-    const fresh = (await session.control.list(session.conn, o.peer)).find((e) => e.name === entry.name);
-    if (!fresh) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${shownName(entry.name, 200)}'`);
-    entry = fresh;
+    entry = await digestOf(session, o, entry.name);
   }
+}
+
+/** The owner's entry for `name` with its digest (PROTOCOL.md 4.2: EXACT); NO_SUCH_FILE when gone. */
+async function digestOf(session: Session, o: EntryFetchOptions, name: string): Promise<ListEntry> {
+  const entry = await session.control.entry(session.conn, o.peer, name, o.signal ? { signal: o.signal } : {});
+  if (!entry) throw new P2pError('NO_SUCH_FILE', `no such file on ${o.peer}: '${shownName(name, 200)}'`);
+  return entry;
 }
 
 /** Requests `entry` and moves it into the .part, verified and linked; 'changed' or 'busy' when refused so. */

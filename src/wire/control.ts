@@ -23,14 +23,33 @@ const KINDS: FileKind[] = ['other', 'text', 'image'];
 const ZERO_DIGEST = Buffer.alloc(32);
 /** LIST_RESPONSE's fixed part before the entries. */
 const LIST_HEAD_BYTES = 11;
+/** LIST_REQUEST's fixed part before the prefix (a 4-byte body is the start index alone). */
+const LIST_REQUEST_HEAD_BYTES = 7;
+/** LIST_REQUEST flag: only the entry named exactly `prefix`, hashed first if it can be (PROTOCOL.md 4.2). */
+const LIST_EXACT = 0x01;
 
 export interface ListEntry {
   name: string;
   size: number;
+  /** Hex; '' while the owner has not hashed the file yet (sent as 32 zero bytes, PROTOCOL.md 4.2). */
   sha256: string;
   kind: FileKind;
   width: number;
   height: number;
+}
+
+export interface ListRequest {
+  /** The first entry wanted, counted within the entries the prefix selects. */
+  start: number;
+  /** Only names starting with this ('' for all); with `exact`, the one name wanted. */
+  prefix: string;
+  exact: boolean;
+}
+
+/** Where LIST pages read entries from: an array, or a view of a range of one. */
+export interface ListSource {
+  readonly length: number;
+  at(i: number): ListEntry | undefined;
 }
 
 export interface ListResponse {
@@ -68,33 +87,57 @@ export function encodeListRefusal(status: number): Buffer {
   return head;
 }
 
-export function encodeListRequest(startIndex: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(startIndex >>> 0);
+/** The 4-byte form when there is no prefix and no flag (what every owner understands). */
+export function encodeListRequest(start: number, o: { prefix?: string; exact?: boolean } = {}): Buffer {
+  const prefix = Buffer.from(o.prefix ?? '', 'utf8');
+  if (prefix.length === 0 && !o.exact) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(start >>> 0);
+    return b;
+  }
+  const b = Buffer.alloc(LIST_REQUEST_HEAD_BYTES + prefix.length);
+  b.writeUInt32BE(start >>> 0, 0);
+  b.writeUInt8(o.exact ? LIST_EXACT : 0, 4);
+  b.writeUInt16BE(prefix.length, 5);
+  prefix.copy(b, LIST_REQUEST_HEAD_BYTES);
   return b;
 }
 
-export function decodeListRequest(body: Buffer): number | null {
-  return body.length === 4 ? body.readUInt32BE(0) : null;
+export function decodeListRequest(body: Buffer): ListRequest | null {
+  if (body.length === 4) return { start: body.readUInt32BE(0), prefix: '', exact: false };
+  if (body.length < LIST_REQUEST_HEAD_BYTES) return null;
+  const flags = body.readUInt8(4);
+  if ((flags & ~LIST_EXACT) !== 0) return null; // a flag this version does not know: refuse, never guess
+  const len = body.readUInt16BE(5);
+  if (len > MAX_SHARED_NAME_BYTES || LIST_REQUEST_HEAD_BYTES + len !== body.length) return null;
+  const exact = (flags & LIST_EXACT) !== 0;
+  if (exact && len === 0) return null;
+  const bytes = body.subarray(LIST_REQUEST_HEAD_BYTES);
+  const prefix = bytes.toString('utf8');
+  if (!Buffer.from(prefix, 'utf8').equals(bytes)) return null; // not valid UTF-8 (PROTOCOL.md 4.2)
+  return { start: body.readUInt32BE(0), prefix, exact };
 }
 
 function entryBytes(e: ListEntry): number {
   return 1 + 8 + 32 + 2 + 2 + 2 + Buffer.byteLength(e.name);
 }
 
-/** Packs as many entries from `start` as fit a body of `maxBody` bytes (one datagram). */
-export function encodeListResponse(all: ListEntry[], start: number, maxBody: number): Buffer {
+/**
+ * Packs as many entries from `start` as fit a body of `maxBody` bytes (one datagram); reads only
+ * those (and the length), so a page costs the same however long the list.
+ */
+export function encodeListResponse(all: ListSource, start: number, maxBody: number): Buffer {
   const parts: Buffer[] = [];
   let used = 0;
   let i = start;
   for (; i < all.length; i++) {
-    const e = all[i]!;
+    const e = all.at(i)!;
     const n = entryBytes(e);
     if (LIST_HEAD_BYTES + used + n > maxBody) break;
     const b = Buffer.alloc(n);
     b.writeUInt8(Math.max(0, KINDS.indexOf(e.kind)), 0);
     b.writeBigUInt64BE(BigInt(e.size), 1);
-    Buffer.from(e.sha256, 'hex').copy(b, 9);
+    if (e.sha256) Buffer.from(e.sha256, 'hex').copy(b, 9); // none yet: 32 zero bytes
     b.writeUInt16BE(Math.min(e.width, 0xffff), 41);
     b.writeUInt16BE(Math.min(e.height, 0xffff), 43);
     const nameLen = n - 47;
@@ -125,7 +168,8 @@ export function decodeListResponse(body: Buffer): ListResponse | null {
     if (!kind) return null;
     const size = body.readBigUInt64BE(off + 1);
     if (size > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-    const sha256 = body.subarray(off + 9, off + 41).toString('hex');
+    const digest = body.subarray(off + 9, off + 41);
+    const sha256 = digest.equals(ZERO_DIGEST) ? '' : digest.toString('hex');
     const width = body.readUInt16BE(off + 41);
     const height = body.readUInt16BE(off + 43);
     const nameLen = body.readUInt16BE(off + 45);

@@ -24,8 +24,10 @@ const EIGHT_PIB = Number.MAX_SAFE_INTEGER;
 
 /** A share list that says what it likes: the bytes served are those of `path`, whatever `size` says. */
 class LyingOffer implements Offer<OfferedFile> {
-  readonly version = 1;
-  constructor(private readonly files: OfferedFile[]) {}
+  private readonly files: OfferedFile[];
+  constructor(files: OfferedFile[]) {
+    this.files = [...files].sort((a, b) => (a.name < b.name ? -1 : 1)); // LIST order (Offer.list)
+  }
   list(): OfferedFile[] {
     return this.files;
   }

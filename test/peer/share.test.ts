@@ -83,3 +83,57 @@ test('many requests for a changed file re-hash it once, not once per request', a
     await cleanup();
   }
 });
+
+test('scan lists every file at once, the background hashes them all with their real digests', async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const root = join(dir, 'tree');
+    const digests = new Map<string, string>();
+    for (let i = 0; i < 40; i++) digests.set(`tree/d${i % 4}/f${i}.bin`, await randomFile(join(root, `d${i % 4}`, `f${i}.bin`), i * 1000));
+    const index = await ShareIndex.scan([root], dir);
+    assert.equal(index.list().length, 40);
+    const names = index.list().map((f) => f.name);
+    assert.deepEqual(names, [...names].sort(), 'listed in name order');
+    await index.hashed;
+    assert.equal(index.pending, 0);
+    assert.equal(index.failed, 0);
+    for (const f of index.list()) assert.equal(f.sha256, digests.get(f.name), f.name);
+    assert.equal(index.hashedBytes, index.totalBytes);
+  } finally {
+    await cleanup();
+  }
+});
+
+test('a file gone before it was hashed is not served and stays without a digest', async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    await mkdir(join(dir, 's'));
+    await writeFile(join(dir, 's', 'stays.txt'), 'here');
+    await writeFile(join(dir, 's', 'goes.txt'), 'gone soon');
+    const index = await ShareIndex.scan([join(dir, 's')], dir, { backgroundHashes: 0 });
+    await rename(join(dir, 's', 'goes.txt'), join(dir, 'elsewhere.txt'));
+    assert.equal(await index.lookup('s/goes.txt'), undefined);
+    assert.ok(await index.lookup('s/stays.txt'), 'hashed on demand');
+    assert.equal(index.pending, 1);
+    assert.equal(index.list().find((f) => f.name === 's/goes.txt')?.sha256, null);
+  } finally {
+    await cleanup();
+  }
+});
+
+test('close() stops the background hashing', async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    await mkdir(join(dir, 'many'));
+    for (let i = 0; i < 2000; i++) await writeFile(join(dir, 'many', `f${i}`), '');
+    const index = await ShareIndex.scan([join(dir, 'many')], dir, { backgroundHashes: 1 });
+    index.close();
+    await index.hashed;
+    const left = index.pending;
+    assert.ok(left > 0, 'everything hashed before close() returned');
+    await sleep(50);
+    assert.equal(index.pending, left, 'hashing went on after close()');
+  } finally {
+    await cleanup();
+  }
+});

@@ -8,6 +8,7 @@ import {
   decodeListRequest,
   decodeListResponse,
   encodeGetRequest,
+  encodeListRequest,
   encodeGetResponse,
   encodeListResponse,
   GetStatus,
@@ -72,7 +73,7 @@ test('LIST pages: every entry comes back exactly once, each page fits one datagr
     start = res.nextIndex;
   }
   assert.deepEqual(seen, all);
-  assert.equal(decodeListRequest(Buffer.from([0, 0, 0, 7])), 7);
+  assert.deepEqual(decodeListRequest(Buffer.from([0, 0, 0, 7])), { start: 7, prefix: '', exact: false });
   assert.equal(decodeListRequest(Buffer.from([0, 0, 7])), null);
 });
 
@@ -102,7 +103,9 @@ test('fuzz: 200,000 random and mutated bodies never throw any decoder', () => {
   const samples = [
     encodeGetRequest({ transport: 'udp', sessionId: 9, offset: 10, expectedSha256: digest, maxPayload: 1200, name: 'x.jpg' }),
     encodeGetResponse({ status: GetStatus.ok, size: 10, sha256: digest }),
-    encodeListResponse([{ name: 'a', size: 1, sha256: digest, kind: 'text', width: 0, height: 0 }], 0, MAX_BODY),
+    encodeListResponse([{ name: 'a', size: 1, sha256: digest, kind: 'text' as const, width: 0, height: 0 }], 0, MAX_BODY),
+    encodeListRequest(3, { prefix: 'pictures/2024/' }),
+    encodeListRequest(0, { prefix: 'a.txt', exact: true }),
   ];
   const decoders = [decodeGetRequest, decodeGetResponse, decodeListResponse, decodeListRequest, decodeTcpHello, decodeTcpReply, decodeClearFrame];
   let decoded = 0;
@@ -120,4 +123,96 @@ test('fuzz: 200,000 random and mutated bodies never throw any decoder', () => {
     if (decoder(buf) !== null) decoded++;
   }
   assert.ok(decoded >= 0);
+});
+
+test('LIST request: the 4-byte form stays valid; prefix and exact round-trip, non-ASCII included', () => {
+  assert.equal(encodeListRequest(9).length, 4, 'no prefix, no flag: the form every owner understands');
+  assert.deepEqual(decodeListRequest(encodeListRequest(9)), { start: 9, prefix: '', exact: false });
+  for (const r of [
+    { start: 0, prefix: 'pictures/2024/', exact: false },
+    { start: 123_456, prefix: 'fotos/ünï çödé/', exact: false },
+    { start: 0, prefix: 'fotos/ünï.jpg', exact: true },
+    { start: 0xfffffffe, prefix: 'x'.repeat(1024), exact: false },
+  ]) {
+    assert.deepEqual(decodeListRequest(encodeListRequest(r.start, r)), r);
+  }
+});
+
+test('LIST request: unknown flags, an exact request without a name, bad lengths and invalid UTF-8 are refused', () => {
+  const good = encodeListRequest(1, { prefix: 'abc/' });
+  const flag = Buffer.from(good);
+  flag[4] = 0x02;
+  assert.equal(decodeListRequest(flag), null, 'a flag this version does not know');
+  assert.equal(decodeListRequest(Buffer.from([0, 0, 0, 0, 1, 0, 0])), null, 'exact with an empty name');
+  assert.deepEqual(decodeListRequest(Buffer.from([0, 0, 0, 5, 0, 0, 0])), { start: 5, prefix: '', exact: false }, 'the long form with no prefix is valid');
+  assert.equal(decodeListRequest(good.subarray(0, good.length - 1)), null, 'shorter than its prefix length');
+  assert.equal(decodeListRequest(Buffer.concat([good, Buffer.from('x')])), null, 'longer than its prefix length');
+  const long = Buffer.alloc(7 + 1025, 0x61);
+  long.writeUInt32BE(0, 0);
+  long[4] = 0;
+  long.writeUInt16BE(1025, 5);
+  assert.equal(decodeListRequest(long), null, 'a prefix longer than any shared name');
+  const badUtf8 = Buffer.from(good);
+  badUtf8[badUtf8.length - 1] = 0xff;
+  assert.equal(decodeListRequest(badUtf8), null);
+  for (const n of [0, 1, 2, 3, 5, 6]) assert.equal(decodeListRequest(Buffer.alloc(n)), null, `${n} bytes`);
+});
+
+test('LIST entries not hashed yet travel as 32 zero bytes and come back without a digest', () => {
+  const entries: ListEntry[] = [
+    { name: 'a/pending.jpg', size: 5, sha256: '', kind: 'image', width: 0, height: 0 },
+    { name: 'a/hashed.txt', size: 6, sha256: digest, kind: 'text', width: 0, height: 0 },
+  ];
+  const body = encodeListResponse(entries, 0, MAX_BODY);
+  assert.ok(body.subarray(11 + 9, 11 + 41).equals(Buffer.alloc(32)));
+  assert.deepEqual(decodeListResponse(body)?.entries, entries);
+});
+
+test('LIST pages read only the entries they send from their source, however long it is', () => {
+  let reads = 0;
+  const source = {
+    length: 1_000_000,
+    at(i: number): ListEntry {
+      reads++;
+      return { name: `n/${i}`, size: i, sha256: digest, kind: 'other', width: 0, height: 0 };
+    },
+  };
+  const res = decodeListResponse(encodeListResponse(source, 999_000, MAX_BODY))!;
+  assert.equal(res.total, 1_000_000);
+  assert.equal(res.nextIndex, 999_000 + res.entries.length);
+  assert.ok(reads <= res.entries.length + 1, `${reads} entries read for a page of ${res.entries.length}`);
+});
+
+test('fuzz: the LIST decoders never throw on hostile bodies (structured mutations of every field)', () => {
+  const requests = [encodeListRequest(0), encodeListRequest(7, { prefix: 'dir/ü/' }), encodeListRequest(0, { prefix: 'x.txt', exact: true })];
+  const responses = [
+    encodeListResponse(
+      Array.from({ length: 12 }, (_, i) => ({ name: `d/${i}.jpg`, size: i, sha256: i % 2 ? digest : '', kind: 'image' as const, width: i, height: i })),
+      0,
+      MAX_BODY,
+    ),
+  ];
+  let accepted = 0;
+  for (let i = 0; i < 100_000; i++) {
+    const sample = Buffer.from(i % 2 ? requests[i % requests.length]! : responses[0]!);
+    let buf: Buffer = sample;
+    switch (i % 4) {
+      case 0: // overwrite a 16-bit field anywhere (counts, lengths) with an extreme
+        if (buf.length >= 2) buf.writeUInt16BE([0, 1, 0xffff, 1024, 1025][i % 5]!, (i * 7) % (buf.length - 1));
+        break;
+      case 1: // truncate
+        buf = buf.subarray(0, (i * 13) % (buf.length + 1));
+        break;
+      case 2: // append junk
+        buf = Buffer.concat([buf, randomBytes(1 + (i % 9))]);
+        break;
+      default: // random bytes at random places
+        for (let k = 0; k < 1 + (i % 6); k++) buf[(i * 31 + k * 101) % buf.length] = (i * k * 37) & 0xff;
+    }
+    for (const decode of [decodeListRequest, decodeListResponse] as const) {
+      const out = decode(buf);
+      if (out !== null) accepted++;
+    }
+  }
+  assert.ok(accepted > 0, 'some mutations are still valid bodies (the fuzz reaches past the first check)');
 });
