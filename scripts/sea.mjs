@@ -153,8 +153,13 @@ function hostKey() {
   return `${os}-${process.arch}`;
 }
 
-/** Generates the SEA blob with the pinned Node of this machine (the blob format follows the Node version). */
-function generateBlob(bundle, cache, work) {
+/**
+ * Generates the SEA blob with the pinned Node of this machine (the blob format follows the Node
+ * version). With `codeCache`, the blob carries V8's compiled form of the bundle, so the executable
+ * starts without parsing 1 MB of JavaScript; V8 only accepts a cache made by the same build, so
+ * that blob is for this machine's target only (Node refuses it for cross-built executables).
+ */
+function generateBlob(bundle, cache, work, codeCache) {
   const key = hostKey();
   const pin = pins.targets[key];
   if (!pin) fail(`no pinned Node for this machine (${key}) to generate the SEA blob with`);
@@ -162,7 +167,7 @@ function generateBlob(bundle, cache, work) {
   chmodSync(node, 0o755);
   const version = run(node, ['--version'], 'checking the blob generator').trim();
   if (version !== `v${pins.nodeVersion}`) fail(`blob generator ${node} is ${version}, expected v${pins.nodeVersion}`);
-  const blob = join(work, 'p2pshare.blob');
+  const blob = join(work, codeCache ? 'p2pshare-cached.blob' : 'p2pshare.blob');
   const config = join(work, 'sea-config.json');
   // `main` relative to the bundle's folder: the name is embedded in the executable (stack traces),
   // so no build-machine path leaks into it and the output does not depend on where it was built.
@@ -171,7 +176,7 @@ function generateBlob(bundle, cache, work) {
     output: blob,
     disableExperimentalSEAWarning: true,
     useSnapshot: false,
-    useCodeCache: false,
+    useCodeCache: codeCache,
   }, null, 2));
   run(node, ['--experimental-sea-config', config], 'generating the SEA blob', dirname(bundle));
   return readFileSync(blob);
@@ -214,9 +219,18 @@ async function main() {
   const work = mkdtempSync(join(tmpdir(), 'p2pshare-sea-'));
   const postject = createRequire(join(root, 'package.json'))('postject');
   try {
-    const blob = generateBlob(opts.bundle, opts.cache, work);
-    console.error(`sea: blob ${blob.length} bytes from ${opts.bundle} (Node ${pins.nodeVersion})`);
+    const blobs = new Map();
+    const blobFor = (key) => {
+      const codeCache = key === hostKey();
+      if (!blobs.has(codeCache)) {
+        const blob = generateBlob(opts.bundle, opts.cache, work, codeCache);
+        console.error(`sea: blob ${blob.length} bytes from ${opts.bundle} (Node ${pins.nodeVersion}${codeCache ? ', with code cache' : ''})`);
+        blobs.set(codeCache, blob);
+      }
+      return blobs.get(codeCache);
+    };
     for (const key of opts.targets) {
+      const blob = blobFor(key);
       const started = Date.now();
       const pin = pins.targets[key];
       const src = ensureBinary(pin, opts.cache);
