@@ -1,8 +1,15 @@
 // A JPEG decoded with jpeg-js (bounded resolution and memory) and box-scaled to a few dozen
 // pixels: what the terminal preview draws (README "Interactive mode"). Pure and synchronous; it
 // takes up to ~1.5 s at the size cap, so the CLI runs it in a worker (jpeg-worker.ts).
-import jpeg from 'jpeg-js';
+import type * as JpegJs from 'jpeg-js';
 import { jpegFrame } from './image-info';
+
+let jpegJs: typeof JpegJs | undefined;
+/** jpeg-js on first use: a command that only might show a picture does not load it at start. */
+function decoder(): typeof JpegJs {
+  jpegJs ??= require('jpeg-js') as typeof JpegJs; // a lazy require() stays lazy in the bundle
+  return jpegJs;
+}
 
 /** Images above this many megapixels are not decoded. */
 export const MAX_THUMBNAIL_MEGAPIXELS = 12.6; // 4096 x 3072; a 12 MP photo decodes in about 1.5 s here
@@ -30,7 +37,7 @@ export function jpegThumbnail(data: Uint8Array, size: ThumbnailSize): ThumbnailR
   if (unsupported) return { ok: false, note: `no preview: ${unsupported}` };
   let image: { width: number; height: number; data: Uint8Array };
   try {
-    image = jpeg.decode(b, {
+    image = decoder().decode(b, {
       useTArray: true,
       formatAsRGBA: true,
       maxResolutionInMP: MAX_THUMBNAIL_MEGAPIXELS,

@@ -1,0 +1,97 @@
+// Start-up stays as light as Node's own (README "Build"): the bundle evaluates only what a run
+// uses. Checked on the bundle itself, not on the clock: build.mjs's build with one extra plugin
+// that makes every module report when it is evaluated, then the real commands run on it.
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Plugin } from 'esbuild';
+import { runProcess, startProcess, tempDir, TEST_CONFIG_HOME } from './support/cli';
+
+const ROOT = resolve(__dirname, '..');
+/** Dependencies that a run must not evaluate unless it uses them. */
+const HEAVY = /^node_modules\/(ioredis|@ioredis|prompts|jpeg-js)\//;
+
+/** Appends `globalThis.__evaluated.push(path)` to every module: it runs once the module's body has. */
+const traceEvaluation: Plugin = {
+  name: 'trace-evaluation',
+  setup(b) {
+    b.onLoad({ filter: /\.(ts|js|cjs|mjs)$/ }, async (args) => ({
+      contents: `${await readFile(args.path, 'utf8')}\n;globalThis.__evaluated?.push(${JSON.stringify(relative(ROOT, args.path))});`,
+      loader: args.path.endsWith('.ts') ? 'ts' : 'js',
+    }));
+  },
+};
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let bundle: string;
+let preload: string;
+
+before(async () => {
+  ({ dir, cleanup } = await tempDir('p2pshare-startup-'));
+  bundle = join(dir, 'traced.cjs');
+  preload = join(dir, 'trace.cjs');
+  const { buildBundle } = (await import(join(ROOT, 'build.mjs'))) as { buildBundle(o: { outfile: string; plugins: Plugin[] }): Promise<unknown> };
+  await buildBundle({ outfile: bundle, plugins: [traceEvaluation] });
+  // Written at exit: the modules evaluated, and the built-in modules Node loaded (fetch's undici among them).
+  await writeFile(
+    preload,
+    `globalThis.__evaluated = [];
+process.on('exit', () => require('node:fs').writeFileSync(process.env.TRACE_OUT, JSON.stringify({ modules: globalThis.__evaluated, builtins: process.moduleLoadList })));`,
+  );
+});
+after(() => cleanup());
+
+interface Trace {
+  modules: string[];
+  builtins: string[];
+}
+
+let runs = 0;
+function traceEnv(): { env: NodeJS.ProcessEnv; out: string } {
+  const out = join(dir, `trace-${runs++}.json`);
+  return { out, env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: TEST_CONFIG_HOME, P2PSHARE_REDIS_URL: '', TRACE_OUT: out } };
+}
+
+async function traced(args: string[]): Promise<Trace & { stdout: string }> {
+  const { env, out } = traceEnv();
+  const r = await runProcess(process.execPath, ['-r', preload, bundle, ...args], { env });
+  assert.equal(r.code, 0, `${args.join(' ')}: exit ${r.code}\n${r.stderr}`);
+  return { ...(JSON.parse(await readFile(out, 'utf8')) as Trace), stdout: r.stdout };
+}
+
+const heavy = (t: Trace) => t.modules.filter((m) => HEAVY.test(m));
+
+test('--version evaluates the entry point and its few helpers: no command, no peer stack, no heavy dependency, no fetch', async () => {
+  const t = await traced(['--version']);
+  assert.match(t.stdout, /^\d+\.\d+\.\d+\n$/);
+  assert.ok(t.modules.includes('src/cli.ts'), `the trace saw nothing: ${t.modules.join(', ')}`);
+  assert.deepEqual(t.modules.filter((m) => !/^src\/(cli\.ts|core\/|ui\/)|^node_modules\/picocolors\//.test(m)), []);
+  assert.deepEqual(t.builtins.filter((b) => /undici|worker_threads|\btls\b|readline/.test(b)), []);
+});
+
+test('a command loads its own module only; `get` leaves jpeg-js to the preview worker; the demo, which draws and prompts, loads them', async () => {
+  const get = await traced(['get', '--help']);
+  assert.ok(get.modules.includes('src/commands/get.ts'));
+  assert.deepEqual(get.modules.filter((m) => /^src\/commands\/(?!get|args)/.test(m)), []);
+  assert.deepEqual(heavy(get), []);
+  // The control: the trace does see dependencies when a command does load them.
+  const demo = await traced(['demo', '--help']);
+  assert.ok(demo.modules.some((m) => m.startsWith('node_modules/jpeg-js/')), 'demo should load jpeg-js (its sample picture)');
+  assert.ok(demo.modules.some((m) => m.startsWith('node_modules/prompts/')));
+});
+
+test('serve-registry with the memory store runs without evaluating ioredis', async () => {
+  const { env, out } = traceEnv();
+  const reg = startProcess(process.execPath, ['-r', preload, bundle, 'serve-registry', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0'], { env });
+  try {
+    await reg.waitForLine(/http:\/\/127\.0\.0\.1:\d+/);
+  } finally {
+    assert.equal(await reg.stop('SIGTERM'), 0);
+  }
+  const t = JSON.parse(await readFile(out, 'utf8')) as Trace;
+  assert.ok(t.modules.includes('src/registry/memory-store.ts'));
+  assert.deepEqual(heavy(t), []);
+  assert.deepEqual(t.builtins.filter((b) => /undici/.test(b)), []);
+});
