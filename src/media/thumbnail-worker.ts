@@ -3,7 +3,7 @@
 // "Interactive mode"). One worker per picture, bounded in time and heap; whatever goes wrong
 // comes back as the same one-line note a failed decode gives.
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { ThumbnailResult, ThumbnailSize } from './jpeg-thumbnail';
 
 /** Set by build.mjs: jpeg-worker.ts and jpeg-js bundled into one script, run with eval. */
@@ -35,7 +35,9 @@ export function jpegThumbnailInWorker(data: Uint8Array, size: ThumbnailSize, lim
   return new Promise((resolve) => {
     let worker: Worker;
     try {
-      worker = new Worker(workerSource(), {
+      // Required here, not at start: most runs of a command that may show a picture never do.
+      const { Worker: WorkerThread } = require('node:worker_threads') as typeof import('node:worker_threads');
+      worker = new WorkerThread(workerSource(), {
         eval: true,
         resourceLimits: { maxOldGenerationSizeMb: limits.maxHeapMb, maxYoungGenerationSizeMb: Math.min(16, limits.maxHeapMb) },
       });
