@@ -38,10 +38,11 @@ export async function buildBundle({ outfile = resolve(root, 'dist/p2pshare.cjs')
     outfile,
     banner: { js: '#!/usr/bin/env node' },
     define: { P2PSHARE_JPEG_WORKER_SOURCE: JSON.stringify(worker.outputFiles[0].text) },
-    // No comments or indentation: V8 parses every byte of the file at start, run or not.
-    // Identifiers stay, so a --debug stack trace still names its functions.
-    minifyWhitespace: true,
-    minifySyntax: true,
+    // Minified: V8 parses every byte of the file at each start, whatever the command runs
+    // (1.1 MB -> 0.55 MB, pure ASCII). keepNames keeps functions' and classes' .name, which
+    // dependencies may compare; a --debug stack trace shows the short names.
+    minify: true,
+    keepNames: true,
     sourcemap: false,
     metafile: true,
     plugins,
