@@ -1,7 +1,7 @@
 // The one entry point: dispatches `p2pshare <command>` to src/commands/*, maps errors to exit codes.
 // Only what every run needs is imported here; a command's module (and with it ioredis, prompts,
 // the peer stack) is loaded when that command runs, so `--version` starts as fast as Node does
-// (README "Build"). esbuild keeps each import() below lazy in the CommonJS bundle.
+// (README "Start-up"). esbuild keeps each import() below lazy in the CommonJS bundle.
 import { version } from '../package.json';
 import type { CliContext, Command } from './commands/args';
 import { P2pError, userMessage, type ErrorCode } from './core/errors';

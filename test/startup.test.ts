@@ -1,4 +1,4 @@
-// Start-up stays as light as Node's own (README "Build"): the bundle evaluates only what a run
+// Start-up stays as light as Node's own (README "Start-up"): the bundle evaluates only what a run
 // uses. Checked on the bundle itself, not on the clock: build.mjs's build with one extra plugin
 // that makes every module report when it is evaluated, then the real commands run on it.
 import assert from 'node:assert/strict';

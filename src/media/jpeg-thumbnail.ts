@@ -1,5 +1,5 @@
 // A JPEG decoded with jpeg-js (bounded resolution and memory) and box-scaled to a few dozen
-// pixels: what the terminal preview draws (README "Interactive mode"). Pure and synchronous; it
+// pixels: what the terminal preview draws (README "Limits of a peer"). Pure and synchronous; it
 // takes up to ~1.5 s at the size cap, so the CLI runs it in a worker (jpeg-worker.ts).
 import type * as JpegJs from 'jpeg-js';
 import { jpegFrame } from './image-info';

@@ -1,6 +1,6 @@
 // jpegThumbnail in a worker thread: a large picture takes up to ~1.5 s of pure JavaScript to
 // decode, and the peer that shows it must keep answering other peers meanwhile (README
-// "Interactive mode"). One worker per picture, bounded in time and heap; whatever goes wrong
+// "Limits of a peer"). One worker per picture, bounded in time and heap; whatever goes wrong
 // comes back as the same one-line note a failed decode gives.
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
