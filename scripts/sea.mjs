@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds standalone p2pshare executables with Node's single-executable-application (SEA)
-// mechanism: the esbuild bundle (dist/p2pshare.cjs) becomes a SEA blob, which is injected into
-// official Node binaries fetched from the npm registry (pinned in scripts/sea-targets.json).
+// mechanism: the program in the esbuild bundle (dist/p2pshare.cjs, see build.mjs) becomes a SEA
+// blob, which is injected into official Node binaries fetched from the npm registry (pinned in
+// scripts/sea-targets.json).
 //
 //   node scripts/sea.mjs [--targets linux-x64,linux-arm64,win-x64,darwin-x64,darwin-arm64]
 //                        [--out dist] [--bundle dist/p2pshare.cjs] [--cache .cache/node-sea]
