@@ -66,9 +66,9 @@ export async function ownerBehind<T extends { port: number }>(registryUrl: strin
   return { front: f, close: () => peer.cli.stop().then(() => undefined) };
 }
 
-/** `p2pshare get PEER FILE --via T` as a process, timed from spawn to exit; the download is deleted after. */
-export async function cliGet(o: { registryUrl: string; peer: string; file: string; via: Transport; downloads: string; timeoutMs: number }): Promise<GetOutcome> {
-  const run = await timeNode([CLI, 'get', o.peer, o.file, '--via', o.via, '--registry', o.registryUrl, '--downloads', o.downloads, '--json'], {
+/** `p2pshare get PEER FILE --via T` as a process (`cli`: another bundle), timed from spawn to exit; the download is deleted after. */
+export async function cliGet(o: { registryUrl: string; peer: string; file: string; via: Transport; downloads: string; timeoutMs: number; cli?: string }): Promise<GetOutcome> {
+  const run = await timeNode([o.cli ?? CLI, 'get', o.peer, o.file, '--via', o.via, '--registry', o.registryUrl, '--downloads', o.downloads, '--json'], {
     // The bench's own identity and known_peers (a temporary folder), never the user's.
     env: { ...process.env, NO_COLOR: '1', P2PSHARE_REGISTRY: undefined, XDG_CONFIG_HOME: TEST_CONFIG_HOME },
     timeoutMs: o.timeoutMs,

@@ -17,6 +17,7 @@ import { TcpProxy } from '../test/support/tcp-proxy';
 import { dgramBlast, startBareTcpServer } from './baseline';
 import { manyFilesRows } from './many-files';
 import { natRows } from './nat';
+import { startupRows } from './startup';
 import { cliGet, inProcessGet, ownerBehind, startSetup, writeJpeg, type GetOutcome, type Transport } from './peers';
 import { fmtRate, loadLine, machineLine, markdownTable, revisionLine, MiB, median, mibPerSecond } from './util';
 
@@ -225,6 +226,8 @@ async function main(): Promise<void> {
       ratio: ratio(jpegUdp.rate(jpegBytes), jpegTcp.rate(jpegBytes)),
       notes: `in-process fetchFile (lookup, list, request, transfer, SHA-256, rename), median of ${JPEG_RUNS}`,
     });
+    // Rows 7a-7d: start-up, and whole-process gets of the JPEG (bench/startup.ts).
+    rows.push(...(await startupRows(log)));
     // Rows 6a and 6b: across NAT routers in network namespaces (root only; otherwise they say why not).
     rows.push(...(await natRows(LINK_FILE, ROUNDS, log)));
     // Rows 8a and 8b: many small files in one get (bench/many-files.ts).

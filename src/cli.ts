@@ -1,15 +1,11 @@
 // The one entry point: dispatches `p2pshare <command>` to src/commands/*, maps errors to exit codes.
-import pkg from '../package.json';
-import { parseCommandArgs, usage, type CliContext, type Command } from './commands/args';
+// Only what every run needs is imported here; a command's module (and with it ioredis, prompts,
+// the peer stack) is loaded when that command runs, so `--version` starts as fast as Node does
+// (README "Start-up"). esbuild keeps each import() below lazy in the CommonJS bundle.
+import { version } from '../package.json';
+import type { CliContext, Command } from './commands/args';
 import { P2pError, userMessage, type ErrorCode } from './core/errors';
 import { printError } from './ui/output';
-import { serveRegistryCommand } from './commands/serve-registry';
-import { peerCommand } from './commands/peer';
-import { peersCommand } from './commands/peers';
-import { filesCommand } from './commands/files';
-import { getCommand } from './commands/get';
-import { demoCommand } from './commands/demo';
-import { idCommand } from './commands/id';
 
 /** Exit codes (README "Exit codes"): the one place an error code becomes one. */
 const EXIT_CODES: Record<ErrorCode, number> = {
@@ -36,25 +32,27 @@ const cli: CliContext = {
   exit: (code) => process.exit(EXIT_CODES[code]),
 };
 
-const commands: Command[] = [
-  serveRegistryCommand,
-  peerCommand,
-  peersCommand,
-  filesCommand,
-  getCommand,
-  idCommand,
-  demoCommand,
-];
+/** Every command, in `--help` order, by name: each loads its module on first use. */
+const commands: Record<string, () => Promise<Command>> = {
+  'serve-registry': async () => (await import('./commands/serve-registry')).serveRegistryCommand,
+  peer: async () => (await import('./commands/peer')).peerCommand,
+  peers: async () => (await import('./commands/peers')).peersCommand,
+  files: async () => (await import('./commands/files')).filesCommand,
+  get: async () => (await import('./commands/get')).getCommand,
+  id: async () => (await import('./commands/id')).idCommand,
+  demo: async () => (await import('./commands/demo')).demoCommand,
+};
 
-function mainHelp(): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
+async function mainHelp(): Promise<string> {
+  const all = await Promise.all(Object.values(commands).map((load) => load()));
+  const width = Math.max(...all.map((c) => c.name.length));
   return [
-    `p2pshare ${pkg.version} — peer-to-peer file sharing, verified end to end`,
+    `p2pshare ${version} — peer-to-peer file sharing, verified end to end`,
     '',
     'Usage: p2pshare <command> [options]',
     '',
     'Commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Options: --help, --version. Run `p2pshare <command> --help` for a command\'s options.',
     'Exit codes: 0 ok, 1 failed, 2 bad usage, 3 unknown/offline peer or name taken,',
@@ -66,15 +64,16 @@ function mainHelp(): string {
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
-    process.stdout.write(mainHelp());
+    process.stdout.write(await mainHelp());
     return first === undefined ? EXIT_CODES.USAGE : 0;
   }
   if (first === '--version' || first === '-v') {
-    process.stdout.write(`${pkg.version}\n`);
+    process.stdout.write(`${version}\n`);
     return 0;
   }
-  const cmd = commands.find((c) => c.name === first);
-  if (!cmd) throw usage(`unknown command '${first}' (see p2pshare --help)`);
+  const load = Object.hasOwn(commands, first) ? commands[first] : undefined;
+  if (!load) throw new P2pError('USAGE', `unknown command '${first}' (see p2pshare --help)`);
+  const [cmd, { parseCommandArgs }] = await Promise.all([load(), import('./commands/args')]);
   const args = parseCommandArgs(cmd, rest);
   if (args.help) {
     process.stdout.write(cmd.help.endsWith('\n') ? cmd.help : `${cmd.help}\n`);

@@ -126,6 +126,19 @@ test('standalone executable (Node SEA)', { skip: hostIsLinuxX64 ? false : 'the S
     assert.match(r.stdout, /cleaned up/);
   });
 
+  // The preview worker starts from source text embedded in the bundle (build.mjs): inside the
+  // executable no file of ours exists to start it from. The demo draws its JPEG only on a terminal.
+  const script = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
+  await t.test('the JPEG preview decodes in its worker inside the executable (demo on a terminal)', { skip: script ? false : 'util-linux script(1) is not installed: no terminal to run the demo on' }, async () => {
+    const onTerminal: NodeJS.ProcessEnv = { ...env, TERM: 'xterm-256color' };
+    delete onTerminal.NO_COLOR;
+    const r = await run(script!, ['-qec', `${EXE} demo`, '/dev/null'], { env: onTerminal, timeoutMs: RUN_TIMEOUT_MS });
+    assert.equal(r.code, 0, describe(r));
+    assert.match(r.stdout, /\u2580/, 'no half-block picture drawn');
+    assert.match(r.stdout, /640 × 480/);
+    assert.doesNotMatch(r.stdout, /no preview/);
+  });
+
   await t.test('a cross-built target (linux-arm64) is an ELF aarch64 executable with the blob', async () => {
     const out = await mkdtemp(join(tmpdir(), 'p2pshare-sea-arm64-'));
     try {

@@ -7,7 +7,7 @@ import { decodeKey, fingerprint, type Identity } from '../crypto/identity';
 import { KnownPeers, knownPeersPath } from '../crypto/known-peers';
 import type { SecureConnection } from '../net/connection';
 import { Endpoint } from '../net/endpoint';
-import type { RegistryClient } from '../registry/client';
+import type { PeerRecord, RegistryClient } from '../registry/client';
 import { ControlClient } from '../control/client';
 import { LOCAL_MAX_DATAGRAM_BYTES } from '../wire/frame';
 import { reach, type Reached, type Route } from './route';
@@ -48,22 +48,19 @@ export function parsePeerArg(arg: string): { peer: string; pin?: string } {
 }
 
 export async function openSession(o: SessionOptions): Promise<Session> {
-  const rec = await o.registry.lookup(o.peer);
-  const key = typeof rec.publicKey === 'string' ? decodeKey(rec.publicKey) : null;
-  if (!key) throw new P2pError('FAILED', `the registry gave no usable key for '${o.peer}'`);
-  const known = await KnownPeers.load(knownPeersPath(o.identity.path));
-  const pinned = known.get(o.peer);
-  const theirs = fingerprint(key);
-  if (o.pin !== undefined && o.pin !== theirs) {
-    throw new P2pError('KEY_MISMATCH', `peer '${o.peer}' presents key ${theirs}, not the ${o.pin} you gave; refusing to connect`);
+  // Our socket does not wait for the registry's answer and known_peers: a one-shot get starts
+  // with all three, each a round trip to the network, the disk or the kernel.
+  const bound = Endpoint.bind(0, '0.0.0.0', { identity: o.identity.privateKey });
+  bound.catch(() => {}); // judged after the owner's key: its errors come first
+  let owner: CheckedOwner;
+  try {
+    owner = await checkedOwner(o);
+  } catch (err) {
+    await bound.then((e) => e.close(), () => {});
+    throw err;
   }
-  if (pinned && !pinned.equals(key) && !o.acceptNewKey && o.pin === undefined) {
-    throw new P2pError(
-      'KEY_MISMATCH',
-      `peer '${o.peer}' now presents key ${theirs}, but known_peers pins ${fingerprint(pinned)} for it; if you checked the new key, run again with --accept-new-key`,
-    );
-  }
-  const endpoint = await Endpoint.bind(0, '0.0.0.0', { identity: o.identity.privateKey });
+  const { rec, key, known, pinned, theirs } = owner;
+  const endpoint = await bound;
   let reached: Reached;
   try {
     reached = await reach(endpoint, rec, { peerKey: key, ownerName: o.peer, ...(o.signal ? { signal: o.signal } : {}) });
@@ -97,4 +94,34 @@ export async function openSession(o: SessionOptions): Promise<Session> {
       await endpoint.close();
     },
   };
+}
+
+interface CheckedOwner {
+  rec: PeerRecord;
+  key: Buffer;
+  known: KnownPeers;
+  pinned: Buffer | undefined;
+  theirs: string;
+}
+
+/** The owner's registration and key, refused when it is not the key pinned or given for it. */
+async function checkedOwner(o: SessionOptions): Promise<CheckedOwner> {
+  const loading = KnownPeers.load(knownPeersPath(o.identity.path));
+  loading.catch(() => {}); // judged after the lookup, whose errors come first
+  const rec = await o.registry.lookup(o.peer);
+  const known = await loading;
+  const key = typeof rec.publicKey === 'string' ? decodeKey(rec.publicKey) : null;
+  if (!key) throw new P2pError('FAILED', `the registry gave no usable key for '${o.peer}'`);
+  const pinned = known.get(o.peer);
+  const theirs = fingerprint(key);
+  if (o.pin !== undefined && o.pin !== theirs) {
+    throw new P2pError('KEY_MISMATCH', `peer '${o.peer}' presents key ${theirs}, not the ${o.pin} you gave; refusing to connect`);
+  }
+  if (pinned && !pinned.equals(key) && !o.acceptNewKey && o.pin === undefined) {
+    throw new P2pError(
+      'KEY_MISMATCH',
+      `peer '${o.peer}' now presents key ${theirs}, but known_peers pins ${fingerprint(pinned)} for it; if you checked the new key, run again with --accept-new-key`,
+    );
+  }
+  return { rec, key, known, pinned, theirs };
 }

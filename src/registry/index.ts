@@ -6,8 +6,8 @@ import { EventLog, type LogWrite } from './event-log';
 import type { HttpTimeouts } from './http-guard';
 import { resolveLimits, type RegistryLimits } from './limits';
 import { MemoryStore } from './memory-store';
-import { RedisStore } from './redis-store';
-import { RedisIntroBus } from './intro-bus';
+import type { RedisStore } from './redis-store';
+import type { RedisIntroBus } from './intro-bus';
 import { DEFAULT_RELAY_LIMITS, RelaySessions, type RelayLimits } from './relay';
 import { RendezvousService } from './rendezvous';
 import { closeServer, createRegistryServer, listen, type RendezvousInfo } from './server';
@@ -70,15 +70,17 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
   const ttl = opts.ttl ?? 30;
   const { limits, connectionsLowered } = resolveLimits(opts.limits);
   const storeLimits = { maxPeers: limits.maxPeers, maxNamesPerClient: limits.maxNamesPerIp };
-  const store: PeerStore = opts.redisUrl
-    ? new RedisStore({
+  // ioredis is loaded only with Redis: the memory store starts without evaluating it.
+  const redis: RedisStore | null = opts.redisUrl
+    ? new (await import('./redis-store')).RedisStore({
         url: opts.redisUrl,
         ...storeLimits,
         ...(opts.redisPrefix ? { prefix: opts.redisPrefix } : {}),
         ...(opts.redisSweepIntervalMs !== undefined ? { sweepIntervalMs: opts.redisSweepIntervalMs } : {}),
       })
-    : new MemoryStore(storeLimits);
-  if (store instanceof RedisStore) await store.waitReady(2000); // not fatal: /healthz says 503 until it is up
+    : null;
+  const store: PeerStore = redis ?? new MemoryStore(storeLimits);
+  if (redis) await redis.waitReady(2000); // not fatal: /healthz says 503 until it is up
   const log = new EventLog(opts.log, opts.logIntervalMs, opts.debug ?? false);
   const processId = randomBytes(8).toString('hex');
   let rendezvousInfo: RendezvousInfo | null = null;
@@ -129,7 +131,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     service.attach((d, to) => socket.send(d, to, () => metrics.countRendezvous('send_failed')));
     if (opts.redisUrl) {
       const introducer = service;
-      bus = new RedisIntroBus({ url: opts.redisUrl, prefix: opts.redisPrefix ?? 'p2pshare:', id: processId, serve: (o) => introducer.introduce(o) });
+      bus = new (await import('./intro-bus')).RedisIntroBus({ url: opts.redisUrl, prefix: opts.redisPrefix ?? 'p2pshare:', id: processId, serve: (o) => introducer.introduce(o) });
       service.bus = bus;
       // Subscribed before the ready line, when Redis is there at all (else it subscribes once it is).
       const reachable = await store.ping().then(() => true, () => false);
