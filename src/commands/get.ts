@@ -8,7 +8,7 @@ import { colors } from '../ui/output';
 import { showPreview } from '../ui/preview';
 import { createProgress, type Progress } from '../ui/progress';
 import { fetchSummaryLine } from '../ui/result';
-import { setFailureLines, setProgress, setSummary } from './set-output';
+import { setFailureLines, setProgress, setSummary } from '../ui/set-output';
 import { escaped } from '../ui/text';
 
 const JPEG_NAME = /\.(jpe?g|jfif)$/i;

@@ -24,7 +24,7 @@ import { fetchSummaryLine } from '../ui/result';
 import { printable } from '../ui/text';
 import type { ListEntry, TransportName } from '../wire/control';
 import { fileChoices, filterChoices } from './file-choices';
-import { setFailureLines, setProgress, setSummary } from './set-output';
+import { setFailureLines, setProgress, setSummary } from '../ui/set-output';
 
 export interface InteractiveOptions {
   /** Asked for when missing. */

@@ -2,10 +2,10 @@
 // one progress bar for the whole set ("12/40 files", bytes, rate, ETA), then one summary line,
 // and a line for each file that failed.
 import type { GetOptions, SetResult } from '../peer/fetch-set';
-import type { colors } from '../ui/output';
-import { createProgress, type Progress } from '../ui/progress';
-import { setSummaryLine } from '../ui/result';
-import { escaped } from '../ui/text';
+import type { colors } from './output';
+import { createProgress, type Progress } from './progress';
+import { setSummaryLine } from './result';
+import { escaped } from './text';
 
 type SetHooks = Pick<GetOptions, 'onPlan' | 'onFile' | 'onProgress'>;
 
