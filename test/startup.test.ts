@@ -76,10 +76,10 @@ test('any other first argument runs the program from its comment: --help evaluat
   assert.match(t.stdout, /^p2pshare \d+\.\d+\.\d+ .*\n[^]*serve-registry/);
   assert.ok(t.modules.includes('src/cli.ts'));
   assert.ok(t.modules.includes('src/commands/get.ts'));
-  assert.deepEqual(heavy(t).filter((m) => !/jpeg-js|prompts/.test(m)), []); // demo and peer load those two
+  assert.deepEqual(heavy(t).filter((m) => !/jpeg-js/.test(m)), []); // the demo loads it
 });
 
-test('a command loads its own module only; `get` leaves jpeg-js to the preview worker; the demo, which draws and prompts, loads them', async () => {
+test('a command loads its own module only; `get` leaves jpeg-js to the preview worker; the demo, which draws, loads it; a peer loads prompts only to ask', async () => {
   const get = await traced(['get', '--help']);
   assert.ok(get.modules.includes('src/commands/get.ts'));
   assert.deepEqual(get.modules.filter((m) => /^src\/commands\/(?!get|args)/.test(m)), []);
@@ -87,7 +87,10 @@ test('a command loads its own module only; `get` leaves jpeg-js to the preview w
   // The control: the trace does see dependencies when a command does load them.
   const demo = await traced(['demo', '--help']);
   assert.ok(demo.modules.some((m) => m.startsWith('node_modules/jpeg-js/')), 'demo should load jpeg-js (its sample picture)');
-  assert.ok(demo.modules.some((m) => m.startsWith('node_modules/prompts/')));
+  // A peer loads prompts at its first question, which `peer --no-interactive` never asks.
+  const peer = await traced(['peer', '--help']);
+  assert.ok(peer.modules.includes('src/commands/interactive.ts'));
+  assert.deepEqual(heavy(peer), []);
 });
 
 test('the program survives its comment: what programOf reads back is what was embedded, "*/" and "~" included', async () => {

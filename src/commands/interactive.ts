@@ -2,7 +2,7 @@
 // then loop — pick a peer, pick one of its files, fetch it with a progress bar, show the result —
 // while serving others the whole time. Ctrl+C at any point unregisters and resolves 0.
 import { basename } from 'node:path';
-import prompts from 'prompts';
+import type prompts from 'prompts';
 import { abortable } from '../core/async';
 import { P2pError } from '../core/errors';
 import { imageSizeOfFile } from '../media/image-info';
@@ -200,7 +200,9 @@ async function askOne<T extends string>(question: prompts.PromptObject<T>, annou
   if (signal.aborted) return undefined;
   let cancelled = false;
   let escaped = false;
-  const answers = await prompts(
+  // Loaded on the first question: `peer --no-interactive` never asks one (README "Start-up").
+  const { default: promptsLib } = await import('prompts');
+  const answers = await promptsLib(
     {
       ...question,
       onRender(this: unknown) {
