@@ -86,7 +86,7 @@ export async function openPart(dir: string, name: string, size: number, sha256: 
     const record = await readRecord(unordered);
     synced = offset;
     if (record !== undefined) {
-      offset = Math.min(offset, trustedPrefix(record, await bootId()));
+      offset = Math.min(offset, await trustedPrefix(path, record, await bootId()));
       synced = Math.min(record?.synced ?? 0, offset);
     }
     await fh.truncate(offset);

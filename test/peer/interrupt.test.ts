@@ -126,13 +126,15 @@ test('a UDP get killed outright (SIGKILL) through a lossy link: the next get sti
     const part = (await partOf(downloads))!;
     const rec = await readRecord(recordPath(part));
     assert.ok(rec, 'the resume record survives the kill');
-    assert.ok(rec.written <= (await stat(part)).size);
+    const killedAt = (await stat(part)).size;
+    assert.ok(rec.written <= killedAt);
     const prefix = (b: Buffer) => createHash('sha256').update(b).digest('hex');
     assert.equal(prefix((await readFile(part)).subarray(0, rec.written)), prefix(original.subarray(0, rec.written)));
     const res = await runCli(['get', 'owner', 'big.bin', '--via', 'udp', '--registry', reg.url, '--downloads', downloads, '--json'], { timeoutMs: 60_000 });
     assert.equal(res.code, 0, res.stderr);
     const out = JSON.parse(res.stdout) as { path: string; resumedFrom: number };
-    assert.equal(out.resumedFrom, rec.written, 'resumed from the recorded prefix');
+    // From the recorded prefix, or past it by writes it lists that are found in the file.
+    assert.ok(out.resumedFrom >= rec.written && out.resumedFrom <= killedAt, `resumed from ${out.resumedFrom}, recorded ${rec.written}`);
     assert.equal(await sha256(out.path), digest);
     assert.deepEqual((await readdir(downloads)).sort(), ['big.bin']);
   } finally {

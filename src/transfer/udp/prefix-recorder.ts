@@ -1,22 +1,26 @@
 // Keeps the resume record of a UDP receive current (PROTOCOL.md section 7, "Resuming a UDP
-// receive"): as the hole-free prefix on disk grows, the record says so every RECORD_EVERY_BYTES,
-// and every SYNC_EVERY_BYTES the partial file is fsynced first so the record can also vouch for
-// that much after a power cut. Only ever told a prefix whose writes have completed, so the
-// record never claims a byte that is not in the file. Failures here never fail the transfer:
-// a stale record claims less than is there, which costs a re-fetch, never a wrong file.
+// receive"): the writes handed to the file system (so that a requester killed before it heard of
+// their completion need not fetch them again), and, as the hole-free prefix on disk grows, that
+// prefix every RECORD_EVERY_BYTES; every SYNC_EVERY_BYTES the partial file is fsynced first so
+// the record can also vouch for that much after a power cut. Only ever told a prefix whose writes
+// have completed, so the record never claims a byte that is not in the file. One record write at
+// a time, carrying the state of the moment it starts. Failures here never fail the transfer: a
+// stale record claims less than is there, which costs a re-fetch, never a wrong file.
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { dirname } from 'node:path';
-import { bootId, decodeRecord, encodeRecord, RECORD_BYTES } from '../resume-record';
+import { bootId, decodeRecord, encodeRecord, MAX_RECORD_WRITES, pendingWrite, RECORD_BYTES, type PendingWrite } from '../resume-record';
 
-/** How far the record may lag the prefix on disk: what a killed requester fetches again. */
+/** How far the recorded prefix may lag the one on disk (besides the writes the record lists). */
 export const RECORD_EVERY_BYTES = 128 * 1024;
 /** How far the fsynced prefix may lag: what a power cut costs (plus what the page cache held). */
 export const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
 
 export class PrefixRecorder {
-  private recorded: number; // the `written` of the last record handed to the kernel (or pending)
+  private prefix: number; // the hole-free prefix on disk, as last told
+  private recorded: number; // the prefix in the last record started
   private synced: number;
-  private pending: Buffer | undefined;
+  private readonly writes = new Map<number, PendingWrite>(); // by position
+  private dirty = false;
   private writing: Promise<void> | undefined;
   private syncing: Promise<void> | undefined;
   private recordDurable = false;
@@ -29,7 +33,7 @@ export class PrefixRecorder {
     synced: number,
     private readonly syncPart: () => Promise<void>,
   ) {
-    this.recorded = offset;
+    this.prefix = this.recorded = offset;
     this.synced = synced;
   }
 
@@ -56,14 +60,27 @@ export class PrefixRecorder {
     }
   }
 
-  /** Every byte below `prefix` is written (its write() returned): record it when due. */
-  advance(prefix: number): void {
-    if (prefix - this.recorded >= RECORD_EVERY_BYTES) this.record(prefix);
+  /** `data` is about to be written at `position`: listed in the next record. */
+  writingAt(position: number, data: Buffer): void {
+    const w = pendingWrite(position, data);
+    if (!w) return; // ends in zeros: could not be told from a hole, so never claimed
+    this.writes.set(position, w);
+    this.record();
+  }
+
+  /**
+   * The write at `position` is done, and every byte below `prefix` is written (its write()
+   * returned): recorded when due.
+   */
+  wrote(position: number, prefix: number): void {
+    this.writes.delete(position);
+    this.prefix = prefix;
+    if (prefix - this.recorded >= RECORD_EVERY_BYTES) this.record();
     if (!this.syncing && prefix - this.synced >= SYNC_EVERY_BYTES) {
       this.syncing = this.syncPart().then(
         async () => {
-          this.synced = prefix;
-          this.record(Math.max(this.recorded, prefix));
+          this.synced = Math.max(this.synced, prefix);
+          this.record();
           if (!this.recordDurable) await this.makeRecordDurable();
         },
         () => {}, // the final fsync reports a failing disk; this one only moves the watermark
@@ -72,36 +89,42 @@ export class PrefixRecorder {
   }
 
   /**
-   * The receive is over: the file's hole-free prefix is `prefix` (fsynced when `durable`). Records
-   * that, waits for every write and sync of the record, and closes it.
+   * The receive is over: the file's hole-free prefix is `prefix` (fsynced when `durable`), nothing
+   * else counts. Records that, waits for every write and sync of the record, and closes it.
    */
   async settle(prefix: number, durable: boolean): Promise<void> {
     await this.syncing;
+    this.writes.clear();
+    this.prefix = prefix;
     this.synced = durable ? prefix : Math.min(this.synced, prefix);
-    this.record(prefix);
+    this.record();
     while (this.writing) await this.writing;
     await this.fh.close().catch(() => {});
   }
 
-  private record(written: number): void {
-    this.recorded = written;
-    this.pending = encodeRecord({ written, synced: Math.min(this.synced, written), boot: this.boot });
+  private record(): void {
+    this.dirty = true;
     this.writing ??= this.drain();
   }
 
-  /** One record write at a time, the newest one next (older pending ones are superseded). */
+  /** One record write at a time, each with the state of the moment it starts. */
   private async drain(): Promise<void> {
-    while (this.pending) {
-      const buf = this.pending;
-      this.pending = undefined;
+    while (this.dirty) {
+      this.dirty = false;
+      this.recorded = this.prefix;
+      const writes = [...this.writes.values()]
+        .filter((w) => w.position >= this.prefix)
+        .sort((a, b) => a.position - b.position)
+        .slice(0, MAX_RECORD_WRITES);
+      const buf = encodeRecord({ written: this.prefix, synced: Math.min(this.synced, this.prefix), boot: this.boot, writes });
       await this.fh.write(buf, 0, buf.length, 0).catch(() => {});
     }
     this.writing = undefined;
   }
 
   /**
-   * The first time `synced` moves: the record file (created empty-handed by the caller) and its
-   * name in the folder go to disk too, so that after a power cut the record is there at all.
+   * The first time `synced` moves: the record file (created by the caller) and its name in the
+   * folder go to disk too, so that after a power cut the record is there at all.
    */
   private async makeRecordDurable(): Promise<void> {
     this.recordDurable = true;

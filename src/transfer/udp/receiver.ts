@@ -21,14 +21,11 @@ const MAX_PENDING_CHUNKS = 4096;
 const PENDING_BYTES = 16 * 1024 * 1024;
 const MAX_RUN_CHUNKS = 128; // one write at most (150 KiB at 1200-byte chunks)
 /**
- * And at most this many bytes (large chunks, one host), with at most MAX_WRITES_IN_FLIGHT of them
- * handed to the file system at once: the file can then be ahead of what this process knows is
- * written (a write done, its completion not yet run) by only that much, so a requester killed
- * outright fetches again little more than the resume record's step (prefix-recorder.ts): the
- * record lags the .part by well under 1 MiB however loaded the machine.
+ * And at most this many bytes (large chunks, one host): a requester killed outright keeps only
+ * the writes its resume record knew of (prefix-recorder.ts), so what it fetches again is counted
+ * in writes; 2 MiB ones (128 of 16 KiB) made that several MiB on a busy host.
  */
-const MAX_RUN_BYTES = 128 * 1024;
-const MAX_WRITES_IN_FLIGHT = 2;
+const MAX_RUN_BYTES = 256 * 1024;
 const DONE_REPEATS = 3;
 const DONE_SPACING_MS = 20;
 const PROGRESS_EVERY_MS = 100;
@@ -239,10 +236,10 @@ export class Receiver {
     this.flush();
   }
 
-  /** Writes the closed runs, oldest first, MAX_WRITES_IN_FLIGHT at a time (once the file is open). */
+  /** Writes every closed run (once the file is open). */
   private flush(): void {
     if (!this.fh || this.ended) return;
-    while (this.closedRuns.length > 0 && this.writesInFlight < MAX_WRITES_IN_FLIGHT) this.writeRun(this.fh, this.closedRuns.shift()!);
+    for (const run of this.closedRuns.splice(0)) this.writeRun(this.fh, run);
   }
 
   private writeRun(fh: fsp.FileHandle, run: Run): void {
@@ -251,6 +248,7 @@ export class Receiver {
     const data = run.bufs.length === 1 ? run.bufs[0] : Buffer.concat(run.bufs);
     const bytes = data.length;
     this.writesInFlight++;
+    this.recorder?.writingAt(position, data);
     fh.write(data, 0, bytes, position).then(
       ({ bytesWritten }) => {
         this.writesInFlight--;
@@ -261,10 +259,9 @@ export class Receiver {
         this.writtenChunks += run.bufs.length;
         this.writtenBytes += bytes;
         while (this.diskCumulative < this.total && this.onDisk[this.diskCumulative]) this.diskCumulative++;
-        this.recorder?.advance(this.prefixOnDisk());
+        this.recorder?.wrote(position, this.prefixOnDisk());
         this.reportProgress(false);
         if (this.writtenChunks === this.total) return void this.complete();
-        this.flush(); // runs that waited for a free write
         if (this.writesInFlight === 0) this.closeRun(); // what arrived while this write ran
         if (this.lastWindow < this.maxPending / 4) this.sendAck(); // reopen the window
       },
