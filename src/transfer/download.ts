@@ -3,31 +3,26 @@
 // the final name.
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { link, mkdir, open, readFile, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { formatBytes } from '../core/bytes';
 import { P2pError } from '../core/errors';
 import { sha256File } from '../core/hash';
 import { numberedName, partBase, safeBaseName } from './local-names';
+import { bootId, encodeRecord, readRecord, recordPath, trustedPrefix } from './resume-record';
 
 export interface PartFile {
   path: string;
   /** Bytes already there: the transfer resumes from this offset. */
   offset: number;
-  /** Says that chunks are about to land out of order (UDP) until release(). */
+  /**
+   * Says that chunks are about to land out of order (UDP): from now on the resume record beside
+   * the .part, kept current by the receiver, says how much of it a later resume may trust.
+   */
   markUnordered(): Promise<void>;
   /** Unlocks, and removes the .part unless a later fetch can resume it; true when it stays. Once. */
   release(): Promise<boolean>;
 }
-
-/**
- * A UDP receive writes chunks out of order; when it ends cleanly it cuts the .part to its
- * hole-free prefix, but a process killed outright cannot. Its marker file survives it, and the
- * resume then starts this far below the .part's end, where no hole can be left in practice (the
- * sender keeps at most 32,768 datagrams and 32 MiB in flight). Should a
- * hole still be there, the whole-file SHA-256 catches it: a wasted transfer, never a wrong file.
- */
-export const UNORDERED_TAIL_BYTES = 64 * 1024 * 1024;
 
 /** Room kept free beyond the file itself: file-system blocks and metadata, other writers. */
 export const FREE_SPACE_MARGIN_BYTES = 1024 * 1024;
@@ -74,6 +69,11 @@ async function ensureFree(dir: string, need: number, refusal: (free: number) => 
  * Opens (or creates) the .part file for `name`/`sha256` in `dir`. The .part name carries the
  * digest so a resumed download can only ever continue the same content. A lock file keeps two
  * concurrent downloads of one file apart: the second gets a private .part and starts at 0.
+ *
+ * The resume offset is the .part's length, unless a UDP receive left its resume record beside
+ * it (PROTOCOL.md section 7): chunks landed out of order, so the .part may hold holes, and only
+ * the prefix the record vouches for is kept (all of it in the boot the record was written in,
+ * the fsynced part after a reboot, nothing if the record is unreadable).
  */
 export async function openPart(dir: string, name: string, size: number, sha256: string): Promise<PartFile> {
   await mkdir(dir, { recursive: true });
@@ -84,14 +84,21 @@ export async function openPart(dir: string, name: string, size: number, sha256: 
   let lockHeld = false;
   if (await takeLock(lock)) lockHeld = true;
   else path = join(dir, `${base}.${sha256.slice(0, 12)}.${randomBytes(4).toString('hex')}.part`);
-  const unordered = `${path}.unordered`;
+  const unordered = recordPath(path);
   let offset: number;
+  let synced: number; // what of the prefix is known to be on disk, carried into the next record
   const fh = await openPartFile(path);
   try {
     offset = (await fh.stat()).size;
     if (offset > size) offset = 0;
-    if (await exists(unordered)) offset = Math.max(0, offset - UNORDERED_TAIL_BYTES);
+    const record = await readRecord(unordered);
+    synced = offset;
+    if (record !== undefined) {
+      offset = Math.min(offset, await trustedPrefix(path, record, await bootId()));
+      synced = Math.min(record?.synced ?? 0, offset);
+    }
     await fh.truncate(offset);
+    // Whatever comes next (TCP appends in order) must not be judged by this record.
     await unlink(unordered).catch(() => {});
   } finally {
     await fh.close();
@@ -101,14 +108,26 @@ export async function openPart(dir: string, name: string, size: number, sha256: 
     path,
     offset,
     markUnordered: async () => {
-      await (await open(unordered, 'w')).close();
+      // Written aside and renamed: a crash leaves no record (the .part is still exactly `offset`
+      // long, trusted as it is) or a whole one, never an empty one that would throw it all away.
+      const record = encodeRecord({ written: offset, synced, boot: await bootId() });
+      const fh = await open(`${unordered}.new`, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+      try {
+        await fh.write(record, 0, record.length, 0);
+      } finally {
+        await fh.close();
+      }
+      await rename(`${unordered}.new`, unordered);
     },
     release: () => (released ??= (async () => {
-      await unlink(unordered).catch(() => {});
       // A private .part is never resumed; an empty one has nothing to resume (the fetch was
       // refused or failed before the first byte) and would only litter the downloads folder.
       const size = await stat(path).then((st) => st.size, () => 0);
       const kept = path === shared && size > 0;
+      // A kept .part keeps a resume record that does not vouch for all of it on disk: after a
+      // power cut only the fsynced part holds. One that does (a receive that ended cleanly) goes.
+      const record = kept ? await readRecord(unordered) : undefined;
+      if (!record || record.synced >= size) await unlink(unordered).catch(() => {});
       if (!kept) await unlink(path).catch(() => {});
       if (lockHeld) await unlink(lock).catch(() => {});
       return kept;
@@ -182,10 +201,6 @@ async function createLock(path: string): Promise<boolean> {
     await fh.close();
   }
   return true;
-}
-
-function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
 }
 
 function isAlive(pid: number): boolean {

@@ -1,11 +1,15 @@
 // Requester side of one UDP transfer: writes each chunk at its offset in the .part file
 // (contiguous chunks coalesced into one write), acknowledges packet numbers with ranges,
 // advertises a window of free write slots (a slow disk slows the sender), and says DONE once
-// every byte is written and fsynced. Memory: one byte per chunk plus the pending writes.
+// every byte is written and fsynced. Keeps the .part's resume record (if it has one) current
+// as the hole-free prefix grows (prefix-recorder.ts). Memory: one byte per chunk plus the
+// pending writes.
 import { promises as fsp, constants as fsc } from 'node:fs';
 import type { Connection } from '../../net/connection';
 import { FrameType } from '../../wire/frame';
 import { AbortReason, encodeAbort, encodeAck, encodeDone, MAX_ACK_RANGES, type DataPacket, type PnRange } from '../../wire/transfer';
+import { recordPath } from '../resume-record';
+import { PrefixRecorder } from './prefix-recorder';
 
 const ACK_EVERY_PACKETS = 8;
 const ACK_DELAY_MS = 2;
@@ -15,7 +19,13 @@ const ACK_DELAY_MS = 2;
  */
 const MAX_PENDING_CHUNKS = 4096;
 const PENDING_BYTES = 16 * 1024 * 1024;
-const MAX_RUN_CHUNKS = 128; // one write at most (150 KiB)
+const MAX_RUN_CHUNKS = 128; // one write at most (150 KiB at 1200-byte chunks)
+/**
+ * And at most this many bytes (large chunks, one host): a requester killed outright keeps only
+ * the writes its resume record knew of (prefix-recorder.ts), so what it fetches again is counted
+ * in writes; 2 MiB ones (128 of 16 KiB) made that several MiB on a busy host.
+ */
+const MAX_RUN_BYTES = 256 * 1024;
 const DONE_REPEATS = 3;
 const DONE_SPACING_MS = 20;
 const PROGRESS_EVERY_MS = 100;
@@ -60,6 +70,7 @@ export class Receiver {
   private writtenBytes = 0;
   private pendingChunks = 0;
   private run: Run | undefined; // the run still growing
+  private readonly maxRunChunks: number;
   private readonly closedRuns: Run[] = []; // complete runs waiting for the file to open
   private flushScheduled = false;
   private writesInFlight = 0;
@@ -78,6 +89,7 @@ export class Receiver {
   private idleTimer: NodeJS.Timeout | undefined;
   private lastProgress = 0;
   private fh: fsp.FileHandle | undefined;
+  private recorder: PrefixRecorder | undefined; // the .part's resume record, when it has one
   private readonly started = performance.now();
   private ended = false;
 
@@ -88,6 +100,7 @@ export class Receiver {
   ) {
     this.total = Math.ceil((o.size - o.offset) / o.chunkBytes);
     this.maxPending = Math.min(MAX_PENDING_CHUNKS, Math.floor(PENDING_BYTES / o.chunkBytes));
+    this.maxRunChunks = Math.max(1, Math.min(MAX_RUN_CHUNKS, Math.floor(MAX_RUN_BYTES / o.chunkBytes)));
     this.lastWindow = this.minWindow = this.maxPending;
     this.have = new Uint8Array(this.total);
     this.onDisk = new Uint8Array(this.total);
@@ -104,11 +117,14 @@ export class Receiver {
     try {
       // O_CREAT without O_TRUNC: a resumed .part keeps the bytes below offset.
       const fh = await fsp.open(this.o.partPath, fsc.O_RDWR | fsc.O_CREAT, 0o644);
+      const recorder = await PrefixRecorder.open(recordPath(this.o.partPath), this.o.offset, () => fh.datasync());
       if (this.ended) {
+        await recorder?.settle(this.o.offset, false);
         await fh.close();
         return;
       }
       this.fh = fh;
+      this.recorder = recorder;
     } catch (err) {
       this.fail(new Error(`cannot open ${this.o.partPath}: ${(err as Error).message}`), AbortReason.ioError);
       return;
@@ -195,7 +211,7 @@ export class Receiver {
 
   private queueWrite(chunk: number, payload: Buffer): void {
     const run = this.run;
-    if (run && chunk === run.first + run.bufs.length && run.bufs.length < MAX_RUN_CHUNKS) {
+    if (run && chunk === run.first + run.bufs.length && run.bufs.length < this.maxRunChunks) {
       run.bufs.push(payload);
     } else {
       if (run) this.closedRuns.push(run);
@@ -206,7 +222,7 @@ export class Receiver {
       this.flushScheduled = true;
       setImmediate(() => {
         this.flushScheduled = false;
-        // While a write is in flight the run keeps growing (up to MAX_RUN_CHUNKS): its completion
+        // While a write is in flight the run keeps growing (up to maxRunChunks): its completion
         // writes it, so a burst becomes a few large writes, not one small write per read batch.
         if (this.writesInFlight === 0) this.closeRun();
       });
@@ -232,6 +248,7 @@ export class Receiver {
     const data = run.bufs.length === 1 ? run.bufs[0] : Buffer.concat(run.bufs);
     const bytes = data.length;
     this.writesInFlight++;
+    this.recorder?.writingAt(position, data);
     fh.write(data, 0, bytes, position).then(
       ({ bytesWritten }) => {
         this.writesInFlight--;
@@ -242,6 +259,7 @@ export class Receiver {
         this.writtenChunks += run.bufs.length;
         this.writtenBytes += bytes;
         while (this.diskCumulative < this.total && this.onDisk[this.diskCumulative]) this.diskCumulative++;
+        this.recorder?.wrote(position, this.prefixOnDisk());
         this.reportProgress(false);
         if (this.writtenChunks === this.total) return void this.complete();
         if (this.writesInFlight === 0) this.closeRun(); // what arrived while this write ran
@@ -253,6 +271,11 @@ export class Receiver {
         this.fail(new Error(`cannot write ${this.o.partPath}: ${err.message}`), AbortReason.ioError);
       },
     ).catch((err: Error) => this.fail(new Error(`cannot write ${this.o.partPath}: ${err.message}`), AbortReason.ioError));
+  }
+
+  /** Bytes of the .part that are a hole-free prefix on disk (written, maybe not yet fsynced). */
+  private prefixOnDisk(): number {
+    return Math.min(this.o.size, this.o.offset + this.diskCumulative * this.o.chunkBytes);
   }
 
   private reportProgress(force: boolean): void {
@@ -305,6 +328,9 @@ export class Receiver {
     try {
       await this.fh!.truncate(this.o.size); // a stale, longer .part must not leave a tail
       await this.fh!.sync();
+      const recorder = this.recorder;
+      this.recorder = undefined;
+      await recorder?.settle(this.o.size, true); // all of it is on disk: a crash now resumes at the end
       await this.fh!.close();
       this.fh = undefined;
     } catch (err) {
@@ -378,8 +404,11 @@ export class Receiver {
       for (let i = 0; i < 400 && this.pendingChunks > 0; i++) await new Promise((r) => setTimeout(r, 5));
       if (!fh) return;
       while (this.diskCumulative < this.total && this.onDisk[this.diskCumulative]) this.diskCumulative++;
-      const keep = Math.min(this.o.size, this.o.offset + this.diskCumulative * this.o.chunkBytes);
+      const keep = this.prefixOnDisk();
       await fh.truncate(keep).catch(() => {});
+      // Made durable, the cut .part needs no record: its length holds across a power cut too.
+      const durable = this.recorder ? await fh.datasync().then(() => true, () => false) : false;
+      await this.recorder?.settle(keep, durable);
       await fh.close().catch(() => {});
     };
     void closeLater().finally(() => {
