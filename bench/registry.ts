@@ -2,11 +2,13 @@
 // store, and a bare node:http server answering the same JSON, side by side in one run.
 // Each server runs in its own process; autocannon drives it from this one.
 //   node build.mjs && node --import tsx bench/registry.ts   (BENCH_SECONDS=5 BENCH_CONNECTIONS=50 BENCH_ROUNDS=3)
+// BENCH_COMPARE_CLI=/path/to/other/dist/p2pshare.cjs[,...] adds each such build's registry (memory
+// store) as a row of the same rotation: how revisions compare, measured side by side.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { PrivateKey } from '../src/core/x25519';
 import { RegistryClient } from '../src/registry/client';
-import { startCli, type RunningCli } from '../test/support/cli';
+import { startCli, startProcess, TEST_CONFIG_HOME, type RunningCli } from '../test/support/cli';
 import { redisServerAvailable, startRedis, type TestRedis } from '../test/support/redis';
 
 interface AutocannonResult {
@@ -51,14 +53,21 @@ async function startBare(body: unknown): Promise<{ url: string; proc: ChildProce
   return { url, proc };
 }
 
-async function startRegistryProcess(extra: string[]): Promise<{ url: string; cli: RunningCli }> {
-  const cli = startCli(['serve-registry', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0', '--ttl', '86400', ...extra]);
+async function startRegistryProcess(extra: string[], cliPath?: string): Promise<{ url: string; cli: RunningCli }> {
+  const args = ['serve-registry', '--host', '127.0.0.1', '--port', '0', '--stun-port', '0', '--ttl', '86400', ...extra];
+  const cli = cliPath
+    ? startProcess(process.execPath, [cliPath, ...args], { env: { ...process.env, NO_COLOR: '1', XDG_CONFIG_HOME: TEST_CONFIG_HOME } })
+    : startCli(args);
   const m = await cli.waitForLine(/registry listening on (http:\/\/\S+)/);
   return { url: m[1]!, cli };
 }
 
 async function register(url: string): Promise<unknown> {
-  await new RegistryClient(url).register({ name: 'bench', port: 4000, addresses: ['10.0.0.7'] }, PrivateKey.generate());
+  await new RegistryClient(url).register({ name: 'bench', port: 4000, addresses: ['10.0.0.7'] }, PrivateKey.generate()).catch(async (err: Error) => {
+    // A build from before proofs of key possession has no /v1/challenge: a plain registration.
+    const res = await fetch(`${url}/v1/peers`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench', port: 4000, addresses: ['10.0.0.7'] }) });
+    if (res.status !== 201) throw err;
+  });
   return (await fetch(`${url}/v1/peers/bench`)).json();
 }
 
@@ -84,16 +93,24 @@ async function main(): Promise<void> {
       await register(viaRedis.url);
       redisRow = viaRedis;
     }
+    const compare: Array<{ url: string; cliPath: string }> = [];
+    for (const cliPath of (process.env.BENCH_COMPARE_CLI ?? '').split(',').filter(Boolean)) {
+      const other = await startRegistryProcess([], cliPath);
+      cleanups.push(() => other.cli.stop());
+      await register(other.url);
+      compare.push({ url: other.url, cliPath });
+    }
     const bare = await startBare(sample);
     cleanups.push(async () => bare.proc.kill('SIGTERM'));
 
     // Short warm-up of each, then the measured runs one after another.
-    for (const url of [bare.url, memory.url, ...(redisRow ? [redisRow.url] : [])]) {
+    for (const url of [bare.url, memory.url, ...(redisRow ? [redisRow.url] : []), ...compare.map((c) => c.url)]) {
       await autocannon({ url: `${url}/v1/peers/bench`, connections: 10, duration: 1 });
     }
     targets.push({ label: 'bare node:http (same JSON)', url: bare.url, runs: [] });
     targets.push({ label: 'registry, memory store', url: memory.url, runs: [] });
     if (redisRow) targets.push({ label: 'registry, redis store', url: redisRow.url, runs: [] });
+    for (const c of compare) targets.push({ label: `registry, memory store, ${c.cliPath}`, url: c.url, runs: [] });
     for (let round = 0; round < ROUNDS; round++) {
       for (const t of targets) t.runs.push(await measure(t.url));
     }
