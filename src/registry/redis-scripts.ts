@@ -98,9 +98,11 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KE
 return 1
 `;
 
-// KEYS: index, expiry. ARGV: now, batch. Returns how many expired members it removed.
+// KEYS: index, expiry. ARGV: now, batch. Returns {how many expired members it removed, how many
+// live ones are left}.
 export const SWEEP = `${PRUNE_FN}
-return prune(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
+local removed = prune(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
+return {removed, redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')}
 `;
 
 // KEYS: index, expiry. ARGV: from, to (ZRANGEBYLEX bounds), want, budget, now.

@@ -20,8 +20,8 @@
 // call per shard.
 // On a cluster the client set lives in its own slot: a registration reserves the name there first
 // (one atomic step, so the per-client cap holds under races) and a heartbeat renews it with a
-// second command it does not wait for; --max-peers is checked against the live count summed over
-// the shards at most a second ago (a burst of registrations may pass it by that second's worth).
+// second command it does not wait for; --max-peers is checked against the live counts of the
+// shards as last swept (at most 8 s ago: a burst of registrations may pass it by that much).
 //
 // Index hygiene: members whose expiry has passed leave the index and the expiry set on every
 // registration (a bounded batch), on a timer (all of them, in batches), and when a listing meets
@@ -38,6 +38,9 @@ import { connectRedis, parseRedisTarget, type AnyRedis } from './redis-connectio
 import { parseShardCursor, RedisKeys } from './redis-keys';
 import { CLIENT_RESERVE, CLIENT_TOUCH, HEARTBEAT, KEEPALIVE, REGISTER, REMOVE, SECRET, SWEEP, SWEEP_BATCH, WALK } from './redis-scripts';
 
+/** Shards swept per tick of the timer (a cluster has CLUSTER_SHARDS). */
+const SHARDS_PER_SWEEP = 8;
+
 /** A listing examines at most this many index members per peer it may return. */
 const LIST_WORK_FACTOR = 4;
 
@@ -51,7 +54,7 @@ type Scripted = AnyRedis & {
   p2pRemove(...args: Array<string | number>): Promise<Reply>;
   p2pKeepalive(...args: Array<string | number>): Promise<string>;
   p2pSecret(...args: Array<string | number>): Promise<string>;
-  p2pSweep(...args: Array<string | number>): Promise<number>;
+  p2pSweep(...args: Array<string | number>): Promise<[number, number]>;
   p2pWalk(...args: Array<string | number>): Promise<[string[], string, number]>;
 };
 
@@ -74,14 +77,17 @@ export class RedisStore implements PeerStore {
   private readonly sweeper: NodeJS.Timeout | null;
   private sweeping = false;
   private lastError = '';
-  /** Cluster: live registrations summed over the shards by the last sweep (for --max-peers). */
-  private liveCount = 0;
+  /** Live registrations per shard as each was last swept; their sum is checked for --max-peers on a cluster. */
+  private readonly shardLive: number[];
+  /** The next shard the timer sweeps. */
+  private nextShard = 0;
 
   constructor(opts: RedisStoreOptions) {
     this.maxPeers = opts.maxPeers ?? DEFAULT_MAX_PEERS;
     this.maxNamesPerClient = opts.maxNamesPerClient ?? Number.MAX_SAFE_INTEGER;
     const target = parseRedisTarget(opts.url);
     this.keys = new RedisKeys(opts.prefix ?? 'p2pshare:', target.kind === 'cluster');
+    this.shardLive = new Array<number>(this.keys.shards).fill(0);
     const redis = connectRedis(target, { commandTimeoutMs: opts.commandTimeoutMs ?? 1500 });
     redis.on('error', (err: Error) => {
       this.lastError = err.message; // reported through ping()/503s, not thrown
@@ -98,7 +104,9 @@ export class RedisStore implements PeerStore {
     redis.defineCommand('p2pWalk', { numberOfKeys: 2, lua: WALK });
     this.redis = redis as Scripted;
     const every = opts.sweepIntervalMs ?? 1000;
-    this.sweeper = every > 0 ? setInterval(() => void this.sweep().catch(() => {}), every).unref() : null;
+    // On a cluster each tick sweeps SHARDS_PER_SWEEP shards in turn (each shard every 8 ticks), so
+    // an idle registry costs the cluster a few commands a second, not two per shard.
+    this.sweeper = every > 0 ? setInterval(() => void this.sweepNext().catch(() => {}), every).unref() : null;
   }
 
   /** True on a Redis Cluster. */
@@ -107,27 +115,38 @@ export class RedisStore implements PeerStore {
   }
 
   /**
-   * Removes every expired member from the index and the expiry set, in batches (one script call
-   * each, so Redis is never held long). Resolves with how many it removed. Run on a timer; any
-   * number of registries may run it at once.
+   * Removes every expired member from the index and the expiry set of the given shards (all by
+   * default), in batches (one script call each, so Redis is never held long), and notes how many
+   * live ones each holds. Resolves with how many it removed. Any number of registries may run it at once.
    */
-  async sweep(now = Date.now()): Promise<number> {
+  async sweep(now = Date.now(), shards?: number[]): Promise<number> {
     if (this.sweeping || this.redis.status !== 'ready') return 0;
     this.sweeping = true;
     let total = 0;
     try {
-      for (let s = 0; s < this.keys.shards; s++) {
+      for (const s of shards ?? this.shardLive.keys()) {
         for (let round = 0; round < 1000; round++) {
-          const n = Number(await this.call(() => this.redis.p2pSweep(this.keys.index(s), this.keys.expiry(s), now, SWEEP_BATCH)));
-          total += n;
-          if (n < SWEEP_BATCH) break;
+          const [n, left] = await this.call(() => this.redis.p2pSweep(this.keys.index(s), this.keys.expiry(s), now, SWEEP_BATCH));
+          total += Number(n);
+          this.shardLive[s] = Number(left);
+          if (Number(n) < SWEEP_BATCH) break;
         }
       }
-      if (this.cluster) this.liveCount = await this.count();
     } finally {
       this.sweeping = false;
     }
     return total;
+  }
+
+  private sweepNext(): Promise<number> {
+    const slice = Array.from({ length: Math.min(SHARDS_PER_SWEEP, this.keys.shards) }, (_, i) => (this.nextShard + i) % this.keys.shards);
+    this.nextShard = (this.nextShard + slice.length) % this.keys.shards;
+    return this.sweep(Date.now(), slice);
+  }
+
+  /** Cluster: live registrations summed over the shards' last sweeps (at most 8 s old). */
+  private get liveCount(): number {
+    return this.shardLive.reduce((a, b) => a + b, 0);
   }
 
   /** Runs one Redis call, turning any failure into StoreUnavailableError. */
@@ -180,7 +199,7 @@ export class RedisStore implements PeerStore {
       if (held === 'client_full') return { outcome: held, retryAfterMs: Math.max(1, Number(wait)) };
       reserved = held === 'added';
     }
-    // On a cluster the live count is the shards' sum of a second ago: at the cap a new name gets a
+    // On a cluster the live count is the shards' sum as last swept: at the cap a new name gets a
     // cap of 0 in its shard (reclaims still pass), else none.
     const cap = this.cluster ? (this.liveCount >= this.maxPeers ? 0 : Number.MAX_SAFE_INTEGER) : this.maxPeers;
     const keys = [k.peer(key), k.index(s), k.expiry(s), k.used(key, input.challenge.id)];

@@ -1,7 +1,7 @@
 // A real Redis Cluster for tests and benches: `masters` redis-server processes with
 // --cluster-enabled yes (and `replicas` replicas each) on free ports in a temp folder, joined by
 // `redis-cli --cluster create`. Every process is SIGKILLed and the folder removed by close(), and
-// by an exit hook if the test dies first.
+// by exit and signal hooks if the test dies first.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -79,7 +79,19 @@ export async function startCluster(o: { masters?: number; replicas?: number; nod
     killAll();
     rmSync(dir, { recursive: true, force: true });
   };
+  // Also when the test process is signalled (a runner's timeout): clean up, then die of the signal.
+  const onSignal = (sig: NodeJS.Signals) => {
+    onExit();
+    process.kill(process.pid, sig);
+  };
+  const hooks = () => {
+    process.off('exit', onExit);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
   process.once('exit', onExit);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
   const taken = new Set<number>();
   const ports: number[] = [];
   try {
@@ -105,7 +117,7 @@ export async function startCluster(o: { masters?: number; replicas?: number; nod
     });
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed:\n${create.stdout}\n${create.stderr}`);
   } catch (err) {
-    process.off('exit', onExit);
+    hooks();
     onExit();
     throw err;
   }
@@ -149,7 +161,7 @@ export async function startCluster(o: { masters?: number; replicas?: number; nod
     async close() {
       killAll();
       await Promise.all([...procs.values()].map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once('exit', r)) : null)));
-      process.off('exit', onExit);
+      hooks();
       rmSync(dir, { recursive: true, force: true });
     },
   };
