@@ -74,9 +74,13 @@ export class RedisIntroBus implements IntroBus {
     return `${this.o.prefix}intro:${id}`;
   }
 
-  /** Resolves once subscribed (or after timeoutMs). */
+  /** Resolves once subscribed and able to publish (or after timeoutMs). */
   async ready(timeoutMs: number): Promise<void> {
-    await Promise.race([this.subscribed, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    // The publisher fails commands at once until it is connected (no offline queue): wait for it too.
+    const pub = this.pub.status === 'ready' ? Promise.resolve() : new Promise<void>((r) => this.pub.once('ready', () => r()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([this.subscribed, pub]), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   async request(holderId: string, order: IntroOrder): Promise<IntroResult | null> {
