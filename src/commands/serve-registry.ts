@@ -3,6 +3,7 @@ import type { Command } from './args';
 import { boolOpt, intOpt, stringOpt, readyUntilSignalled, usage } from './args';
 import { P2pError } from '../core/errors';
 import { raiseFileLimit } from '../registry/fd-limit';
+import { parseRedisTarget } from '../registry/redis-connection';
 import { startRegistry } from '../registry/index';
 import { DEFAULT_LIMITS, DEFAULT_MAX_PEERS } from '../registry/limits';
 import { DEFAULT_RELAY_LIMITS } from '../registry/relay';
@@ -37,7 +38,9 @@ the UDP port.
 Options:
   --host HOST       address to listen on (default 0.0.0.0)
   --port N          HTTP port (default 8000; 0 = any free port)
-  --redis URL       keep peers in Redis (default $P2PSHARE_REDIS_URL; else in memory)
+  --redis URL       keep peers in Redis (default $P2PSHARE_REDIS_URL; else in memory): one Redis
+                    as redis://HOST:PORT (rediss:// for TLS), a Redis Cluster as its seed nodes
+                    redis-cluster://HOST:PORT,HOST:PORT,... (rediss-cluster:// for TLS)
   --ttl SECONDS     a registration lives this long after its last heartbeat (default 30)
   --stun-port N     UDP port for STUN, keepalives, introductions and the relay (default 3478;
                     0 = any free port)
@@ -99,8 +102,15 @@ event (repeated ones summed once a minute); --debug adds stacks of unexpected er
     const ttl = intOpt(args, 'ttl', 30, 1, 86_400);
     const stunPort = intOpt(args, 'stun-port', 3478, 0, 65535);
     const redisUrl = stringOpt(args, 'redis') ?? (process.env.P2PSHARE_REDIS_URL || undefined);
-    if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-      throw usage(`--redis must be a redis:// or rediss:// URL, got '${redisUrl}'`);
+    if (redisUrl !== undefined) {
+      if (!/^rediss?(-cluster)?:\/\//i.test(redisUrl)) {
+        throw usage(`--redis must be a redis://, rediss:// or redis-cluster://HOST:PORT,HOST:PORT,... URL, got '${redisUrl}'`);
+      }
+      try {
+        parseRedisTarget(redisUrl);
+      } catch (err) {
+        throw usage(`--redis: ${(err as Error).message}`);
+      }
     }
     const maxConnections = stringOpt(args, 'max-connections') === undefined ? undefined : intOpt(args, 'max-connections', 0, 16, 10_000_000);
     const limits = {

@@ -3,7 +3,7 @@
 // and in all (sized below the file-descriptor limit), idle keep-alive connections closed, and
 // abusive sockets reset and destroyed at once: never half-closed, which would keep their file
 // descriptor until the client chose to close (FIN-WAIT-2 on its side, CLOSE-WAIT never reached).
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { clientKey } from './address-policy';
 import type { EventLog } from './event-log';
@@ -46,7 +46,7 @@ export function resetSocket(socket: Socket): void {
 /** Admits or refuses each new connection by the per-client and global caps. */
 export class ConnectionGuard {
   private readonly byClient = new Map<string, Set<Socket>>();
-  /** Sockets with a request being read or answered (evicted last). */
+  /** Sockets with a request being read or answered (evicted last): the request handler marks them. */
   readonly busy = new WeakSet<Socket>();
   /** Sockets this guard closed for a reason it already logged. */
   readonly cut = new WeakSet<Socket>();
@@ -134,11 +134,6 @@ export function guardServer(server: Server, limits: HttpLimits, log: EventLog): 
   server.setTimeout(SOCKET_IDLE_MS);
   server.on('connection', (socket: Socket) => {
     guard.admit(socket);
-  });
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const socket = req.socket;
-    guard.busy.add(socket);
-    res.once('close', () => guard.busy.delete(socket));
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? '';

@@ -2,9 +2,12 @@
 // Redis"): a process that gets an INTRO_REQUEST for an owner kept alive at another asks that one
 // (the holder) on the Redis channel `<prefix>intro:<holder id>`; the holder sends the INTRO from its
 // own socket, opens the relay session, and answers on the asker's channel. Subscribing takes a
-// connection of its own (a subscribed ioredis connection can do nothing else).
+// connection of its own (a subscribed ioredis connection can do nothing else). On a Redis Cluster
+// the channels are sharded (SSUBSCRIBE/SPUBLISH, README.md "Redis Cluster"): each channel lives
+// on the master of its slot, so introductions spread over the masters instead of every message
+// being broadcast to every node as cluster-wide PUBLISH does.
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { connectRedis, parseRedisTarget, type AnyRedis } from './redis-connection';
 import type { Candidate } from '../wire/rendezvous';
 import type { IntroBus, IntroOrder, IntroResult } from './rendezvous';
 
@@ -45,28 +48,39 @@ function checkOrder(o: unknown): IntroOrder | null {
 }
 
 export class RedisIntroBus implements IntroBus {
-  private readonly sub: Redis;
-  private readonly pub: Redis;
+  private readonly sub: AnyRedis;
+  private readonly pub: AnyRedis;
+  private readonly sharded: boolean;
   private readonly pending = new Map<string, (r: IntroResult | null) => void>();
   private readonly subscribed: Promise<unknown>;
 
   constructor(private readonly o: RedisIntroBusOptions) {
-    const common = { connectTimeout: 1500, retryStrategy: (times: number) => Math.min(100 * times, 1000) };
-    // The subscriber queues its SUBSCRIBE until connected and subscribes again after a reconnect.
-    this.sub = new Redis(o.url, common);
-    this.pub = new Redis(o.url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: o.timeoutMs ?? INTRO_BUS_TIMEOUT_MS });
+    const target = parseRedisTarget(o.url);
+    this.sharded = target.kind === 'cluster';
+    // The subscriber queues its (S)SUBSCRIBE until connected and subscribes again after a reconnect.
+    this.sub = connectRedis(target, { queue: true, shardedSubscribers: this.sharded });
+    this.pub = connectRedis(target, { commandTimeoutMs: o.timeoutMs ?? INTRO_BUS_TIMEOUT_MS });
     for (const r of [this.sub, this.pub]) r.on('error', () => {}); // the store reports Redis trouble
-    this.sub.on('message', (_channel: string, text: string) => this.received(text));
-    this.subscribed = this.sub.subscribe(this.channel(o.id)).catch(() => {});
+    this.sub.on(this.sharded ? 'smessage' : 'message', (_channel: string, text: string) => this.received(text));
+    const mine = this.channel(o.id);
+    this.subscribed = (this.sharded ? this.sub.ssubscribe(mine) : this.sub.subscribe(mine)).catch(() => {});
+  }
+
+  private publish(channel: string, text: string): Promise<number> {
+    return (this.sharded ? this.pub.spublish(channel, text) : this.pub.publish(channel, text)) as Promise<number>;
   }
 
   private channel(id: string): string {
     return `${this.o.prefix}intro:${id}`;
   }
 
-  /** Resolves once subscribed (or after timeoutMs). */
+  /** Resolves once subscribed and able to publish (or after timeoutMs). */
   async ready(timeoutMs: number): Promise<void> {
-    await Promise.race([this.subscribed, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    // The publisher fails commands at once until it is connected (no offline queue): wait for it too.
+    const pub = this.pub.status === 'ready' ? Promise.resolve() : new Promise<void>((r) => this.pub.once('ready', () => r()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all([this.subscribed, pub]), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   async request(holderId: string, order: IntroOrder): Promise<IntroResult | null> {
@@ -82,7 +96,7 @@ export class RedisIntroBus implements IntroBus {
       this.pending.set(id, settle);
     });
     try {
-      const receivers = await this.pub.publish(this.channel(holderId), JSON.stringify(message));
+      const receivers = await this.publish(this.channel(holderId), JSON.stringify(message));
       if (receivers === 0) this.pending.get(id)?.({ held: false, relaySession: 0 }); // the holder is gone
     } catch {
       this.pending.get(id)?.(null);
@@ -111,7 +125,7 @@ export class RedisIntroBus implements IntroBus {
     this.o
       .serve(order)
       .catch(() => ({ held: false, relaySession: 0 }))
-      .then((result) => this.pub.publish(replyTo, JSON.stringify({ kind: 'result', id, result } satisfies ResultMessage)))
+      .then((result) => this.publish(replyTo, JSON.stringify({ kind: 'result', id, result } satisfies ResultMessage)))
       .catch(() => {}); // the asker times out and answers busy
   }
 

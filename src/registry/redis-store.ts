@@ -1,4 +1,6 @@
-// Redis store (ioredis). Layout, every key under the prefix (default "p2pshare:"):
+// Redis store (ioredis), on one Redis or a Redis Cluster (redis-connection.ts). Layout, every key
+// under the prefix (default "p2pshare:"); on a cluster the names are sharded and each shard's keys
+// carry a hash tag (redis-keys.ts: {prefix}{s<N>}:peer:{key}, {prefix}{s<N>}:index, ...):
 //   {prefix}peer:{key}   hash {name, ip, port, addresses(JSON), observedAddress, publicKey,
 //                        lastSeen, tokenHash, client}, expired by Redis itself (PEXPIRE = ttl,
 //                        renewed by each heartbeat); once a keepalive is accepted also {seq (20
@@ -12,36 +14,52 @@
 //   {prefix}secret       the deployment's secret (hex), set once by whichever registry is first
 //   {prefix}used:{id}    a challenge that served a registration, until the challenge expires
 // Registration, heartbeat, removal and keepalive are Lua scripts (redis-scripts.ts), so each is one
-// atomic step however many registries share the Redis. Listing walks the index with ZRANGE
-// BYLEX (never KEYS).
+// atomic step however many registries share the Redis; a heartbeat is one script call, one round
+// trip. Listing walks the index with ZRANGE BYLEX (never KEYS); on a cluster it walks the shards
+// one after another (the cursor says which), so a page still costs O(page) plus at most one
+// call per shard.
+// On a cluster the client set lives in its own slot: a registration reserves the name there first
+// (one atomic step, so the per-client cap holds under races) and a heartbeat renews it with a
+// second command it does not wait for; --max-peers is checked against the live counts of the
+// shards as last swept (at most 8 s ago: a burst of registrations may pass it by that much).
 //
 // Index hygiene: members whose expiry has passed leave the index and the expiry set on every
 // registration (a bounded batch), on a timer (all of them, in batches), and when a listing meets
 // them; a listing examines a bounded number of members per page, whatever has expired.
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Cluster } from 'ioredis';
 import { clientKey } from './address-policy';
 import { DEFAULT_MAX_PEERS } from './limits';
 import type {
   Endpoint, KeepaliveInput, KeepaliveResult, KeptAlive, ListPage, OwnerResult, PeerRecord, PeerStore, RegisterInput, RegisterResult, RendezvousEntry, StoreLimits,
 } from './store';
 import { StoreUnavailableError } from './store';
-import { HEARTBEAT, KEEPALIVE, REGISTER, REMOVE, SECRET, SWEEP, SWEEP_BATCH, WALK } from './redis-scripts';
+import { connectRedis, parseRedisTarget, type AnyRedis } from './redis-connection';
+import { parseShardCursor, RedisKeys } from './redis-keys';
+import { CLIENT_RESERVE, CLIENT_TOUCH, HEARTBEAT, KEEPALIVE, REGISTER, REMOVE, SECRET, SWEEP, SWEEP_BATCH, WALK } from './redis-scripts';
+
+/** Shards swept per tick of the timer (a cluster has CLUSTER_SHARDS). */
+const SHARDS_PER_SWEEP = 8;
 
 /** A listing examines at most this many index members per peer it may return. */
 const LIST_WORK_FACTOR = 4;
 
-type Scripted = Redis & {
-  p2pRegister(...args: Array<string | number>): Promise<[string, string]>;
-  p2pHeartbeat(...args: Array<string | number>): Promise<string>;
-  p2pRemove(...args: Array<string | number>): Promise<string>;
+type Reply = [string, string];
+type Scripted = AnyRedis & {
+  p2pRegister(...args: Array<string | number>): Promise<[string, string, string]>;
+  p2pRegisterShard(...args: Array<string | number>): Promise<[string, string, string]>;
+  p2pClientReserve(...args: Array<string | number>): Promise<Reply>;
+  p2pClientTouch(...args: Array<string | number>): Promise<number>;
+  p2pHeartbeat(...args: Array<string | number>): Promise<Reply>;
+  p2pRemove(...args: Array<string | number>): Promise<Reply>;
   p2pKeepalive(...args: Array<string | number>): Promise<string>;
   p2pSecret(...args: Array<string | number>): Promise<string>;
-  p2pSweep(...args: Array<string | number>): Promise<number>;
+  p2pSweep(...args: Array<string | number>): Promise<[number, number]>;
   p2pWalk(...args: Array<string | number>): Promise<[string[], string, number]>;
 };
 
 export interface RedisStoreOptions extends StoreLimits {
+  /** redis://... for one Redis, redis-cluster://host:port,... for a cluster (redis-connection.ts). */
   url: string;
   prefix?: string;
   /** A command not answered within this many ms fails (the server then answers 503). */
@@ -53,30 +71,31 @@ export interface RedisStoreOptions extends StoreLimits {
 export class RedisStore implements PeerStore {
   readonly kind = 'redis' as const;
   private readonly redis: Scripted;
-  private readonly prefix: string;
+  private readonly keys: RedisKeys;
   private readonly maxPeers: number;
   private readonly maxNamesPerClient: number;
   private readonly sweeper: NodeJS.Timeout | null;
   private sweeping = false;
   private lastError = '';
+  /** Live registrations per shard as each was last swept; their sum is checked for --max-peers on a cluster. */
+  private readonly shardLive: number[];
+  /** The next shard the timer sweeps. */
+  private nextShard = 0;
 
   constructor(opts: RedisStoreOptions) {
-    this.prefix = opts.prefix ?? 'p2pshare:';
     this.maxPeers = opts.maxPeers ?? DEFAULT_MAX_PEERS;
     this.maxNamesPerClient = opts.maxNamesPerClient ?? Number.MAX_SAFE_INTEGER;
-    const redis = new Redis(opts.url, {
-      // Fail fast instead of queueing while disconnected; reconnect forever in the background.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: opts.commandTimeoutMs ?? 1500,
-      connectTimeout: 1500,
-      retryStrategy: (times) => Math.min(100 * times, 1000),
-      lazyConnect: false,
-    });
+    const target = parseRedisTarget(opts.url);
+    this.keys = new RedisKeys(opts.prefix ?? 'p2pshare:', target.kind === 'cluster');
+    this.shardLive = new Array<number>(this.keys.shards).fill(0);
+    const redis = connectRedis(target, { commandTimeoutMs: opts.commandTimeoutMs ?? 1500 });
     redis.on('error', (err: Error) => {
       this.lastError = err.message; // reported through ping()/503s, not thrown
     });
     redis.defineCommand('p2pRegister', { numberOfKeys: 5, lua: REGISTER });
+    redis.defineCommand('p2pRegisterShard', { numberOfKeys: 4, lua: REGISTER });
+    redis.defineCommand('p2pClientReserve', { numberOfKeys: 1, lua: CLIENT_RESERVE });
+    redis.defineCommand('p2pClientTouch', { numberOfKeys: 1, lua: CLIENT_TOUCH });
     redis.defineCommand('p2pHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT });
     redis.defineCommand('p2pRemove', { numberOfKeys: 3, lua: REMOVE });
     redis.defineCommand('p2pKeepalive', { numberOfKeys: 1, lua: KEEPALIVE });
@@ -85,23 +104,33 @@ export class RedisStore implements PeerStore {
     redis.defineCommand('p2pWalk', { numberOfKeys: 2, lua: WALK });
     this.redis = redis as Scripted;
     const every = opts.sweepIntervalMs ?? 1000;
-    this.sweeper = every > 0 ? setInterval(() => void this.sweep().catch(() => {}), every).unref() : null;
+    // On a cluster each tick sweeps SHARDS_PER_SWEEP shards in turn (each shard every 8 ticks), so
+    // an idle registry costs the cluster a few commands a second, not two per shard.
+    this.sweeper = every > 0 ? setInterval(() => void this.sweepNext().catch(() => {}), every).unref() : null;
+  }
+
+  /** True on a Redis Cluster. */
+  get cluster(): boolean {
+    return this.keys.cluster;
   }
 
   /**
-   * Removes every expired member from the index and the expiry set, in batches (one script call
-   * each, so Redis is never held long). Resolves with how many it removed. Run on a timer; any
-   * number of registries may run it at once.
+   * Removes every expired member from the index and the expiry set of the given shards (all by
+   * default), in batches (one script call each, so Redis is never held long), and notes how many
+   * live ones each holds. Resolves with how many it removed. Any number of registries may run it at once.
    */
-  async sweep(now = Date.now()): Promise<number> {
+  async sweep(now = Date.now(), shards?: number[]): Promise<number> {
     if (this.sweeping || this.redis.status !== 'ready') return 0;
     this.sweeping = true;
     let total = 0;
     try {
-      for (let round = 0; round < 1000; round++) {
-        const n = Number(await this.call(() => this.redis.p2pSweep(this.indexKey, this.expiryKey, now, SWEEP_BATCH)));
-        total += n;
-        if (n < SWEEP_BATCH) break;
+      for (const s of shards ?? this.shardLive.keys()) {
+        for (let round = 0; round < 1000; round++) {
+          const [n, left] = await this.call(() => this.redis.p2pSweep(this.keys.index(s), this.keys.expiry(s), now, SWEEP_BATCH));
+          total += Number(n);
+          this.shardLive[s] = Number(left);
+          if (Number(n) < SWEEP_BATCH) break;
+        }
       }
     } finally {
       this.sweeping = false;
@@ -109,18 +138,15 @@ export class RedisStore implements PeerStore {
     return total;
   }
 
-  private get clientPrefix(): string {
-    return `${this.prefix}client:`;
+  private sweepNext(): Promise<number> {
+    const slice = Array.from({ length: Math.min(SHARDS_PER_SWEEP, this.keys.shards) }, (_, i) => (this.nextShard + i) % this.keys.shards);
+    this.nextShard = (this.nextShard + slice.length) % this.keys.shards;
+    return this.sweep(Date.now(), slice);
   }
 
-  private peerKey(key: string): string {
-    return `${this.prefix}peer:${key}`;
-  }
-  private get indexKey(): string {
-    return `${this.prefix}index`;
-  }
-  private get expiryKey(): string {
-    return `${this.prefix}expiry`;
+  /** Cluster: live registrations summed over the shards' last sweeps (at most 8 s old). */
+  private get liveCount(): number {
+    return this.shardLive.reduce((a, b) => a + b, 0);
   }
 
   /** Runs one Redis call, turning any failure into StoreUnavailableError. */
@@ -155,8 +181,8 @@ export class RedisStore implements PeerStore {
    * and every registry process must then use that one, not each its own old copy.
    */
   async secret(): Promise<Buffer> {
-    const hex = await this.call(() => this.redis.p2pSecret(`${this.prefix}secret`, randomBytes(32).toString('hex')));
-    if (!/^[0-9a-f]{64}$/.test(hex)) throw new StoreUnavailableError(`redis: ${this.prefix}secret is not 64 hex digits`);
+    const hex = await this.call(() => this.redis.p2pSecret(this.keys.secret, randomBytes(32).toString('hex')));
+    if (!/^[0-9a-f]{64}$/.test(hex)) throw new StoreUnavailableError(`redis: ${this.keys.secret} is not 64 hex digits`);
     return Buffer.from(hex, 'hex');
   }
 
@@ -165,37 +191,63 @@ export class RedisStore implements PeerStore {
     const key = r.name.toLowerCase();
     const now = Date.now();
     const client = clientKey(r.observedAddress);
-    const [outcome, name] = await this.call(() =>
-      this.redis.p2pRegister(
-        this.peerKey(key), this.indexKey, this.expiryKey, `${this.prefix}used:${input.challenge.id}`, this.clientPrefix + client,
-        input.newTokenHash, input.ttlMs, key, now, r.name, r.publicKey, Math.max(1, input.challenge.expiresAt - now),
-        this.maxPeers, this.maxNamesPerClient, client, this.clientPrefix,
-        'ip', r.ip, 'port', r.port, 'addresses', JSON.stringify(r.addresses),
-        'observedAddress', r.observedAddress, 'lastSeen', r.lastSeen,
-      ),
+    const k = this.keys;
+    const s = k.shard(key);
+    let reserved = false;
+    if (this.cluster) {
+      const [held, wait] = await this.call(() => this.redis.p2pClientReserve(k.client(client), key, now, input.ttlMs, this.maxNamesPerClient));
+      if (held === 'client_full') return { outcome: held, retryAfterMs: Math.max(1, Number(wait)) };
+      reserved = held === 'added';
+    }
+    // On a cluster the live count is the shards' sum as last swept: at the cap a new name gets a
+    // cap of 0 in its shard (reclaims still pass), else none.
+    const cap = this.cluster ? (this.liveCount >= this.maxPeers ? 0 : Number.MAX_SAFE_INTEGER) : this.maxPeers;
+    const keys = [k.peer(key), k.index(s), k.expiry(s), k.used(key, input.challenge.id)];
+    const args = [
+      input.newTokenHash, input.ttlMs, key, now, r.name, r.publicKey, Math.max(1, input.challenge.expiresAt - now),
+      cap, this.maxNamesPerClient, client, k.clientPrefix,
+      'ip', r.ip, 'port', r.port, 'addresses', JSON.stringify(r.addresses),
+      'observedAddress', r.observedAddress, 'lastSeen', r.lastSeen,
+    ];
+    const [outcome, name, old] = await this.call(() =>
+      this.cluster ? this.redis.p2pRegisterShard(...keys, ...args) : this.redis.p2pRegister(...keys, k.client(client), ...args),
     );
+    const ok = outcome === 'created' || outcome === 'reclaimed';
+    if (this.cluster) {
+      // The other slot's half: give back an unused reservation, take the name from its old client.
+      if (!ok && reserved) await this.call(() => this.redis.zrem(k.client(client), key));
+      if (ok && old !== '' && old !== client) await this.call(() => this.redis.zrem(k.client(old), key));
+    }
     if (outcome === 'taken' || outcome === 'challenge_used' || outcome === 'full') return { outcome };
     if (outcome === 'client_full') return { outcome, retryAfterMs: Math.max(1, Number(name)) };
     return { outcome: outcome === 'reclaimed' ? 'reclaimed' : 'created', name };
   }
 
+  /** One script call, one round trip; on a cluster the client set is renewed by a command not waited for. */
   async heartbeat(key: string, tokenHash: string, ttlMs: number, now: number): Promise<OwnerResult> {
-    const out = await this.call(() => this.redis.p2pHeartbeat(this.peerKey(key), this.expiryKey, tokenHash, ttlMs, now, key, this.clientPrefix));
+    const k = this.keys;
+    const [out, client] = await this.call(() =>
+      this.redis.p2pHeartbeat(k.peer(key), k.expiry(k.shard(key)), tokenHash, ttlMs, now, key, this.cluster ? '' : k.clientPrefix),
+    );
+    if (out === 'ok' && this.cluster && client !== '') this.redis.p2pClientTouch(k.client(client), key, now + ttlMs, ttlMs).catch(() => {});
     return out as OwnerResult;
   }
 
   async remove(key: string, tokenHash: string): Promise<OwnerResult> {
-    const out = await this.call(() => this.redis.p2pRemove(this.peerKey(key), this.indexKey, this.expiryKey, tokenHash, key, this.clientPrefix));
+    const k = this.keys;
+    const s = k.shard(key);
+    const [out, client] = await this.call(() => this.redis.p2pRemove(k.peer(key), k.index(s), k.expiry(s), tokenHash, key, this.cluster ? '' : k.clientPrefix));
+    if (out === 'ok' && this.cluster && client !== '') await this.call(() => this.redis.zrem(k.client(client), key));
     return out as OwnerResult;
   }
 
   async get(key: string): Promise<PeerRecord | null> {
-    const h = await this.call(() => this.redis.hgetall(this.peerKey(key)));
+    const h = await this.call(() => this.redis.hgetall(this.keys.peer(key)));
     return toRecord(h, Date.now());
   }
 
   async rendezvous(key: string): Promise<RendezvousEntry | null> {
-    const h = await this.call(() => this.redis.hgetall(this.peerKey(key)));
+    const h = await this.call(() => this.redis.hgetall(this.keys.peer(key)));
     const record = toRecord(h, Date.now());
     const sequence = /^\d{20}$/.test(h.seq ?? '') ? Number(h.seq) : 0;
     return record ? { record, tokenHash: h.tokenHash!, sequence } : null;
@@ -204,7 +256,7 @@ export class RedisStore implements PeerStore {
   async keepalive(k: KeepaliveInput): Promise<KeepaliveResult> {
     const out = await this.call(() =>
       this.redis.p2pKeepalive(
-        this.peerKey(k.key), k.tokenHash, k.sequence.toString().padStart(20, '0'), JSON.stringify(k.udp), k.now + k.ttlMs,
+        this.keys.peer(k.key), k.tokenHash, k.sequence.toString().padStart(20, '0'), JSON.stringify(k.udp), k.now + k.ttlMs,
         k.holder.id, k.holder.address ? JSON.stringify(k.holder.address) : '',
       ),
     );
@@ -212,25 +264,41 @@ export class RedisStore implements PeerStore {
   }
 
   async list(opts: { after: string | null; prefix: string; limit: number }): Promise<ListPage> {
-    let from = opts.after !== null ? `(${opts.after}` : `[${opts.prefix}`;
-    if (opts.after !== null && opts.after < opts.prefix) from = `[${opts.prefix}`;
-    const to = opts.prefix ? `(${opts.prefix}\x7f` : '+';
+    if (!this.cluster) return this.listShard(0, opts.after, opts.prefix, opts.limit);
+    // Shard after shard from the cursor's: a page fills from as many shards as it takes.
+    const peers: ListPage['peers'] = [];
+    let { shard, key } = parseShardCursor(opts.after, this.keys.shards);
+    for (; shard < this.keys.shards; shard++, key = null) {
+      if (peers.length === opts.limit) return { peers, after: `${shard}:` };
+      const page = await this.listShard(shard, key, opts.prefix, opts.limit - peers.length);
+      peers.push(...page.peers);
+      if (page.after !== null) return { peers, after: `${shard}:${page.after}` };
+    }
+    return { peers, after: null };
+  }
+
+  /** Live peers of shard `s` with keys > `after` starting with `prefix`, in key order. */
+  private async listShard(s: number, after: string | null, prefix: string, limit: number): Promise<ListPage> {
+    let from = after !== null ? `(${after}` : `[${prefix}`;
+    if (after !== null && after < prefix) from = `[${prefix}`;
+    const to = prefix ? `(${prefix}\x7f` : '+';
     // One script finds the live members (and drops the expired ones it meets), examining at most
     // LIST_WORK_FACTOR x (limit + 1) of them: the work of a page is bounded whatever has expired.
     const [members, last, ended] = await this.call(() =>
-      this.redis.p2pWalk(this.indexKey, this.expiryKey, from, to, opts.limit + 1, LIST_WORK_FACTOR * (opts.limit + 1), Date.now()),
+      this.redis.p2pWalk(this.keys.index(s), this.keys.expiry(s), from, to, limit + 1, LIST_WORK_FACTOR * (limit + 1), Date.now()),
     );
     const peers: ListPage['peers'] = [];
     if (members.length > 0) {
+      // One slot (the shard's), so one pipeline to one node on a cluster too.
       const pipe = this.redis.pipeline();
-      for (const m of members) pipe.hmget(this.peerKey(m), 'name', 'lastSeen', 'publicKey');
+      for (const m of members) pipe.hmget(this.keys.peer(m), 'name', 'lastSeen', 'publicKey');
       const rows = await this.call(() => pipe.exec());
       for (let i = 0; i < members.length; i++) {
         const [err, vals] = rows![i]!;
         if (err) throw new StoreUnavailableError(`redis: ${err.message}`);
         const [name, lastSeen, publicKey] = vals as [string | null, string | null, string | null];
         if (name === null || lastSeen === null || publicKey === null) continue; // expired since the walk
-        if (peers.length === opts.limit) return { peers, after: members[i - 1]! };
+        if (peers.length === limit) return { peers, after: members[i - 1]! };
         peers.push({ name, publicKey, lastSeen: Number(lastSeen) });
       }
     }
@@ -240,11 +308,22 @@ export class RedisStore implements PeerStore {
   }
 
   async count(): Promise<number> {
-    return this.call(() => this.redis.zcount(this.expiryKey, `(${Date.now()}`, '+inf'));
+    const now = Date.now();
+    const counts = await Promise.all(
+      Array.from({ length: this.keys.shards }, (_, s) => this.call(() => this.redis.zcount(this.keys.expiry(s), `(${now}`, '+inf'))),
+    );
+    return counts.reduce((a, b) => a + b, 0);
   }
 
+  /** On a cluster every master must answer: while one is down (until its replica takes over), 503. */
   async ping(): Promise<void> {
-    await this.call(() => this.redis.ping());
+    if (!this.cluster) {
+      await this.call(() => this.redis.ping());
+      return;
+    }
+    const masters = (this.redis as Cluster).nodes('master');
+    if (masters.length === 0) throw new StoreUnavailableError(`redis cluster: no master known${this.lastError ? ` (${this.lastError})` : ''}`);
+    await Promise.all(masters.map((m) => this.call(() => m.ping())));
   }
 
   async close(): Promise<void> {

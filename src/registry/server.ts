@@ -118,14 +118,33 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   const text = body === undefined ? '' : JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    ...(text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {}),
-    'Cache-Control': 'no-store',
-  });
+  // One headers object built in place (no spreads): this runs for every answer.
+  const h: Record<string, string | number> = headers ? Object.assign({}, headers) : {};
+  if (text) {
+    h['Content-Type'] = 'application/json';
+    h['Content-Length'] = Buffer.byteLength(text);
+  }
+  h['Cache-Control'] = 'no-store';
+  res.writeHead(status, h);
   res.end(text);
+}
+
+const PLAIN_PATH = /^(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*\/?$/;
+
+/**
+ * The path and query of a request target. Plain paths (all the API's) are split as they are,
+ * without a URL object per request; anything URL parsing could change (dot segments, escapes,
+ * backslashes, "//", a full URL) goes through it, so both read the same path. Pure.
+ */
+export function splitTarget(target: string): { path: string; query: string } {
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  const query = q < 0 ? '' : target.slice(q + 1);
+  if (PLAIN_PATH.test(path) && !query.includes('#')) return { path, query };
+  const url = new URL(target, 'http://registry.invalid');
+  return { path: url.pathname, query: url.search.slice(1) };
 }
 
 function publicRecord(r: PeerRecord, rendezvous: Endpoint | null) {
@@ -222,13 +241,13 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
     if (outcome === 'forbidden') throw new HttpError(403, 'wrong_token', `the token does not own '${name}'`);
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse, route: Route, url: URL): Promise<number> {
+  async function handle(req: IncomingMessage, res: ServerResponse, route: Route, query: string): Promise<number> {
     const method = req.method ?? 'GET';
-    const observed = normalizeIp(req.socket.remoteAddress ?? '0.0.0.0');
-    const client = clientKey(observed);
     const name = route.params.name;
     switch (`${method} ${route.label}`) {
       case 'POST /v1/peers': {
+        const observed = normalizeIp(req.socket.remoteAddress ?? '0.0.0.0');
+        const client = clientKey(observed);
         charge(registrations, client, 'registrations', 'registrations_per_ip');
         const raw = await readBody(req);
         let body: unknown;
@@ -283,7 +302,7 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
         return 201;
       }
       case 'GET /v1/challenge': {
-        charge(challenges, client, 'challenges', 'challenges_per_ip');
+        charge(challenges, clientKey(normalizeIp(req.socket.remoteAddress ?? '0.0.0.0')), 'challenges', 'challenges_per_ip');
         const keys = await registryKeys();
         const expiresAt = Date.now() + challengeTtlMs;
         const challenge = issueChallenge(keys.challengeKey, expiresAt, randomBytes(CHALLENGE_RANDOM_BYTES));
@@ -311,7 +330,7 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
         return 200;
       }
       case 'GET /v1/peers': {
-        const checked = checkListParams(url.searchParams);
+        const checked = checkListParams(new URLSearchParams(query));
         if (!checked.ok) throw new HttpError(400, 'invalid_parameters', checked.message);
         const page = await storeCall(() => store.list(checked.value));
         sendJson(res, 200, {
@@ -349,12 +368,14 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
     const method = req.method ?? 'GET';
     let label = 'unknown';
     let status = 500;
+    // Marked here rather than by a second 'request' listener and a 'close' one per answer.
+    guard.busy.add(req.socket);
     try {
-      const url = new URL(req.url ?? '/', 'http://registry.invalid');
-      const route = matchRoute(url.pathname);
-      if (!route) throw new HttpError(404, 'not_found', `no such path: ${url.pathname.slice(0, 100)}`);
+      const { path, query } = splitTarget(req.url ?? '/');
+      const route = matchRoute(path);
+      if (!route) throw new HttpError(404, 'not_found', `no such path: ${path.slice(0, 100)}`);
       label = route.label;
-      status = await handle(req, res, route, url);
+      status = await handle(req, res, route, query);
     } catch (err) {
       if (err instanceof ClientGone) {
         // Counted and logged as one reason, not answered: nobody is there to read it.
@@ -370,6 +391,7 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
       if (!res.headersSent) sendJson(res, e.status, { error: { code: e.code, message: e.message } }, headers);
       else res.destroy();
     } finally {
+      guard.busy.delete(req.socket);
       if (res.headersSent) metrics.countRequest(method.slice(0, 10), label, status);
     }
   });

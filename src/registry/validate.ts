@@ -112,7 +112,10 @@ export function checkListParams(q: URLSearchParams): Checked<ListParams> {
   return { ok: true, value: { limit, prefix: nameKey(prefix), after } };
 }
 
-/** Cursors are opaque to clients: a versioned, base64url-wrapped key of the last peer listed. */
+/**
+ * Cursors are opaque to clients: a versioned, base64url-wrapped key of the last peer listed, on a
+ * Redis Cluster preceded by its shard (`<shard>:<key>`, the key empty at a shard's start).
+ */
 export function encodeCursor(afterKey: string): string {
   return Buffer.from(`c1:${afterKey}`, 'utf8').toString('base64url');
 }
@@ -121,8 +124,11 @@ export function decodeCursor(cursor: string): string | null {
   if (cursor.length > 64 || !/^[A-Za-z0-9_-]+$/.test(cursor)) return null;
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   if (!text.startsWith('c1:')) return null;
-  const key = text.slice(3);
-  return isValidName(key) && key === nameKey(key) ? key : null;
+  const position = text.slice(3);
+  const m = /^(\d{1,4}):(.*)$/.exec(position);
+  const key = m ? m[2]! : position;
+  if (m && key === '') return position;
+  return isValidName(key) && key === nameKey(key) ? position : null;
 }
 
 /** The token of `Authorization: Bearer <token>`, or null when absent or not a bearer token. */
