@@ -1,6 +1,7 @@
 // Fetching several files from one owner as one job (README "Folders and many files"): one
 // lookup, one session, the owner's list read once, files already at their destination skipped,
 // the rest fetched a few at a time so the link never idles between them, every one verified.
+import { setMaxListeners } from 'node:events';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Semaphore } from '../core/async';
@@ -161,6 +162,8 @@ async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promi
 
   // Stopping the set (Ctrl+C, or an error no other file can get past) stops the files in flight.
   const stop = new AbortController();
+  // Every file under way listens on it (its transfer, its waits): more than Node's default 10.
+  setMaxListeners(SET_PARALLEL * 8, stop.signal);
   const onAbort = () => stop.abort();
   o.signal?.addEventListener('abort', onAbort, { once: true });
   let stopped: SetResult['stopped'];

@@ -77,6 +77,7 @@ test('a tree of 1,000 files (0 B to 8 MiB, 4 deep, non-ASCII names) arrives iden
   const dl = join(dir, 'dl-whole');
   const res = await runCli(['get', 'folders', 'tree/', '--registry', reg.url, '--downloads', dl, '--json'], { timeoutMs: 300_000 });
   assertExit(res, 0);
+  assert.equal(res.stderr, ''); // no warning either (16 files under way listen on one signal)
   const doc = parseDoc(res.stdout);
   assert.equal(doc.files.length, 1000);
   assert.equal(doc.fetched, 1000);
