@@ -3,7 +3,7 @@ import type { Command } from './args';
 import { boolOpt, intOpt, stringOpt, readyUntilSignalled, usage } from './args';
 import { P2pError } from '../core/errors';
 import { raiseFileLimit } from '../registry/fd-limit';
-import { parseRedisTarget } from '../registry/redis-connection';
+import { parseRedisTarget } from '../registry/redis-target';
 import { startRegistry } from '../registry/index';
 import { DEFAULT_LIMITS, DEFAULT_MAX_PEERS } from '../registry/limits';
 import { DEFAULT_RELAY_LIMITS } from '../registry/relay';

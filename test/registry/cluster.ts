@@ -102,6 +102,9 @@ export async function startCluster(o: { masters?: number; replicas?: number; nod
         '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(o.nodeTimeoutMs ?? 1000),
         // A dead master's slots fail; the others go on serving while its replica takes over.
         '--cluster-require-full-coverage', 'no',
+        // Redis 7 waits 5 s before a replica's first (diskless) sync: a master killed before
+        // then has a replica that never synced, which no failover promotes.
+        '--repl-diskless-sync-delay', '0',
       ], { stdio: 'ignore' });
       procs.set(port, proc);
     }
@@ -153,7 +156,9 @@ export async function startCluster(o: { masters?: number; replicas?: number; nod
         const up = live();
         const ok = up.every((p) => cli(p, 'cluster', 'info').includes('cluster_state:ok'));
         const covered = ok && nodes(up[0]).filter((n) => n.role === 'master' && up.includes(n.port)).reduce((sum, n) => sum + n.slots.reduce((s, [a, b]) => s + b - a + 1, 0), 0) === 16384;
-        if (covered) return;
+        // Healthy includes every live replica in sync with its master: only such a one can take over.
+        const synced = covered && nodes(up[0]).filter((n) => n.role === 'replica' && up.includes(n.port)).every((n) => cli(n.port, 'info', 'replication').includes('master_link_status:up'));
+        if (synced) return;
         if (Date.now() > deadline) throw new Error(`the cluster did not become healthy within ${timeoutMs} ms`);
         await sleep(100);
       }

@@ -2,7 +2,7 @@
 // cluster key layout's shards. Pure functions.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseRedisTarget } from '../../src/registry/redis-connection';
+import { parseRedisTarget } from '../../src/registry/redis-target';
 import { CLUSTER_SHARDS, RedisKeys, parseShardCursor, shardOf } from '../../src/registry/redis-keys';
 
 test('--redis: a redis:// URL is one Redis, redis-cluster:// a list of seed nodes', () => {
