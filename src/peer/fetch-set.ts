@@ -1,5 +1,5 @@
 // Fetching several files from one owner as one job (README "Folders and many files"): one
-// lookup, one session, the owner's list read once, files already at their destination skipped,
+// lookup, one session, the owner's list read under each NAME, files already there skipped,
 // the rest fetched a few at a time so the link never idles between them, every one verified.
 import { setMaxListeners } from 'node:events';
 import { lstat } from 'node:fs/promises';
@@ -88,16 +88,15 @@ export async function getFiles(o: GetOptions): Promise<GetResult> {
   checkNames(o.peer, o.names);
   const session = await openSession(o);
   try {
+    const single = (entry: ListEntry) => fetchListed(session, { ...o, onStart: ({ entry: e, offset }) => o.onSingleStart?.({ entry: e, offset }) }, entry);
     if (o.names.length === 1 && !isGlob(o.names[0]!)) {
       // One file named exactly: asked for by name (its digest too, PROTOCOL.md 4.2), not listed.
       const entry = await session.control.entry(session.conn, o.peer, o.names[0]!, o.signal ? { signal: o.signal } : {});
-      if (entry) {
-        const single = await fetchListed(session, { ...o, onStart: ({ entry: e, offset }) => o.onSingleStart?.({ entry: e, offset }) }, entry);
-        return { single };
-      }
+      if (entry) return { single: await single(entry) };
     }
     const entries = await listFor(session, o.peer, o.names);
-    if (isSingleFile(entries, o.names)) throw new P2pError('NO_SUCH_FILE', `no such file or folder on ${o.peer}: '${shownName(o.names[0]!, 200)}'`);
+    // A name holding a glob character is still a name when a file has it exactly (select.ts).
+    if (isSingleFile(entries, o.names)) return { single: await single(entries.find((e) => e.name === o.names[0])!) };
     const { picks, unmatched } = selectFiles(entries, o.names);
     if (unmatched.length === 1 && !isGlob(unmatched[0]!)) {
       throw new P2pError('NO_SUCH_FILE', `no such file or folder on ${o.peer}: '${shownName(unmatched[0]!, 200)}'`);
@@ -149,8 +148,16 @@ async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promi
   const outcomes = new Map<Pick, FileOutcome>();
   const todo: Pick[] = [];
   for (const pick of picks) {
-    // An entry the owner has not hashed yet (digest '') gets its digest only if a file of its size is there.
-    const digest = async () => (pick.entry.sha256 !== '' ? pick.entry.sha256 : ((await session.control.entry(session.conn, o.peer, pick.entry.name, o.signal ? { signal: o.signal } : {}))?.sha256 ?? ''));
+    // An entry the owner has not hashed yet (digest '') is asked for by name, once, and only if
+    // a file of its size is there; the fetch then starts from the entry with its digest.
+    let asked: Promise<ListEntry> | undefined;
+    const digest = async () => {
+      if (pick.entry.sha256 === '') {
+        asked ??= session.control.entry(session.conn, o.peer, pick.entry.name, o.signal ? { signal: o.signal } : {}).then((e) => e ?? pick.entry);
+        pick.entry = await asked;
+      }
+      return pick.entry.sha256;
+    };
     const early = await alreadyThere(o.downloads, pick, digest);
     if (early) outcomes.set(pick, early);
     else todo.push(pick);
@@ -227,9 +234,7 @@ async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promi
 
 async function fetchPick(session: Session, o: GetOptions, pick: Pick, signal: AbortSignal, transferGate: Semaphore, onProgress: (n: number) => void): Promise<FileOutcome> {
   const { entry } = pick;
-  // The owner's names are someone else's text: each must be one it could share and one this
-  // disk can take, or nothing is written for it (transfer/local-names.ts).
-  const unusable = isValidSharedName(entry.name) ? unusableName(entry.name) : 'it is not a name a peer may share';
+  const unusable = refusedName(entry.name);
   if (unusable) return { ...described(entry), status: 'failed', error: { code: 'NO_SUCH_FILE', message: `will not fetch '${shownName(entry.name)}': ${unusable}` } };
   if (signal.aborted) return { ...described(entry), status: 'failed', error: { code: 'ABORTED', message: 'not fetched: interrupted' } };
   try {
@@ -239,6 +244,14 @@ async function fetchPick(session: Session, o: GetOptions, pick: Pick, signal: Ab
     const code: ErrorCode = err instanceof P2pError ? err.code : 'FAILED';
     return { ...described(entry), status: 'failed', error: { code, message: userMessage(err) } };
   }
+}
+
+/**
+ * Why an owner's name is not fetched, or undefined: it must be one a peer could share and one
+ * this disk can take (transfer/local-names.ts); the owner's names are someone else's text.
+ */
+function refusedName(name: string): string | undefined {
+  return isValidSharedName(name) ? unusableName(name) : 'it is not a name a peer may share';
 }
 
 function described(e: ListEntry): { name: string; size: number; sha256: string } {
@@ -257,7 +270,7 @@ function destinationDir(downloads: string, pick: Pick): string {
  * files count, and only names up to the first one free (where a fetch would save it now).
  */
 async function alreadyThere(downloads: string, pick: Pick, digest: () => Promise<string>): Promise<FileOutcome | undefined> {
-  if (!isValidSharedName(pick.entry.name) || unusableName(pick.entry.name)) return undefined;
+  if (refusedName(pick.entry.name)) return undefined;
   const dir = destinationDir(downloads, pick);
   const base = safeBaseName(pick.saveAs);
   for (let i = 0; i < 10_000; i++) {

@@ -115,9 +115,6 @@ export async function fetchFile(o: FetchOptions): Promise<FetchResult> {
  * failed authentication.
  */
 export async function fetchListed(session: Session, o: EntryFetchOptions, listed: ListEntry): Promise<FetchResult> {
-  // The owner's list shows the digest of its last hashing; a file edited since is refused as
-  // 'changed' by a GET carrying that digest, and that GET made the owner re-hash it. So one
-  // fresh list has the new digest: ask once more before telling the user.
   // An entry listed before the owner hashed it has no digest yet: asked for by name, it gets one.
   let entry = listed.sha256 === '' ? await digestOf(session, o, listed.name) : listed;
   let changed = 0;
@@ -145,6 +142,9 @@ export async function fetchListed(session: Session, o: EntryFetchOptions, listed
       continue;
     }
     if (res !== 'changed') return res;
+    // The owner's list shows the digest of its last hashing; a file edited since is refused as
+    // 'changed' by a GET carrying that digest, and that GET made the owner re-hash it. So the
+    // entry asked for again has the new digest: ask once more before telling the user.
     if (++changed === 2) throw refusal(GetStatus.changed, o.peer, entry.name);
     entry = await digestOf(session, o, entry.name);
   }

@@ -63,8 +63,9 @@ before(async () => {
   ({ dir, cleanup } = await tempDir());
   total = await makeTree(join(dir, 'share', 'tree'));
   await writeFile(join(dir, 'share', 'alone.txt'), 'one file on its own\n');
+  await writeFile(join(dir, 'share', 'lit*eral.txt'), 'a glob character in a name\n');
   reg = await registry();
-  owner = await startPeer('folders', reg.url, join(dir, 'share'), ['--share', 'tree', '--share', 'alone.txt']);
+  owner = await startPeer('folders', reg.url, join(dir, 'share'), ['--share', 'tree', '--share', 'alone.txt', '--share', 'lit*eral.txt']);
 });
 
 after(async () => {
@@ -156,4 +157,13 @@ test('a NAME that matches nothing fails with exit 4 before anything is fetched',
   assert.match(res.stderr, /nothing on folders matches 'tree\/\*\.gif'/);
   assert.equal(res.stderr.trim().split('\n').length, 1);
   assert.equal((await count(dl).catch(() => ({ files: 0 }))).files, 0);
+});
+
+test('a name holding a glob character, named alone, is that one file, fetched as a single get', async () => {
+  const dl = join(dir, 'dl-literal');
+  const res = await runCli(['get', 'folders', 'lit*eral.txt', '--registry', reg.url, '--downloads', dl, '--json']);
+  assertExit(res, 0);
+  const doc = JSON.parse(res.stdout) as { name: string; path: string };
+  assert.equal(doc.name, 'lit*eral.txt');
+  assert.equal(await readFile(doc.path, 'utf8'), 'a glob character in a name\n');
 });
