@@ -8,7 +8,7 @@ import { colors } from '../ui/output';
 import { showPreview } from '../ui/preview';
 import { createProgress, type Progress } from '../ui/progress';
 import { fetchSummaryLine } from '../ui/result';
-import { setFailureLines, setProgress, setSummary } from '../ui/set-output';
+import { setFailureLines, setProgress, setSummary, statusCounts } from '../ui/set-output';
 import { escaped } from '../ui/text';
 
 const JPEG_NAME = /\.(jpe?g|jfif)$/i;
@@ -111,8 +111,7 @@ key is refused (exit 6) unless --accept-new-key. PEER@FINGERPRINT pins a key che
 function printSet(set: SetResult, downloads: string, json: boolean): void {
   const failed = set.files.filter((f) => f.status === 'failed');
   if (json) {
-    const count = (s: string) => set.files.filter((f) => f.status === s).length;
-    process.stdout.write(`${safeJson({ ...set, fetched: count('fetched'), present: count('present'), failed: failed.length })}\n`);
+    process.stdout.write(`${safeJson({ ...set, ...statusCounts(set) })}\n`);
   } else if (process.stdout.isTTY) {
     process.stdout.write(`${setSummary(set, downloads, colors(process.stdout))}\n`);
   } else {

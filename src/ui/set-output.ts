@@ -30,13 +30,15 @@ export function setProgress(stream: NodeJS.WriteStream, disabled: boolean): SetH
   };
 }
 
+/** How many files of the set were fetched, were there already, failed. */
+export function statusCounts(set: SetResult): { fetched: number; present: number; failed: number } {
+  const count = (s: string) => set.files.filter((f) => f.status === s).length;
+  return { fetched: count('fetched'), present: count('present'), failed: count('failed') };
+}
+
 /** The summary line of a set for a person. */
 export function setSummary(set: SetResult, downloads: string, c?: ReturnType<typeof colors>): string {
-  const count = (s: string) => set.files.filter((f) => f.status === s).length;
-  return setSummaryLine(
-    { fetched: count('fetched'), present: count('present'), failed: count('failed'), bytes: set.bytes, bytesTransferred: set.bytesTransferred, seconds: set.seconds, downloads, route: set.route },
-    c,
-  );
+  return setSummaryLine({ ...statusCounts(set), bytes: set.bytes, bytesTransferred: set.bytesTransferred, seconds: set.seconds, downloads, route: set.route }, c);
 }
 
 /** One line per file that failed (none when the set stopped: every one failed for the same reason). */
