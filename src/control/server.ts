@@ -93,7 +93,7 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
   readonly slots: Slots;
   /** TCP tickets by (requester's connection, session ID), each holding a slot. */
   private readonly tickets = new SessionTable<PendingTicket<F>>();
-  /** The highest session ID each connection used: IDs only grow, so TCP keys are never reused. */
+  /** The session IDs each connection used (a window below its highest): each once, so TCP keys are never reused. */
   private readonly usedSessions = new WeakMap<Connection, ReplayWindow>();
   /** The allow list's verdict per connection (its key does not change). */
   private readonly verdicts = new WeakMap<Connection, Promise<boolean>>();

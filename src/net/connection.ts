@@ -196,7 +196,7 @@ export class SecureConnection implements Connection {
     for (const l of this.onForget.splice(0)) l();
   }
 
-  /** The TCP keys of one session on this connection: one per direction, never reused (ids only grow). */
+  /** The TCP keys of one session on this connection: one per direction, never reused (each session ID is used once, PROTOCOL.md 4.3). */
   tcpKeys(sessionId: number): { requesterToOwner: Buffer; ownerToRequester: Buffer } {
     const id = Buffer.allocUnsafe(4);
     id.writeUInt32BE(sessionId >>> 0);

@@ -35,7 +35,7 @@ export interface Session {
   fingerprint: string;
   /** How the connection reached the owner: direct, punched through NATs, or through the registry's relay. */
   route: Route;
-  /** A new session ID for a GET on this connection (they only grow, PROTOCOL.md 4.3). */
+  /** A new session ID for a GET on this connection: each larger than the last, none used twice (PROTOCOL.md 4.3). */
   nextSessionId(): number;
   /** Says CLOSE to the owner and closes the socket. */
   close(): Promise<void>;
