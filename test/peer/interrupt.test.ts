@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { runCli, startCli, tempDir } from '../support/cli';
 import { UdpRelay } from '../support/relay';
-import { TcpProxy } from '../support/tcp-proxy';
+import { relayAndProxy } from '../support/relay-and-proxy';
+import type { TcpProxy } from '../support/tcp-proxy';
 import { readRecord, recordPath } from '../../src/transfer/resume-record';
 import { pointRegistration, randomFile, registry, sha256, startPeer } from './support';
 
@@ -32,8 +33,8 @@ before(async () => {
   owner = await startPeer('owner', reg.url, join(dir, 'share'));
   slowOwner = await startPeer('slow-owner', reg.url, join(dir, 'share'));
   // 16 Mbit/s: the 8 MiB file takes about 4 s, so an interrupt after the first MiB is mid-way.
-  relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: slowOwner.port }, toClient: { rateMbit: 16 } });
-  proxy = await TcpProxy.start({ target: { address: '127.0.0.1', port: slowOwner.port }, port: relay.port, rateMbit: 16 });
+  const target = { address: '127.0.0.1', port: slowOwner.port };
+  ({ relay, proxy } = await relayAndProxy({ target, toClient: { rateMbit: 16 } }, { target, rateMbit: 16 }));
   await pointRegistration(reg.url, 'slow-owner', relay.port);
 });
 

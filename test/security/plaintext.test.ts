@@ -10,8 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { runCli, tempDir, type RunningCli } from '../support/cli';
-import { UdpRelay } from '../support/relay';
-import { TcpProxy } from '../support/tcp-proxy';
+import { relayAndProxy } from '../support/relay-and-proxy';
 import { pointRegistration, randomFile, registry, startPeer } from '../peer/support';
 import { FileWindows, findWindows, isInitMac, type Hit } from './support';
 
@@ -50,8 +49,8 @@ for (const via of ['tcp', 'udp'] as const) {
     test(`get over ${via.toUpperCase()} of ${name === RANDOM_NAME ? 'random bytes' : 'zeros'}: every byte captured both ways, no 16-byte window of the file in it`, async (t) => {
       const { data, windows } = files.get(name)!;
       const bound = 3 * data.length + 4 * MiB;
-      const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: owner.port }, capture: { maxBytes: bound } });
-      const proxy = await TcpProxy.start({ target: { address: '127.0.0.1', port: owner.port }, port: relay.port, capture: { maxBytes: bound } });
+      const target = { address: '127.0.0.1', port: owner.port };
+      const { relay, proxy } = await relayAndProxy({ target, capture: { maxBytes: bound } }, { target, capture: { maxBytes: bound } });
       try {
         await pointRegistration(reg.url, 'vault', relay.port);
         const downloads = join(dir, `dl-${via}-${name}`);

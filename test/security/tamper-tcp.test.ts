@@ -13,8 +13,8 @@ import { fetchFile } from '../../src/peer/fetch';
 import { RegistryClient } from '../../src/registry/client';
 import { tcpRecordFailures } from '../../src/transfer/tcp-client';
 import { runCli } from '../support/cli';
-import { UdpRelay } from '../support/relay';
-import { TcpProxy, type StreamCorruption } from '../support/tcp-proxy';
+import { relayAndProxy } from '../support/relay-and-proxy';
+import type { StreamCorruption } from '../support/tcp-proxy';
 import { requesterIdentity } from '../peer/support';
 import { authenticatedPrefix, ownerSharing, recordsOf } from './support';
 
@@ -53,8 +53,7 @@ after(async () => s?.close());
  */
 async function tamperedPath(corruptToClient: StreamCorruption) {
   const target = { address: '127.0.0.1', port: s.owner.port };
-  const relay = await UdpRelay.start({ target });
-  const proxy = await TcpProxy.start({ target, port: relay.port, corruptToClient, capture: { maxBytes: 8 * SIZE } });
+  const { relay, proxy } = await relayAndProxy({ target }, { target, corruptToClient, capture: { maxBytes: 8 * SIZE } });
   await s.pointAt(relay.port);
   return {
     proxy,

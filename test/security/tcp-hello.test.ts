@@ -17,8 +17,7 @@ import { fetchOverTcp } from '../../src/transfer/tcp-client';
 import { tcpRefusals } from '../../src/transfer/tcp-server';
 import { GetStatus } from '../../src/wire/control';
 import { TCP_HELLO_BYTES } from '../../src/wire/tcp';
-import { UdpRelay } from '../support/relay';
-import { TcpProxy } from '../support/tcp-proxy';
+import { relayAndProxy } from '../support/relay-and-proxy';
 import { tcpHello } from '../support/secure';
 import { connectToPeer, requesterIdentity } from '../peer/support';
 import { ownerSharing } from './support';
@@ -78,9 +77,8 @@ test('each of the 224 bits of a hello flipped: refused and counted by the field 
 
 test('a hello damaged on the path of a real fetch: the owner refuses it (badAuth), the requester fails at once with one clear error; the next fetch succeeds', async () => {
   const target = { address: '127.0.0.1', port: s.owner.port };
-  const relay = await UdpRelay.start({ target });
   // Byte 20 of the first TCP connection's client->owner stream lies in the hello's tag.
-  const proxy = await TcpProxy.start({ target, port: relay.port, corruptToTarget: { at: [20], connections: 1, bit: 5 } });
+  const { relay, proxy } = await relayAndProxy({ target }, { target, corruptToTarget: { at: [20], connections: 1, bit: 5 } });
   const registryClient = new RegistryClient(s.reg.url);
   const identity = await requesterIdentity(s.dir);
   const downloads = join(s.dir, 'dl');

@@ -59,7 +59,7 @@ export interface TestRedis {
 /** Starts redis-server on `port` (default: a free one). */
 export async function startRedis(opts: { port?: number } = {}): Promise<TestRedis> {
   const { dir, cleanup } = await tempDir('p2pshare-redis-');
-  const port = opts.port ?? (await freePort());
+  let port = opts.port ?? (await freePort());
   let proc: ChildProcess | null = null;
   let log = '';
 
@@ -88,7 +88,21 @@ export async function startRedis(opts: { port?: number } = {}): Promise<TestRedi
     proc = null;
   }
 
-  await launch();
+  // A free port found by freePort() may be taken again before redis-server binds it (other tests
+  // run beside this one): then another is tried, unless the caller asked for this port.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (err) {
+      await kill();
+      if (opts.port !== undefined || attempt >= 5 || !/Address already in use/i.test(log)) {
+        await cleanup();
+        throw err;
+      }
+      port = await freePort();
+    }
+  }
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
