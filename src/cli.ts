@@ -28,6 +28,11 @@ const EXIT_CODES: Record<ErrorCode, number> = {
 /** Any other error: a bug or an unexpected failure. */
 const EXIT_UNEXPECTED = 1;
 
+// Before anything uses libuv's thread pool (it is sized once, at its first use): a set of small
+// files keeps dozens of opens, writes and fsyncs under way at once, and each fsync holds a
+// thread for the disk's time; Node's default of 4 threads made them queue behind each other.
+process.env.UV_THREADPOOL_SIZE ??= '32';
+
 const cli: CliContext = {
   exit: (code) => process.exit(EXIT_CODES[code]),
 };

@@ -49,9 +49,10 @@ export function readyLine(peer: Peer, share: ShareIndex): string {
 /** One line about a fetch another peer made from us. */
 export function describeFetch(e: FetchEvent): string {
   const who = `${e.from.address}:${e.from.port}`;
+  const what = e.files !== undefined ? `${e.files} files` : printable(e.name);
   return e.ok
-    ? `${who} fetched ${printable(e.name)} (${formatBytes(e.size - e.offset)} over ${e.via.toUpperCase()})`
-    : `${who} failed to fetch ${printable(e.name)}: ${printable(e.error ?? 'unknown error')}`;
+    ? `${who} fetched ${what} (${formatBytes(e.size - e.offset)} over ${e.via.toUpperCase()})`
+    : `${who} failed to fetch ${what}: ${printable(e.error ?? 'unknown error')}`;
 }
 
 const REFRESH = '\0refresh';

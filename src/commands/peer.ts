@@ -88,12 +88,15 @@ async function serveOnly(o: { name: string; registryUrl: string; share: ShareInd
     name,
     identity: identity.privateKey,
     ...(allow ? { allow: (key: Buffer) => allow.allows(key) } : {}),
-    onFetch: (e) =>
+    onFetch: (e) => {
+      // A batch is one line for all its files (PROTOCOL.md 5.1), not one per file.
+      const what = e.files !== undefined ? `${e.files} files` : escaped(e.name);
       process.stdout.write(
         e.ok
-          ? `${name} -> ${e.from.address}:${e.from.port} sent ${escaped(e.name)} (${e.size - e.offset} bytes, ${e.via})\n`
-          : `${name} -> ${e.from.address}:${e.from.port} failed to send ${escaped(e.name)}: ${escaped(e.error ?? '')}\n`,
-      ),
+          ? `${name} -> ${e.from.address}:${e.from.port} sent ${what} (${e.size - e.offset} bytes, ${e.via})\n`
+          : `${name} -> ${e.from.address}:${e.from.port} failed to send ${what}${e.files !== undefined ? ' of a batch' : ''}: ${escaped(e.error ?? '')}\n`,
+      );
+    },
     onNotice: (line) => process.stderr.write(`${line}\n`),
   });
   const signalled = readyUntilSignalled(readyLine(peer, o.share)); // the line is out when this returns

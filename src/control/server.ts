@@ -7,7 +7,7 @@ import type { Endpoint } from '../net/endpoint';
 import { ReplayWindow } from '../crypto/replay';
 import { SessionTable } from '../net/sessions';
 import { Slots, type Slot } from './slots';
-import type { ServedFile, TcpServerHooks, TcpTicket } from '../transfer/tcp-server';
+import type { BatchTicket, ServedFile, TcpServerHooks, TcpTicket } from '../transfer/tcp-server';
 import { chunkBytesFor } from '../transfer/udp/index';
 import { FrameType, type Frame } from '../wire/frame';
 import {
@@ -26,7 +26,6 @@ import type { FileKind } from '../wire/shared-file';
 
 /** A file as the control server offers it: what LIST shows and GET and the transports need. */
 export interface OfferedFile extends ServedFile {
-  sha256: string;
   kind: FileKind;
 }
 
@@ -59,6 +58,8 @@ export interface FetchEvent {
   size: number;
   offset: number;
   via: 'tcp' | 'udp';
+  /** A batch (PROTOCOL.md 5.1): this many files were sent, `size` bytes in all, and `name` is ''. */
+  files?: number;
   ok: boolean;
   error?: string;
 }
@@ -78,8 +79,12 @@ const ANSWER_MEMORY_MS = 60_000;
 export const SESSION_ID_WINDOW = 256;
 const MAX_REMEMBERED = 4096;
 
+/** A GET admitted (holding a slot; a file unless it is a batch) or refused with a status. */
+type Verdict<F> = { status: typeof GetStatus.ok; file?: F; slot: Slot } | { status: GetStatus; file?: undefined; slot?: undefined };
+
 interface PendingTicket<F extends ServedFile> {
-  file: F;
+  /** The file of a single TCP transfer; none for a batch (its files are asked for on the stream). */
+  file?: F;
   offset: number;
   from: Remote;
   slot: Slot;
@@ -119,6 +124,8 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
       sizes?: (f: F) => { width: number; height: number };
       /** Whether a requester's key may list and fetch (peer --allow); everyone by default. */
       allow?: (peerKey: Buffer) => boolean | Promise<boolean>;
+      /** Whether batch GETs are served (PROTOCOL.md 5.1); true by default. False answers them as an older owner does. */
+      batch?: boolean;
     },
   ) {
     this.slots = new Slots(opts.maxTransfers, opts.maxPerRequester ?? DEFAULT_MAX_PER_REQUESTER);
@@ -147,13 +154,19 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
    * proved its key; the source address is not compared (a NAT may use another one for TCP).
    * The ticket's slot goes with it: the TCP server releases it when the stream ends.
    */
-  takeTicket(conn: Connection, sessionId: number): TcpTicket<F> | undefined {
+  takeTicket(conn: Connection, sessionId: number): TcpTicket<F> | BatchTicket | undefined {
     const t = this.tickets.get(conn, sessionId);
     if (!t) return undefined;
     this.tickets.delete(conn, sessionId);
     clearTimeout(t.timer);
     t.slot.pin();
-    return { file: t.file, offset: t.offset, from: t.from, release: t.slot.release };
+    if (!t.file) return { kind: 'batch', from: t.from, release: t.slot.release };
+    return { kind: 'file', file: t.file, offset: t.offset, from: t.from, release: t.slot.release };
+  }
+
+  /** For a batch on the TCP stream: the current entry for a name, as a GET would find it. */
+  lookup(name: string): Promise<F | undefined> {
+    return this.share.lookup(name);
   }
 
   /** Drops an unredeemed ticket and frees its slot (expired, preempted, shutdown). */
@@ -263,15 +276,16 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
     }
     if (this.closed) {
       // Shut down meanwhile: no answer, no ticket, no transfer.
-      if ('slot' in verdict) verdict.slot.release();
+      verdict.slot?.release();
       return;
     }
-    const file = 'file' in verdict ? verdict.file : undefined;
+    const file = verdict.file;
+    // A batch's answer carries no size or digest: its files are answered on the stream.
     pending.body = encodeGetResponse(file ? { status: GetStatus.ok, size: file.size, sha256: file.sha256 } : { status: verdict.status, size: 0, sha256: '' });
-    if (!file) this.answers.delete(conn, req.sessionId); // nothing started: a retry may be judged afresh
+    if (!verdict.slot) this.answers.delete(conn, req.sessionId); // nothing started: a retry may be judged afresh
     if (this.answers.size > MAX_REMEMBERED) this.sweep();
     conn.send(FrameType.getResponse, frame.id, pending.body);
-    if ('slot' in verdict && req.transport === 'udp') {
+    if (verdict.file && verdict.slot && req.transport === 'udp') {
       const { file, slot } = verdict;
       let done: Promise<unknown>;
       try {
@@ -284,10 +298,12 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
     }
   }
 
-  private async admit(req: GetRequest, conn: Connection): Promise<{ status: typeof GetStatus.ok; file: F; slot: Slot } | { status: GetStatus }> {
+  private async admit(req: GetRequest, conn: Connection): Promise<Verdict<F>> {
     // UDP needs a transport here and a max payload it can cut chunks to (PROTOCOL.md 6.1).
     if (req.transport === 'udp' && (!this.opts.udp || chunkBytesFor(req.maxPayload, conn.maxBody) === null)) return { status: GetStatus.badRequest };
+    if (req.transport === 'batch' && this.opts.batch === false) return { status: GetStatus.badRequest };
     if (!(await this.allowed(conn))) return { status: GetStatus.forbidden };
+    if (req.transport === 'batch') return this.ticket(conn, req.sessionId, undefined, 0);
     let file: F | undefined;
     try {
       file = await this.share.lookup(req.name);
@@ -305,13 +321,18 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
       slot.pin(); // the transfer starts with the answer: nothing to take over
       return { status: GetStatus.ok, file, slot };
     }
-    const id = req.sessionId;
-    const slot = this.slots.take(key, () => this.dropTicket(conn, id));
+    return this.ticket(conn, req.sessionId, file, req.offset);
+  }
+
+  /** A TCP ticket for (connection, session ID), holding a slot until redeemed or dropped; busy without a slot. */
+  private ticket(conn: Connection, id: number, file: F | undefined, offset: number): Verdict<F> {
+    if (this.closed) return { status: GetStatus.busy };
+    const slot = this.slots.take(conn.peerKey.toString('base64url'), () => this.dropTicket(conn, id));
     if (!slot) return { status: GetStatus.busy };
     const timer = setTimeout(() => this.dropTicket(conn, id), this.opts.ticketTtlMs ?? TICKET_TTL_MS);
     timer.unref();
-    this.tickets.set(conn, id, { file, offset: req.offset, from: conn.remote, slot, timer });
-    return { status: GetStatus.ok, file, slot };
+    this.tickets.set(conn, id, { ...(file ? { file } : {}), offset, from: conn.remote, slot, timer });
+    return { status: GetStatus.ok, ...(file ? { file } : {}), slot };
   }
 
   private sweep(): void {

@@ -4,13 +4,15 @@
 import { setMaxListeners } from 'node:events';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Semaphore } from '../core/async';
+import { mapLimit, Semaphore } from '../core/async';
 import { sha256File } from '../core/hash';
 import { P2pError, type ErrorCode, userMessage } from '../core/errors';
 import { ensureRoomForSet } from '../transfer/download';
 import { numberedName, safeBaseName, shownName, unusableName } from '../transfer/local-names';
 import { isValidSharedName } from '../wire/shared-file';
 import type { ListEntry } from '../wire/control';
+import { MAX_BATCH_FILE_BYTES } from '../wire/tcp-batch';
+import { fetchBatch } from './fetch-batch';
 import { fetchListed, type FetchResult, type Route, type Via } from './fetch';
 import { globBase, globToRegExp, isGlob, isSingleFile, selectFiles, type Pick } from './select';
 import { openSession, type Session, type SessionOptions } from './session';
@@ -22,6 +24,10 @@ import { openSession, type Session, type SessionOptions } from './session';
  */
 export const SET_TRANSFERS = 4;
 export const SET_PARALLEL = 16;
+/** Destinations checked at once for a file already there. */
+const PRESENT_CHECKS = 16;
+/** Small files worth one batch (PROTOCOL.md 5.1): fewer go one by one, as fast. */
+const MIN_BATCH = 2;
 
 /** Errors after which no other file of the set can succeed: the set stops. */
 const SET_FATAL: ReadonlySet<ErrorCode> = new Set(['ABORTED', 'OFFLINE', 'FORBIDDEN', 'KEY_MISMATCH', 'HANDSHAKE_FAILED', 'INCOMPATIBLE_VERSION']);
@@ -146,8 +152,8 @@ function checkNames(peer: string, names: string[]): void {
 async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promise<SetResult> {
   const started = Date.now();
   const outcomes = new Map<Pick, FileOutcome>();
-  const todo: Pick[] = [];
-  for (const pick of picks) {
+  // Checked several at once: a large set is mostly these look-ups when nothing is there yet.
+  const present = await mapLimit(picks, PRESENT_CHECKS, (pick) => {
     // An entry the owner has not hashed yet (digest '') is asked for by name, once, and only if
     // a file of its size is there; the fetch then starts from the entry with its digest.
     let asked: Promise<ListEntry> | undefined;
@@ -158,10 +164,14 @@ async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promi
       }
       return pick.entry.sha256;
     };
-    const early = await alreadyThere(o.downloads, pick, digest);
+    return alreadyThere(o.downloads, pick, digest);
+  });
+  const todo: Pick[] = [];
+  picks.forEach((pick, i) => {
+    const early = present[i];
     if (early) outcomes.set(pick, early);
     else todo.push(pick);
-  }
+  });
   const plannedBytes = todo.reduce((n, p) => n + p.entry.size, 0);
   await ensureRoomForSet(o.downloads, todo.length, plannedBytes);
   const transferGate = new Semaphore(SET_TRANSFERS);
@@ -185,28 +195,58 @@ async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promi
   };
   for (const outcome of outcomes.values()) o.onFile?.(outcome, ++ended); // the ones already there first
 
-  let next = 0;
-  const worker = async () => {
-    while (!stopped && next < todo.length) {
-      const pick = todo[next++]!;
-      inFlight.set(pick, 0);
-      const outcome = await fetchPick(session, o, pick, stop.signal, transferGate, (n) => {
-        inFlight.set(pick, n);
-        report();
-      });
-      inFlight.delete(pick);
-      finishedBytes += pick.entry.size;
-      outcomes.set(pick, outcome);
-      if (outcome.error && SET_FATAL.has(outcome.error.code) && !stopped) {
-        stopped = outcome.error;
-        stop.abort();
-      }
-      o.onFile?.(outcome, ++ended);
-      report();
+  const settle = (pick: Pick, outcome: FileOutcome) => {
+    finishedBytes += pick.entry.size;
+    outcomes.set(pick, outcome);
+    if (outcome.error && SET_FATAL.has(outcome.error.code) && !stopped) {
+      stopped = outcome.error;
+      stop.abort();
     }
+    o.onFile?.(outcome, ++ended);
+    report();
+  };
+  /** Fetches the picks of `queue` one file each, SET_PARALLEL at a time. */
+  const fetchAlone = async (queue: Pick[]) => {
+    let next = 0;
+    const worker = async () => {
+      while (!stopped && next < queue.length) {
+        const pick = queue[next++]!;
+        inFlight.set(pick, 0);
+        const outcome = await fetchPick(session, o, pick, stop.signal, transferGate, (n) => {
+          inFlight.set(pick, n);
+          report();
+        });
+        inFlight.delete(pick);
+        settle(pick, outcome);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.parallel ?? SET_PARALLEL, queue.length)) }, worker));
+  };
+  // Small files travel together on one TCP stream where TCP goes (PROTOCOL.md 5.1); the rest,
+  // and whatever the batch leaves, one by one beside it.
+  const batchable = (p: Pick) => session.route === 'direct' && o.via !== 'udp' && p.entry.size <= MAX_BATCH_FILE_BYTES && !refusedName(p.entry.name);
+  const small = todo.filter(batchable);
+  const batched = small.length >= MIN_BATCH ? small : [];
+  const alone = batched.length > 0 ? todo.filter((p) => !batchable(p)) : todo;
+  const inBatch = async () => {
+    const left = await fetchBatch(session, batched, {
+      peer: o.peer,
+      signal: stop.signal,
+      transferGate,
+      dirOf: (pick) => destinationDir(o.downloads, pick),
+      onDone: (pick, r) =>
+        settle(pick, r.kind === 'saved'
+          ? { ...described(pick.entry), status: 'fetched', path: r.path, via: 'tcp', seconds: r.seconds, bytesTransferred: pick.entry.size, resumedFrom: 0 }
+          : { ...described(pick.entry), status: 'failed', error: { code: r.code, message: r.message } }),
+    }).catch((err: unknown) => {
+      if (!stopped) stopped = { code: err instanceof P2pError ? err.code : 'FAILED', message: userMessage(err) };
+      stop.abort();
+      return [];
+    });
+    await fetchAlone(left);
   };
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.parallel ?? SET_PARALLEL, todo.length)) }, worker));
+    await Promise.all([fetchAlone(alone), batched.length > 0 ? inBatch() : undefined]);
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
   }

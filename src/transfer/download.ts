@@ -233,6 +233,11 @@ export async function finish(partPath: string, dir: string, name: string): Promi
   } finally {
     await fh.close();
   }
+  return linkFree(partPath, dir, name);
+}
+
+/** Links `partPath` to `name`, `name (1).ext`, ... whichever is free, and removes it. */
+async function linkFree(partPath: string, dir: string, name: string): Promise<string> {
   const base = safeBaseName(name);
   for (let i = 0; i < 10_000; i++) {
     const candidate = join(dir, numberedName(base, i));
@@ -245,4 +250,34 @@ export async function finish(partPath: string, dir: string, name: string): Promi
     }
   }
   throw new Error(`no free file name for ${base} in ${dir}`);
+}
+
+/**
+ * Saves a small file that arrived whole and verified (a batch, PROTOCOL.md 5.1) as finish() does
+ * a download: into its .part, synced, then linked under a free name. The .part is created
+ * exclusively and no lock is taken: when it exists (another download of the file is writing it,
+ * or a run that was killed left it), 'taken' is returned and nothing is touched; the caller then
+ * fetches the file alone, which takes the lock and resumes that .part. `dir` must exist.
+ */
+export async function saveWhole(dir: string, name: string, sha256: string, data: readonly Buffer[]): Promise<string | 'taken'> {
+  const part = sharedPart(dir, name, sha256);
+  let fh: FileHandle;
+  try {
+    fh = await open(part, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'taken';
+    throw err;
+  }
+  try {
+    const size = data.reduce((n, b) => n + b.length, 0);
+    if (size > 0 && (await fh.writev(data as Buffer[], 0)).bytesWritten !== size) throw new Error(`cannot write ${part}: short write`);
+    // On disk before it gets its name (as finish() does): data only, the size with it.
+    await fh.datasync();
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await unlink(part).catch(() => {});
+    throw err;
+  }
+  await fh.close();
+  return linkFree(part, dir, name);
 }

@@ -6,28 +6,22 @@ import net from 'node:net';
 import { Opener, Sealer } from '../crypto/transport';
 import type { Connection, Remote, SecureConnection } from '../net/connection';
 import { normalizeIp } from '../core/addresses';
-import {
-  decodeTcpHello,
-  encodeRecordHeader,
-  encodeTcpReply,
-  MAX_RECORD_PLAINTEXT,
-  TCP_HELLO_BYTES,
-  TCP_HELLO_PREFIX_BYTES,
-  tcpHelloVersion,
-  TCP_VERSION,
-  TcpStatus,
-  TCP_TAG_BYTES,
-} from '../wire/tcp';
+import { decodeTcpHello, encodeTcpReply, MAX_RECORD_PLAINTEXT, TCP_HELLO_BYTES, TCP_HELLO_PREFIX_BYTES, tcpHelloVersion, TCP_VERSION, TcpStatus } from '../wire/tcp';
+import { serveBatch } from './tcp-batch-server';
+import { closedError, cutWhenStalled, drained, endStream, SEALED_QUEUE_BYTES, sealRecord, sealRecordParts } from './tcp-records';
 
 /** What the TCP server needs to know of a file it streams. */
 export interface ServedFile {
   name: string;
   path: string;
   size: number;
+  /** Hex, of the bytes at `path` as last hashed. */
+  sha256: string;
 }
 
 /** A GET answered ok for TCP: the file, from where, and who asked (redeemed once by the hello). */
 export interface TcpTicket<F extends ServedFile = ServedFile> {
+  kind: 'file';
   file: F;
   offset: number;
   from: Remote;
@@ -35,14 +29,23 @@ export interface TcpTicket<F extends ServedFile = ServedFile> {
   release(): void;
 }
 
+/** A batch GET answered ok (PROTOCOL.md 5.1): the files are asked for on the stream itself. */
+export interface BatchTicket {
+  kind: 'batch';
+  from: Remote;
+  release(): void;
+}
+
 /** The owner's control side, as the TCP server uses it (control/server.ts implements it). */
 export interface TcpServerHooks<F extends ServedFile = ServedFile> {
   /** The validated connection with this local index, whose keys the hello must prove. */
   connection(index: number): SecureConnection | undefined;
-  takeTicket(conn: Connection, sessionId: number): TcpTicket<F> | undefined;
+  takeTicket(conn: Connection, sessionId: number): TcpTicket<F> | BatchTicket | undefined;
+  /** For a batch: the current entry for a shared name (hashed first if it changed), or undefined. */
+  lookup(name: string): Promise<F | undefined>;
   /** False when the file changed on disk since its digest was announced in the GET answer. */
   isCurrent(file: F): Promise<boolean>;
-  track(e: { from: Remote; name: string; size: number; offset: number; via: 'tcp' }, done: Promise<unknown>): void;
+  track(e: { from: Remote; name: string; size: number; offset: number; via: 'tcp'; files?: number }, done: Promise<unknown>): void;
 }
 
 /** Hellos refused: not a hello, a bad tag, an unknown connection or ticket (for tests and metrics). */
@@ -221,6 +224,10 @@ function serve<F extends ServedFile>(socket: net.Socket, hooks: TcpServerHooks<F
     helloDone();
     socket.once('close', ticket.release);
     const sealer = new Sealer(keys.ownerToRequester);
+    if (ticket.kind === 'batch') {
+      const opener = new Opener(keys.requesterToOwner);
+      return serveBatch(socket, { sealer, opener, conn, lookup: (name) => hooks.lookup(name), track: (e, done) => hooks.track(e, done), idleTimeoutMs: timers.idleTimeoutMs });
+    }
     // The GET answer announced a digest; bytes of another version must not follow it.
     void hooks.isCurrent(ticket.file).then((current) => {
       if (socket.destroyed) return;
@@ -231,20 +238,8 @@ function serve<F extends ServedFile>(socket: net.Socket, hooks: TcpServerHooks<F
   socket.on('data', onData);
 }
 
-/** One record: header, then the plaintext sealed under record number `n` (its nonce). */
-function sealRecord(sealer: Sealer, n: number, plaintext: Buffer): Buffer {
-  return Buffer.concat(sealRecordParts(sealer, n, plaintext));
-}
-
-/** A record as its three pieces (header, ciphertext, tag), for a stream that writes them without joining them. */
-function sealRecordParts(sealer: Sealer, n: number, plaintext: Buffer): [Buffer, Buffer, Buffer] {
-  const header = encodeRecordHeader(plaintext.length + TCP_TAG_BYTES);
-  return [header, ...sealer.sealDetached(n, header, plaintext)];
-}
-
-/** File bytes read at once, and sealed records queued for the socket: the disk runs ahead of the network. */
+/** File bytes read at once. */
 const READ_BYTES = 1024 * 1024;
-const SEALED_QUEUE_BYTES = 4 * 1024 * 1024;
 
 /**
  * Sends `count` bytes of the file from `offset` as sealed records numbered from 1 (0 is the
@@ -273,35 +268,10 @@ async function sendRecords(path: string, offset: number, count: number, socket: 
       // The requester is behind: read no more until the socket's queue drains.
       if (socket.writableLength >= SEALED_QUEUE_BYTES) await drained(socket);
     }
-    await new Promise<void>((resolve, reject) => {
-      if (socket.destroyed) return reject(closedError(socket));
-      socket.once('close', () => reject(closedError(socket)));
-      socket.end(() => resolve());
-    });
+    await endStream(socket);
   } finally {
     await file.close();
   }
-}
-
-/** Why a socket closed under us: its error (an idle timeout says so), or the requester hung up. */
-function closedError(socket: net.Socket): Error {
-  return socket.errored ?? new Error('connection closed before the end');
-}
-
-/** Resolves once the socket wrote everything queued; rejects when it closes first. */
-function drained(socket: net.Socket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onDrain = () => {
-      socket.off('close', onClose);
-      resolve();
-    };
-    const onClose = () => {
-      socket.off('drain', onDrain);
-      reject(closedError(socket));
-    };
-    socket.once('drain', onDrain);
-    socket.once('close', onClose);
-  });
 }
 
 function stream<F extends ServedFile>(socket: net.Socket, t: TcpTicket<F>, sealer: Sealer, conn: Connection, hooks: TcpServerHooks<F>, idleTimeoutMs: number): void {
@@ -325,31 +295,4 @@ function stream<F extends ServedFile>(socket: net.Socket, t: TcpTicket<F>, seale
   done.then(release, release);
   done.then(t.release, t.release);
   hooks.track({ from: { address: normalizeIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 }, name: t.file.name, size: t.file.size, offset: t.offset, via: 'tcp' }, done);
-}
-
-/**
- * Closes the stream when none of our writes completed for `idleMs` (the requester took nothing:
- * the socket buffers are full), or when everything was sent but the requester neither read it
- * all nor closed within `idleMs`. Not Node's socket timeout: it suppresses itself while a write
- * is pending, so a requester that stopped reading held its connection and slot twice as long.
- */
-function cutWhenStalled(socket: net.Socket, idleMs: number): void {
-  // Bytes of writes that completed: written minus those still waiting (in flight or buffered).
-  const completed = () => socket.bytesWritten - socket.writableLength;
-  let seen = completed();
-  let last = performance.now();
-  const timer = setInterval(() => {
-    const now = performance.now();
-    const done = completed();
-    // Nothing waiting to be written and not ended: we wait for our disk, not for the requester.
-    if (done !== seen || (socket.writableLength === 0 && !socket.writableEnded)) {
-      seen = done;
-      last = now;
-    } else if (now - last >= idleMs) {
-      clearInterval(timer);
-      socket.destroy(new Error(`requester took nothing for ${Math.round(idleMs / 1000)} s (idle timeout)`));
-    }
-  }, Math.min(1000, idleMs / 4));
-  timer.unref();
-  socket.once('close', () => clearInterval(timer));
 }

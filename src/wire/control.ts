@@ -2,8 +2,10 @@
 // Decoders never throw: hostile input yields `null`.
 import { MAX_SHARED_NAME_BYTES, type FileKind } from './shared-file';
 
-export const Transport = { tcp: 1, udp: 2 } as const;
+export const Transport = { tcp: 1, udp: 2, batch: 3 } as const;
 export type TransportName = 'tcp' | 'udp';
+/** How a GET asks for its bytes: one file over TCP or UDP, or many small files over one TCP stream (PROTOCOL.md 5.1). */
+export type GetTransport = TransportName | 'batch';
 
 export const GetStatus = {
   ok: 0,
@@ -60,7 +62,8 @@ export interface ListResponse {
 }
 
 export interface GetRequest {
-  transport: TransportName;
+  /** 'batch': no name, offset or digest (all empty); the files are asked for on the TCP stream. */
+  transport: GetTransport;
   sessionId: number;
   offset: number;
   expectedSha256: string | null;
@@ -202,7 +205,7 @@ export function encodeGetRequest(r: GetRequest): Buffer {
 export function decodeGetRequest(body: Buffer): GetRequest | null {
   if (body.length < 49) return null;
   const t = body.readUInt8(0);
-  const transport: TransportName | null = t === Transport.tcp ? 'tcp' : t === Transport.udp ? 'udp' : null;
+  const transport: GetTransport | null = t === Transport.tcp ? 'tcp' : t === Transport.udp ? 'udp' : t === Transport.batch ? 'batch' : null;
   if (!transport) return null;
   const sessionId = body.readUInt32BE(1);
   if (sessionId === 0) return null;
@@ -211,7 +214,9 @@ export function decodeGetRequest(body: Buffer): GetRequest | null {
   const digest = body.subarray(13, 45);
   const maxPayload = body.readUInt16BE(45);
   const nameLen = body.readUInt16BE(47);
-  if (nameLen === 0 || nameLen > MAX_SHARED_NAME_BYTES || 49 + nameLen !== body.length) return null;
+  if (nameLen > MAX_SHARED_NAME_BYTES || 49 + nameLen !== body.length) return null;
+  // A batch names nothing (its files come on the TCP stream); a single file always names one.
+  if (transport === 'batch' ? nameLen !== 0 || offset !== 0n || maxPayload !== 0 || !digest.equals(ZERO_DIGEST) : nameLen === 0) return null;
   const nameBytes = body.subarray(49);
   const name = nameBytes.toString('utf8');
   // Refuse names that are not valid UTF-8 rather than guess what was meant.

@@ -1,0 +1,175 @@
+// Many small files on one TCP stream, owner side (PROTOCOL.md 5.1): after the reply, the
+// requester asks for files in WANT records; the owner answers each, in order, with a FILE head
+// and the file's bytes. Files are read a few at a time ahead of the socket, each whole and
+// checked against its digest before a byte of it is sent, so a file changed on disk is refused
+// rather than sent under the old digest.
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import type net from 'node:net';
+import { normalizeIp } from '../core/addresses';
+import type { Opener, Sealer } from '../crypto/transport';
+import type { Connection, Remote } from '../net/connection';
+import { GetStatus } from '../wire/control';
+import { encodeTcpReply, MAX_RECORD_PLAINTEXT, RecordReader, TcpStatus } from '../wire/tcp';
+import { decodeWant, encodeFileHead, FILE_HEAD_BYTES, MAX_BATCH_FILE_BYTES, MAX_BATCH_PENDING, type Wanted } from '../wire/tcp-batch';
+import { cutWhenStalled, drained, endStream, SEALED_QUEUE_BYTES, sealRecord, sealRecordParts } from './tcp-records';
+import type { ServedFile } from './tcp-server';
+
+/** Files read ahead of the socket at once (each at most MAX_BATCH_FILE_BYTES in memory). */
+const READ_AHEAD = 8;
+
+/** Batches refused for breaking the protocol (for tests and metrics). */
+export const batchViolations = { badRecord: 0, badWant: 0, tooMany: 0 };
+
+export interface BatchServeOptions<F extends ServedFile> {
+  sealer: Sealer;
+  /** Opens the requester's records (its hello was record 0). */
+  opener: Opener;
+  conn: Connection;
+  lookup(name: string): Promise<F | undefined>;
+  /** Called once per batch: `event` counts the files and bytes sent by the time `done` settles. */
+  track(event: BatchEvent, done: Promise<unknown>): void;
+  idleTimeoutMs: number;
+}
+
+export interface BatchEvent {
+  from: Remote;
+  /** '' for a batch (its files are counted, not named). */
+  name: string;
+  size: number;
+  offset: number;
+  via: 'tcp';
+  files: number;
+}
+
+/** What the owner sends for one wanted file: a refusal, or the file's bytes (read whole and verified). */
+type Answer<F> = { status: number; file?: undefined; data?: undefined } | { status: typeof GetStatus.ok; file: F; data: Buffer };
+
+/**
+ * Serves one batch on `socket` until the requester says "no more" and every file asked for is
+ * answered (then the socket is ended), or until the requester breaks the protocol, stops reading
+ * or goes quiet for idleTimeoutMs (then it is destroyed). Its outcome goes to `track`.
+ */
+export function serveBatch<F extends ServedFile>(socket: net.Socket, o: BatchServeOptions<F>): void {
+  const from = { address: normalizeIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
+  const release = o.conn.hold(); // its keys must outlive an idle UDP side while the batch runs
+  const records = new RecordReader();
+  /** Asked for and not yet started, and started (being read) in order. */
+  const waiting: Wanted[] = [];
+  const reading: Promise<Answer<F>>[] = [];
+  let requesterNumber = 1; // record 0 was the hello's tag
+  let ownerNumber = 0;
+  let noMore = false;
+  let sending = false;
+
+  const violation = (why: keyof typeof batchViolations) => {
+    batchViolations[why]++;
+    socket.destroy();
+  };
+  const onData = (chunk: Buffer) => {
+    const got = records.push(chunk);
+    if (got === 'malformed') return violation('badRecord');
+    for (const r of got) {
+      const plaintext = o.opener.openPieces(requesterNumber++, r.header, r.sealed);
+      if (!plaintext) return violation('badRecord');
+      const wanted = decodeWant(plaintext.length === 1 ? plaintext[0]! : Buffer.concat(plaintext));
+      if (wanted === null || noMore) return violation('badWant');
+      if (wanted.length === 0) noMore = true;
+      if (waiting.length + reading.length + wanted.length > MAX_BATCH_PENDING) return violation('tooMany');
+      waiting.push(...wanted);
+    }
+    records.detach();
+    pump();
+  };
+
+  // Keeps READ_AHEAD files being read, and sends finished ones in the order they were asked for.
+  const pump = () => {
+    while (reading.length < READ_AHEAD && waiting.length > 0) reading.push(prepare(waiting.shift()!, o.lookup));
+    if (!sending) void send();
+  };
+  const send = async () => {
+    sending = true;
+    try {
+      while (reading.length > 0 && !socket.destroyed) {
+        const answer = await reading[0]!;
+        reading.shift();
+        pump();
+        if (socket.destroyed) return;
+        writeAnswer(answer);
+        if (socket.writableLength >= SEALED_QUEUE_BYTES) await drained(socket);
+      }
+      if (noMore && reading.length === 0 && waiting.length === 0 && !socket.destroyed) {
+        await endStream(socket);
+        finished = true;
+      }
+    } catch {
+      socket.destroy();
+    } finally {
+      sending = false;
+    }
+  };
+  const writeAnswer = (a: Answer<F>) => {
+    if (!a.file || !a.data) return void socket.write(sealRecord(o.sealer, ownerNumber++, encodeFileHead({ status: a.status, size: 0, sha256: '' })));
+    const head = encodeFileHead({ status: GetStatus.ok, size: a.file.size, sha256: a.file.sha256 });
+    const first = Math.min(a.data.length, MAX_RECORD_PLAINTEXT - FILE_HEAD_BYTES);
+    socket.cork();
+    for (const part of sealRecordParts(o.sealer, ownerNumber++, Buffer.concat([head, a.data.subarray(0, first)]))) socket.write(part);
+    for (let at = first; at < a.data.length; at += MAX_RECORD_PLAINTEXT) {
+      for (const part of sealRecordParts(o.sealer, ownerNumber++, a.data.subarray(at, Math.min(at + MAX_RECORD_PLAINTEXT, a.data.length)))) socket.write(part);
+    }
+    socket.uncork();
+    event.files++;
+    event.size += a.file.size;
+  };
+
+  const event: BatchEvent = { from, name: '', size: 0, offset: 0, via: 'tcp', files: 0 };
+  let finished = false;
+  // Done when the requester said "no more" and had every answer; failed when it closed before.
+  const done = new Promise<void>((resolve, reject) => socket.once('close', () => (finished ? resolve() : reject(new Error(`the connection closed after ${event.files} files`)))));
+  done.then(release, release);
+  o.track(event, done);
+  cutWhenStalled(socket, o.idleTimeoutMs);
+  // Waiting for the requester's next WANT: Node's timer counts reads and writes, so a requester
+  // that is still reading what it asked for is not idle.
+  socket.setTimeout(o.idleTimeoutMs, () => socket.destroy(new Error(`requester asked for nothing for ${Math.round(o.idleTimeoutMs / 1000)} s (idle timeout)`)));
+  socket.write(sealRecord(o.sealer, ownerNumber++, encodeTcpReply(TcpStatus.ok, 0)));
+  socket.on('data', onData);
+  socket.resume();
+}
+
+/** The answer for one wanted file: looked up now (re-hashed if it changed), read whole, verified. */
+async function prepare<F extends ServedFile>(w: Wanted, lookup: (name: string) => Promise<F | undefined>): Promise<Answer<F>> {
+  let file: F | undefined;
+  try {
+    file = await lookup(w.name);
+  } catch {
+    return { status: GetStatus.internal };
+  }
+  if (!file) return { status: GetStatus.notFound };
+  if (w.sha256 !== null && w.sha256 !== file.sha256) return { status: GetStatus.changed };
+  if (file.size > MAX_BATCH_FILE_BYTES) return { status: GetStatus.badRequest };
+  const data = await readWhole(file.path, file.size).catch(() => undefined);
+  // Shrank or changed since it was hashed: not these bytes under that digest.
+  if (!data || createHash('sha256').update(data).digest('hex') !== file.sha256) return { status: GetStatus.changed };
+  return { status: GetStatus.ok, file, data };
+}
+
+/**
+ * The first `size` bytes of the file, or undefined when it is shorter. A file that grew is not
+ * told apart: its first `size` bytes are sent only if they still have the digest announced.
+ */
+async function readWhole(path: string, size: number): Promise<Buffer | undefined> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const { bytesRead } = await fh.read(buf, got, size - got, got);
+      if (bytesRead === 0) return undefined;
+      got += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
