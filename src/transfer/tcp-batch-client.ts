@@ -67,12 +67,16 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
     let savingBytes = 0;
     let diskStall: NodeJS.Timeout | undefined;
 
+    /** onAnswer calls not yet settled: the batch ends only after them, failed or not. */
+    const savingNow = new Set<Promise<void>>();
     const fail = (why: string | Error) => {
       if (settled) return;
       settled = true;
       clearTimeout(diskStall);
       socket.destroy();
-      reject(typeof why === 'string' ? new Error(why) : why);
+      // A file still being saved must be done with before the caller fetches the rest alone
+      // (the same .part would have two writers).
+      void Promise.allSettled(savingNow).then(() => reject(typeof why === 'string' ? new Error(why) : why));
     };
     const tampered = (why: keyof typeof tcpRecordFailures) => {
       tcpRecordFailures[why]++;
@@ -117,7 +121,10 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
       const index = answered++;
       saving++;
       savingBytes += bytes;
-      o.onAnswer(index, answer).then(
+      const saved = o.onAnswer(index, answer);
+      savingNow.add(saved);
+      void saved.finally(() => savingNow.delete(saved)).catch(() => {});
+      saved.then(
         () => {
           saving--;
           savingBytes -= bytes;
