@@ -1,0 +1,150 @@
+// Path MTU discovery (PROTOCOL.md 6.1): the search over padded probes converges on loopback to the
+// largest size, settles at the emulated path's limit behind a relay that drops larger datagrams
+// (counted by the relay), a UDP transfer at that size is byte-exact, and lost probes never hold
+// the GET back.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { SecureConnection } from '../../src/net/connection';
+import { MAX_PROBES, PathMtuSearch, PROBE_MTUS, probeSizes } from '../../src/net/path-mtu';
+import { routeInterface } from '../../src/net/route-mtu';
+import { DEFAULT_MAX_PAYLOAD } from '../../src/transfer/udp/index';
+import { LOCAL_MAX_DATAGRAM_BYTES, SEALED_OVERHEAD } from '../../src/wire/frame';
+import { DATA_HEADER_BYTES } from '../../src/wire/transfer';
+import { tempDir } from '../support/cli';
+import { UdpRelay } from '../support/relay';
+import { connectBoth, ownerEndpoint, requesterEndpoint } from '../support/secure';
+import { pair, randomFile, sessionId, sha256 } from '../transfer/support';
+
+const BASE = SEALED_OVERHEAD + DATA_HEADER_BYTES + DEFAULT_MAX_PAYLOAD; // 1249
+
+test('on loopback the search confirms the largest size (16 KiB) and both ends may use it', async () => {
+  const owner = await ownerEndpoint('mtu-lo');
+  const requester = await requesterEndpoint();
+  try {
+    const { toOwner, toRequester } = await connectBoth(requester, owner);
+    assert.deepEqual(probeSizes(toOwner), [...PROBE_MTUS.map((m) => m - 28), LOCAL_MAX_DATAGRAM_BYTES]);
+    const search = new PathMtuSearch(toOwner, BASE);
+    await search.whenDone();
+    const s = search.state();
+    assert.equal(s.datagram, LOCAL_MAX_DATAGRAM_BYTES);
+    assert.deepEqual(s.failed, []);
+    assert.ok(s.probes <= 2 * (PROBE_MTUS.length + 2), `bounded: ${s.probes} probes`);
+    assert.equal(toOwner.confirmedDatagram, LOCAL_MAX_DATAGRAM_BYTES);
+    assert.equal(toRequester.maxDataBody, LOCAL_MAX_DATAGRAM_BYTES - SEALED_OVERHEAD, 'the owner answered the 16 KiB probe: DATA may be that large');
+  } finally {
+    await requester.close();
+    await owner.endpoint.close();
+  }
+});
+
+test('behind a relay that drops datagrams over a 1400-byte MTU the search settles at 1372, and larger probes were really lost', async () => {
+  const owner = await ownerEndpoint('mtu-1400');
+  const requester = await requesterEndpoint();
+  const relay = await UdpRelay.start({ target: owner.address, toTarget: { mtu: 1400 }, toClient: { mtu: 1400 } });
+  try {
+    const { toOwner } = await connectBoth(requester, owner, { address: '127.0.0.1', port: relay.port });
+    const search = new PathMtuSearch(toOwner, BASE);
+    await search.whenDone();
+    const s = search.state();
+    assert.equal(s.datagram, 1400 - 28);
+    const tooLarge = probeSizes(toOwner).filter((size) => size > 1372);
+    assert.deepEqual(s.failed, tooLarge, 'every larger size failed');
+    assert.equal(relay.counters.toTarget.tooBig, tooLarge.length * MAX_PROBES, `each larger size was tried ${MAX_PROBES} times and dropped each time`);
+    assert.equal(toOwner.confirmedDatagram, 1372);
+  } finally {
+    await relay.close();
+    await requester.close();
+    await owner.endpoint.close();
+  }
+});
+
+test('a UDP transfer at the discovered size through the 1400-byte relay is byte-exact, no DATA too large', async () => {
+  const { dir, cleanup } = await tempDir();
+  const p = await pair({ toTarget: { mtu: 1400 }, toClient: { mtu: 1400 }, capture: { maxBytes: 16 * 1024 * 1024 } });
+  try {
+    const search = new PathMtuSearch(p.toOwner as SecureConnection, BASE);
+    await search.whenDone();
+    const maxPayload = search.datagram - p.toOwner.overhead - DATA_HEADER_BYTES;
+    assert.equal(maxPayload, 1372 - 49);
+    const tooBigBefore = p.relay!.counters.toClient.tooBig + p.relay!.counters.toTarget.tooBig;
+    const size = 3 * 1024 * 1024 + 17;
+    const src = join(dir, 'src.bin');
+    await randomFile(src, size);
+    const id = sessionId();
+    const partPath = join(dir, 'got.part');
+    await Promise.all([
+      p.requesterUdp.receive({ conn: p.toOwner, sessionId: id, partPath, offset: 0, size, maxPayload }),
+      p.ownerUdp.send({ conn: p.toRequester, sessionId: id, path: src, offset: 0, size, maxPayload }),
+    ]);
+    assert.equal(await sha256(partPath), await sha256(src));
+    assert.equal(p.relay!.counters.toClient.tooBig + p.relay!.counters.toTarget.tooBig, tooBigBefore, 'no datagram of the transfer was too large for the path');
+    const full = p.relay!.capture!.pieces('toClient').filter((d) => d.length === 1372).length;
+    assert.ok(full >= Math.floor(size / maxPayload), `DATA went in 1372-byte datagrams (${full})`);
+  } finally {
+    await p.close();
+    await cleanup();
+  }
+});
+
+test('lost probes do not hold the GET back: ready() comes while larger sizes are still being retried', async () => {
+  const owner = await ownerEndpoint('mtu-lost');
+  const requester = await requesterEndpoint();
+  // The 1500-byte-MTU relay drops every probe above 1472 bytes: those wait for their timeouts.
+  const relay = await UdpRelay.start({ target: owner.address });
+  try {
+    const { toOwner } = await connectBoth(requester, owner, { address: '127.0.0.1', port: relay.port });
+    const search = new PathMtuSearch(toOwner, BASE);
+    await search.ready();
+    const atGet = search.state();
+    assert.ok(atGet.pending.length > 0 && !atGet.done, 'the lost probes are still unresolved when the GET may go');
+    assert.ok(atGet.datagram >= BASE);
+    await search.whenDone();
+    assert.equal(search.state().datagram, 1472);
+    assert.deepEqual(search.state().failed, [8972, LOCAL_MAX_DATAGRAM_BYTES]);
+    assert.ok(relay.counters.toTarget.tooBig >= 2 * MAX_PROBES, 'the relay really dropped them');
+  } finally {
+    await relay.close();
+    await requester.close();
+    await owner.endpoint.close();
+  }
+});
+
+test('a probe lost at random is sent again and its size still confirmed', async () => {
+  const owner = await ownerEndpoint('mtu-retry');
+  const requester = await requesterEndpoint();
+  const relay = await UdpRelay.start({ target: owner.address, toTarget: { mtu: 1500 } });
+  try {
+    const { toOwner } = await connectBoth(requester, owner, { address: '127.0.0.1', port: relay.port });
+    // Only the 1472-byte size is probed; its first try goes nowhere (a closed port), as if lost.
+    const sent: number[] = [];
+    const real = toOwner.sendSizeProbe.bind(toOwner);
+    toOwner.sendSizeProbe = (size, answered) => {
+      sent.push(size);
+      return sent.length === 1 ? () => {} : real(size, answered);
+    };
+    const search = new PathMtuSearch(toOwner, 1472, [1472]);
+    await search.whenDone();
+    assert.deepEqual(sent, [1472, 1472], 'the lost try was repeated once');
+    assert.equal(search.state().datagram, 1472);
+    assert.deepEqual(search.state().confirmed, [1472]);
+  } finally {
+    await relay.close();
+    await requester.close();
+    await owner.endpoint.close();
+  }
+});
+
+test('the first hop is found in /proc/net/route by longest prefix (little-endian hex)', () => {
+  const table = [
+    'Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT',
+    'eth0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0',
+    'wg0\t0000000A\t00000000\t0001\t0\t0\t0\t000000FF\t0\t0\t0', // 10.0.0.0/8
+    'tun1\t0009000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0', // 10.0.9.0/24
+    'down0\t0209000A\t00000000\t0000\t0\t0\t0\tFFFFFFFF\t0\t0\t0', // not up
+  ].join('\n');
+  assert.equal(routeInterface(table, '10.0.9.2'), 'tun1');
+  assert.equal(routeInterface(table, '10.1.2.3'), 'wg0');
+  assert.equal(routeInterface(table, '203.0.113.5'), 'eth0');
+  assert.equal(routeInterface(undefined, '10.0.9.2'), undefined);
+});
