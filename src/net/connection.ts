@@ -112,6 +112,20 @@ export class SecureConnection implements Connection {
   private counter = 0;
   private holds = 0;
   private forgotten = false;
+  /**
+   * Whether a padded path challenge (a path MTU probe) of `size` bytes gets its padded answer
+   * (PROTOCOL.md 6.1). Node cannot set DF, and Linux then fragments, silently, a datagram larger
+   * than the first hop's MTU or than a path MTU it learned from an ICMP "fragmentation needed":
+   * an answer so fragmented would arrive whole and prove a size the path does not carry. So no
+   * answer larger than our first hop, and each answer larger than every one before: a retry
+   * after an answer was dropped on the way (and its ICMP lowered the kernel's path MTU) gets none.
+   */
+  private answersProbe(size: number, address: string): boolean {
+    if (size <= this.largestProbeIn || size > firstHopDatagramLimit(address)) return false;
+    this.largestProbeIn = size;
+    return true;
+  }
+
   /** A path challenge to a new address (roaming). */
   private roaming: { to: Remote; data: Buffer; at: number } | undefined;
   /** Padded path challenges in flight (path MTU probes), by their data. */
@@ -260,12 +274,9 @@ export class SecureConnection implements Connection {
       // The challenger is the side that did not move, so its challenge comes from our path. One
       // from elsewhere is a copy passed on by whoever wants our answer at its own address, to be
       // handed to the challenger as proof that the path through it is ours: never answered.
-      // Answered with the same data, padded to the same size: never more than was asked. A padded
-      // challenge larger than our own first hop carries is not answered at all: our kernel would
-      // fragment the answer (Node cannot set DF) and the probe would pass on fragments (6.1).
+      // Answered with the same data, padded to the same size: never more than was asked.
       if (moved) this.path.refused++;
-      else if (frame.body.length >= 8 && (frame.body.length === 8 || size <= firstHopDatagramLimit(from.address))) {
-        if (frame.body.length > 8) this.largestProbeIn = Math.max(this.largestProbeIn, size);
+      else if (frame.body.length === 8 || (frame.body.length > 8 && this.answersProbe(size, from.address))) {
         this.sendTo(from, FrameType.pathResponse, 0, [frame.body.subarray(0, 8), Buffer.alloc(frame.body.length - 8)]);
       }
       return { frame };

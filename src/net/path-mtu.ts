@@ -1,9 +1,12 @@
 // Packetization-layer path MTU discovery (RFC 8899, DPLPMTUD) for one connection (PROTOCOL.md
 // 6.1): padded path challenges of a ladder of datagram sizes, all sent at once right after the
-// handshake, each answered by the other side with a path response of the same size. An answer
-// confirms its size both ways; a probe not answered in time is sent again, at most MAX_PROBES
-// times, then that size counts as not fitting. The result is the largest size confirmed; below
-// it the connection keeps the base size, which needs no probe. Every wait is bounded.
+// handshake, each answered by the other side with a path response of the same size. A probe not
+// answered in time is sent again, at most MAX_PROBES times, then its size counts as not fitting.
+// The result is the largest size such that it and every smaller size on the ladder had an answer
+// of their own: the first answer dropped by a router for its size brings an ICMP that makes the
+// owner's kernel fragment larger answers (Node cannot set DF), and those arrive whole, so an
+// answer above a size that failed proves nothing. Below the result stays the base size, which
+// needs no probe. Every wait is bounded.
 import { isLocalAddress } from '../core/addresses';
 import { LOCAL_MAX_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES } from '../wire/frame';
 import { IPV4_UDP_HEADER_BYTES, firstHopDatagramLimit } from './route-mtu';
@@ -85,10 +88,14 @@ export class PathMtuSearch {
     conn.onForgotten(() => this.stop());
   }
 
-  /** The largest datagram confirmed so far (the base size before any). */
+  /** The largest datagram confirmed so far, every smaller ladder size with it (the base size before any). */
   get datagram(): number {
     let best = this.base;
-    for (const c of this.candidates) if (c.state === 'confirmed') best = Math.max(best, c.size);
+    for (const c of this.candidates) {
+      if (c.size === this.base) continue;
+      if (c.state !== 'confirmed') break;
+      best = c.size;
+    }
     return best;
   }
 
@@ -147,13 +154,6 @@ export class PathMtuSearch {
       c.state = 'confirmed';
       const rtt = performance.now() - sentAt;
       this.minRtt = this.minRtt === undefined ? rtt : Math.min(this.minRtt, rtt);
-      // The path carries this size: smaller ones need no more probes.
-      for (const d of this.candidates) {
-        if (d.size < c.size && d.state === 'pending') {
-          d.state = 'confirmed';
-          d.forget();
-        }
-      }
       this.check();
     });
   }
@@ -163,11 +163,17 @@ export class PathMtuSearch {
     if (this.stopped) return;
     const now = performance.now();
     const overBudget = now - this.startedAt >= SEARCH_BUDGET_MS;
+    let failedBelow = false;
     for (const c of this.candidates) {
-      if (c.state !== 'pending' || (!overBudget && now - c.sentAt < this.timeoutMs())) continue;
+      if (c.state === 'failed' && c.size !== this.base) failedBelow = true;
+      if (c.state !== 'pending' || (!failedBelow && !overBudget && now - c.sentAt < this.timeoutMs())) continue;
       c.forget();
-      if (c.tries < MAX_PROBES && !overBudget) this.send(c);
-      else c.state = 'failed';
+      if (c.tries < MAX_PROBES && !overBudget && !failedBelow) this.send(c);
+      else {
+        // Out of tries, or above a size that failed (its answer would prove nothing now).
+        c.state = 'failed';
+        if (c.size !== this.base) failedBelow = true;
+      }
     }
     if (this.candidates.every((c) => c.state !== 'pending')) {
       this.stopped = true;
