@@ -50,7 +50,7 @@ export interface Connection {
   readonly maxBody: number;
   /**
    * The largest body a DATA this side sends may fill: maxBody, or more when the other side's
-   * padded path challenge of that size arrived whole and was answered (PROTOCOL.md 6.1). The
+   * padded path challenge of that size arrived whole and was answered (PROTOCOL.md 6.10). The
    * requester's max payload, from its own confirmed probes, is what actually sets the chunk size.
    */
   readonly maxDataBody: number;
@@ -114,7 +114,7 @@ export class SecureConnection implements Connection {
   private forgotten = false;
   /**
    * Whether a padded path challenge (a path MTU probe) of `size` bytes gets its padded answer
-   * (PROTOCOL.md 6.1). Node cannot set DF, and Linux then fragments, silently, a datagram larger
+   * (PROTOCOL.md 6.10). Node cannot set DF, and Linux then fragments, silently, a datagram larger
    * than the first hop's MTU or than a path MTU it learned from an ICMP "fragmentation needed":
    * an answer so fragmented would arrive whole and prove a size the path does not carry. So no
    * answer larger than our first hop, and each answer larger than every one before: a retry
@@ -176,7 +176,7 @@ export class SecureConnection implements Connection {
 
   /**
    * Sends one path MTU probe: a path challenge padded to a datagram of `size` bytes, which the
-   * other side answers with a path response of the same size (PROTOCOL.md 6.1). `answered` runs
+   * other side answers with a path response of the same size (PROTOCOL.md 6.10). `answered` runs
    * once if that answer authenticates; from then on this connection may send datagrams that large.
    * Returns a function that forgets the probe (a late answer then proves nothing more).
    */

@@ -1,5 +1,5 @@
 // Packetization-layer path MTU discovery (RFC 8899, DPLPMTUD) for one connection (PROTOCOL.md
-// 6.1): padded path challenges of a ladder of datagram sizes, all sent at once right after the
+// 6.10): padded path challenges of a ladder of datagram sizes, all sent at once right after the
 // handshake, each answered by the other side with a path response of the same size. A probe not
 // answered in time is sent again, at most MAX_PROBES times, then its size counts as not fitting.
 // The result is the largest size such that it and every smaller size on the ladder had an answer
@@ -37,6 +37,8 @@ export interface PathMtuState {
   /** Smallest probe round trip seen, ms (undefined before any answer). */
   rttMs: number | undefined;
   done: boolean;
+  /** Milliseconds from the first probe to the end of the search (or to now, while it runs). */
+  elapsedMs: number;
 }
 
 /** What the search needs of a connection. */
@@ -69,6 +71,7 @@ export class PathMtuSearch {
   private readonly finished: Promise<void>;
   private finish!: () => void;
   private stopped = false;
+  private endedAt: number | undefined;
 
   /**
    * Starts probing `conn` at once. `base` is the datagram the connection uses unprobed (a default
@@ -105,7 +108,8 @@ export class PathMtuSearch {
 
   state(): PathMtuState {
     const by = (s: Candidate['state']) => this.candidates.filter((c) => c.state === s).map((c) => c.size);
-    return { datagram: this.datagram, confirmed: by('confirmed'), failed: by('failed'), pending: by('pending'), probes: this.probes, rttMs: this.minRtt, done: this.done };
+    const elapsedMs = (this.endedAt ?? performance.now()) - this.startedAt;
+    return { datagram: this.datagram, confirmed: by('confirmed'), failed: by('failed'), pending: by('pending'), probes: this.probes, rttMs: this.minRtt, done: this.done, elapsedMs };
   }
 
   /** Resolves when every size is confirmed or has failed (at most SEARCH_BUDGET_MS). */
@@ -134,10 +138,8 @@ export class PathMtuSearch {
   /** Stops probing (the connection ended); answers that come later are ignored. */
   stop(): void {
     if (this.stopped) return;
-    this.stopped = true;
-    clearTimeout(this.timer);
+    this.end();
     for (const c of this.candidates) c.forget();
-    this.finish();
   }
 
   private timeoutMs(): number {
@@ -175,11 +177,15 @@ export class PathMtuSearch {
         if (c.size !== this.base) failedBelow = true;
       }
     }
-    if (this.candidates.every((c) => c.state !== 'pending')) {
-      this.stopped = true;
-      clearTimeout(this.timer);
-      this.finish();
-    } else this.arm();
+    if (this.candidates.every((c) => c.state !== 'pending')) this.end();
+    else this.arm();
+  }
+
+  private end(): void {
+    this.stopped = true;
+    this.endedAt = performance.now();
+    clearTimeout(this.timer);
+    this.finish();
   }
 
   private arm(): void {

@@ -1,5 +1,5 @@
 // The largest UDP datagram our own kernel sends towards an address without fragmenting it at the
-// first hop (PROTOCOL.md 6.1). Node cannot set the IP "don't fragment" bit: under Linux's default
+// first hop (PROTOCOL.md 6.10). Node cannot set the IP "don't fragment" bit: under Linux's default
 // for UDP sockets (IP_PMTUDISC_WANT) a datagram larger than the outgoing interface's MTU is
 // fragmented by the sender's kernel, silently, and arrives whole. A path MTU probe must therefore
 // never be larger than the first hop carries, or it would pass on fragments. Linux only: the

@@ -35,7 +35,7 @@ export interface Session {
   route: Route;
   /** A new session ID for a GET on this connection: each larger than the last, none used twice (PROTOCOL.md 4.3). */
   nextSessionId(): number;
-  /** The path MTU search on this connection, started right after the handshake (PROTOCOL.md 6.1). */
+  /** The path MTU search on this connection, started right after the handshake (PROTOCOL.md 6.10). */
   pathMtu: PathMtuSearch;
   /**
    * The max payload a UDP GET asks for: the largest datagram the search has confirmed both ways
@@ -76,7 +76,7 @@ export async function openSession(o: SessionOptions): Promise<Session> {
   }
   const { conn, route } = reached;
   // Larger datagrams mean fewer sealings and headers: probed while the file is looked up, never
-  // waited for here (PROTOCOL.md 6.1).
+  // waited for here (PROTOCOL.md 6.10).
   const pathMtu = new PathMtuSearch(conn, conn.overhead + DATA_HEADER_BYTES + DEFAULT_MAX_PAYLOAD);
   // Pinned only now: the owner proved in the handshake that it holds this key.
   if (!pinned || !pinned.equals(key)) {

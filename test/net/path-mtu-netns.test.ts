@@ -1,4 +1,4 @@
-// Path MTU discovery on real kernel paths (PROTOCOL.md 6.1): requester A and owner B in network
+// Path MTU discovery on real kernel paths (PROTOCOL.md 6.10): requester A and owner B in network
 // namespaces, a router R between them whose link towards one side has a smaller MTU. Larger
 // probes or answers really are dropped by R (its IpFragFails counter: DF was set, it may not
 // fragment) and the search settles at the largest size that crosses; no answer was fragmented

@@ -1,4 +1,4 @@
-// Path MTU discovery (PROTOCOL.md 6.1): the search over padded probes converges on loopback to the
+// Path MTU discovery (PROTOCOL.md 6.10): the search over padded probes converges on loopback to the
 // largest size, settles at the emulated path's limit behind a relay that drops larger datagrams
 // (counted by the relay), a UDP transfer at that size is byte-exact, and lost probes never hold
 // the GET back.
