@@ -85,8 +85,12 @@ async function search(ns: { a: string; b: string }): Promise<PathMtuState> {
     const [line] = await owner.waitForLine(/^\{.*\}$/, 20_000);
     const { port, key } = JSON.parse(line) as { port: number; key: string };
     const requester = startProcess('ip', ['netns', 'exec', ns.a, process.execPath, '--require', 'tsx/cjs', PEER, 'requester', '10.77.1.2', '10.77.2.2', String(port), key], { cwd: REPO_ROOT, label: 'mtu requester' });
-    const [state] = await requester.waitForLine(/^\{.*\}$/, 30_000);
-    return JSON.parse(state) as PathMtuState;
+    try {
+      const [state] = await requester.waitForLine(/^\{.*\}$/, 30_000);
+      return JSON.parse(state) as PathMtuState;
+    } finally {
+      requester.proc.kill();
+    }
   } finally {
     owner.proc.stdin?.end();
     owner.proc.kill();
