@@ -4,11 +4,11 @@
 // fragmented by the sender's kernel, silently, and arrives whole. A path MTU probe must therefore
 // never be larger than the first hop carries, or it would pass on fragments. Linux only: the
 // route (/proc/net/route, longest prefix) names the interface, /sys/class/net/IF/mtu its MTU.
-// Elsewhere, or when the files cannot be read, no limit is known (the caller's ceiling applies).
+// Elsewhere, or when the files cannot be read, a network path is assumed to be Ethernet's (1472).
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { isLocalAddress } from '../core/addresses';
-import { LOCAL_MAX_DATAGRAM_BYTES } from '../wire/frame';
+import { LOCAL_MAX_DATAGRAM_BYTES, MAX_DATAGRAM_BYTES } from '../wire/frame';
 
 /** IPv4 (20) and UDP (8) headers: a datagram of MTU - 28 bytes fills one IP packet. */
 export const IPV4_UDP_HEADER_BYTES = 28;
@@ -18,14 +18,14 @@ const CACHE_ENTRIES = 256;
 
 const cache = new Map<string, { limit: number; until: number }>();
 
-/** The first-hop limit for `address` (the largest datagram; LOCAL_MAX_DATAGRAM_BYTES when none is known). */
+/** The first-hop limit for `address`: the largest datagram (16,384 within this host, 1472 when no interface MTU is known). */
 export function firstHopDatagramLimit(address: string): number {
   if (isLocalAddress(address)) return LOCAL_MAX_DATAGRAM_BYTES;
   const now = performance.now();
   const hit = cache.get(address);
   if (hit && hit.until > now) return hit.limit;
   const mtu = isIPv4(address) ? interfaceMtu(routeInterface(readText('/proc/net/route'), address)) : undefined;
-  const limit = mtu === undefined ? LOCAL_MAX_DATAGRAM_BYTES : Math.max(0, mtu - IPV4_UDP_HEADER_BYTES);
+  const limit = mtu === undefined ? MAX_DATAGRAM_BYTES : Math.min(LOCAL_MAX_DATAGRAM_BYTES, Math.max(0, mtu - IPV4_UDP_HEADER_BYTES));
   if (cache.size >= CACHE_ENTRIES) cache.clear();
   cache.set(address, { limit, until: now + CACHE_MS });
   return limit;
