@@ -112,20 +112,6 @@ export class SecureConnection implements Connection {
   private counter = 0;
   private holds = 0;
   private forgotten = false;
-  /**
-   * Whether a padded path challenge (a path MTU probe) of `size` bytes gets its padded answer
-   * (PROTOCOL.md 6.10). Node cannot set DF, and Linux then fragments, silently, a datagram larger
-   * than the first hop's MTU or than a path MTU it learned from an ICMP "fragmentation needed":
-   * an answer so fragmented would arrive whole and prove a size the path does not carry. So no
-   * answer larger than our first hop, and each answer larger than every one before: a retry
-   * after an answer was dropped on the way (and its ICMP lowered the kernel's path MTU) gets none.
-   */
-  private answersProbe(size: number, address: string): boolean {
-    if (size <= this.largestProbeIn || size > firstHopDatagramLimit(address)) return false;
-    this.largestProbeIn = size;
-    return true;
-  }
-
   /** A path challenge to a new address (roaming). */
   private roaming: { to: Remote; data: Buffer; at: number } | undefined;
   /** Padded path challenges in flight (path MTU probes), by their data. */
@@ -313,6 +299,20 @@ export class SecureConnection implements Connection {
     this.roaming = { to, data: randomBytes(8), at: now };
     this.path.challenges++;
     this.sendTo(to, FrameType.pathChallenge, 0, [this.roaming.data]);
+  }
+
+  /**
+   * Whether a padded path challenge (a path MTU probe) of `size` bytes gets its padded answer
+   * (PROTOCOL.md 6.10). Node cannot set DF, and Linux then fragments, silently, a datagram larger
+   * than the first hop's MTU or than a path MTU it learned from an ICMP "fragmentation needed":
+   * an answer so fragmented would arrive whole and prove a size the path does not carry. So no
+   * answer larger than our first hop, and each answer larger than every one before: a retry
+   * after an answer was dropped on the way (and its ICMP lowered the kernel's path MTU) gets none.
+   */
+  private answersProbe(size: number, address: string): boolean {
+    if (size <= this.largestProbeIn || size > firstHopDatagramLimit(address)) return false;
+    this.largestProbeIn = size;
+    return true;
   }
 
   private sendTo(to: Remote, type: number, id: number, parts: readonly Uint8Array[]): void {
