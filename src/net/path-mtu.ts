@@ -75,8 +75,8 @@ export class PathMtuSearch {
 
   /**
    * Starts probing `conn` at once. `base` is the datagram the connection uses unprobed (a default
-   * max payload's DATA): never probed, the floor of the result. A probe of base size goes too, so a
-   * round trip is measured even when every larger probe is lost.
+   * max payload's DATA), the floor of the result whatever its own probe does: that probe goes only
+   * so that a round trip is measured even when every larger probe is lost.
    */
   constructor(
     private readonly conn: ProbedConnection,
