@@ -2,6 +2,7 @@
 //   node build.mjs && node --import tsx bench/run.ts
 //   BENCH_LOOP_ROUNDS=5 BENCH_ROUNDS=3 BENCH_MIB=256 BENCH_LINK_MIB=64 BENCH_JPEG_RUNS=7 (defaults)
 //   rows 8a-8b: BENCH_MANY_FILES=10000 BENCH_MANY_BYTES=4096 BENCH_MANY_ROUNDS=3 (bench/many-files.ts)
+//   rows 9a-9b: BENCH_PMTU_ROUNDS=3 (bench/pmtu.ts; the file of rows 3-4)
 // Rows 6a-6b (across NATs) need root and nftables; they reuse BENCH_LINK_MIB and BENCH_ROUNDS.
 // Our gets are real processes (`p2pshare get ... --json`, timed from spawn to exit) against a
 // real owner peer process, except the JPEG row, which calls fetchFile() in this process so that
@@ -17,6 +18,7 @@ import { TcpProxy } from '../test/support/tcp-proxy';
 import { dgramBlast, startBareTcpServer } from './baseline';
 import { manyFilesRows } from './many-files';
 import { natRows } from './nat';
+import { pathMtuRows } from './pmtu';
 import { startupRows } from './startup';
 import { cliGet, inProcessGet, ownerBehind, startSetup, writeJpeg, type GetOutcome, type Transport } from './peers';
 import { fmtRate, loadLine, machineLine, markdownTable, revisionLine, MiB, median, mibPerSecond } from './util';
@@ -217,6 +219,9 @@ async function main(): Promise<void> {
       ratio: ratio(tcpLink.rate(LINK_FILE), LINK_MIBPS),
       notes: `${tcpLink.runs()}${tcpLink.range(LINK_FILE)}${tcpLink.inner(LINK_FILE)}; the proxy splits the TCP connection and never drops a byte: this TCP sees NO loss`,
     });
+
+    // Rows 9a-9b: path MTU discovery, and UDP gets at the size it found (bench/pmtu.ts).
+    if (udpBuilt) rows.push(...(await pathMtuRows({ registryUrl: setup.registryUrl, share, file: 'link.bin', bytes: LINK_FILE, dir, log })));
 
     const ms = (s: Series) => (s.seconds.length ? `${(median(s.seconds) * 1000).toFixed(1)} ms` : s.cell(jpegBytes));
     rows.push({

@@ -20,6 +20,7 @@ import {
   type SealedFrame,
 } from '../wire/frame';
 import { RELAY_HEADER_BYTES } from '../wire/rendezvous';
+import { firstHopDatagramLimit } from './route-mtu';
 
 /**
  * Where datagrams for the other side go: its address and port, or, through a registry's relay
@@ -47,6 +48,12 @@ export interface Connection {
   readonly overhead: number;
   /** The largest message body one datagram carries: MAX_DATAGRAM_BYTES - overhead. */
   readonly maxBody: number;
+  /**
+   * The largest body a DATA this side sends may fill: maxBody, or more when the other side's
+   * padded path challenge of that size arrived whole and was answered (PROTOCOL.md 6.10). The
+   * requester's max payload, from its own confirmed probes, is what actually sets the chunk size.
+   */
+  readonly maxDataBody: number;
   /** The other side's static public key (32 bytes), authenticated by the handshake. */
   readonly peerKey: Buffer;
   /** Sends one message whose body is `parts` in order; never throws (a send after close is counted). */
@@ -108,12 +115,16 @@ export class SecureConnection implements Connection {
   /** A path challenge to a new address (roaming). */
   private roaming: { to: Remote; data: Buffer; at: number } | undefined;
   /** Padded path challenges in flight (path MTU probes), by their data. */
-  private readonly sizeProbes = new Map<string, { size: number; done: (ok: boolean) => void }>();
+  private readonly sizeProbes = new Map<string, { size: number; answered: () => void }>();
   /**
    * The largest datagram this connection sends: a network path's (1472) until a larger one is
    * proven (PROTOCOL.md 6.1). A session's chunk size is cut from it when the session starts.
    */
   private maxDatagram = MAX_DATAGRAM_BYTES;
+  /** The largest datagram our own padded probes proved both ways (0: none yet). */
+  private confirmed = 0;
+  /** The largest padded path challenge of the other side that arrived whole and was answered. */
+  private largestProbeIn = 0;
   private readonly onForget: Array<() => void> = [];
 
   constructor(
@@ -140,23 +151,41 @@ export class SecureConnection implements Connection {
     return this.maxDatagram - this.overhead;
   }
 
+  get maxDataBody(): number {
+    return Math.max(this.maxDatagram, this.largestProbeIn) - this.overhead;
+  }
+
+  /** The largest datagram (wire bytes, relay header included) our own probes proved both ways; 0 before any. */
+  get confirmedDatagram(): number {
+    return this.confirmed;
+  }
+
   /**
-   * Probes whether datagrams of `size` bytes cross the path both ways: a path challenge padded to
-   * that size, answered with a path response of the same size (PROTOCOL.md 6.1). True, and this
-   * connection sends datagrams that large from now on, when the answer authenticates in time.
+   * Sends one path MTU probe: a path challenge padded to a datagram of `size` bytes, which the
+   * other side answers with a path response of the same size (PROTOCOL.md 6.10). `answered` runs
+   * once if that answer authenticates; from then on this connection may send datagrams that large.
+   * Returns a function that forgets the probe (a late answer then proves nothing more).
    */
-  probeSize(size: number, timeoutMs: number): Promise<boolean> {
-    if (size <= this.maxDatagram) return Promise.resolve(true);
+  sendSizeProbe(size: number, answered: () => void): () => void {
     const data = randomBytes(8);
+    const key = data.toString('hex');
+    this.sizeProbes.set(key, { size, answered });
+    this.send(FrameType.pathChallenge, 0, data, Buffer.alloc(Math.max(0, size - this.overhead - data.length)));
+    return () => this.sizeProbes.delete(key);
+  }
+
+  /** One probe of `size` (see sendSizeProbe): true when answered within `timeoutMs`. */
+  probeSize(size: number, timeoutMs: number): Promise<boolean> {
+    if (size <= this.confirmed) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => done(false), timeoutMs);
-      const done = (ok: boolean) => {
+      const timer = setTimeout(() => {
+        forget();
+        resolve(false);
+      }, timeoutMs);
+      const forget = this.sendSizeProbe(size, () => {
         clearTimeout(timer);
-        this.sizeProbes.delete(data.toString('hex'));
-        resolve(ok);
-      };
-      this.sizeProbes.set(data.toString('hex'), { size, done });
-      this.send(FrameType.pathChallenge, 0, data, Buffer.alloc(size - this.overhead - data.length));
+        resolve(true);
+      });
     });
   }
 
@@ -223,7 +252,8 @@ export class SecureConnection implements Connection {
     if (!frame) return 'malformed';
     const moved = !sameRemote(from, this.remote);
     if (!this.validated && !moved) this.validated = true;
-    const size = f.header.length + f.sealed.length;
+    // The datagram as it crossed the path, relay header included (probe sizes count the same way).
+    const size = f.header.length + f.sealed.length + (from.relay !== undefined ? RELAY_HEADER_BYTES : 0);
     // A larger datagram that arrived whole on this path proves the path carries it (this way at least).
     if (!moved && size > this.maxDatagram && from.relay === undefined && isLocalAddress(from.address)) this.maxDatagram = Math.min(size, LOCAL_MAX_DATAGRAM_BYTES);
     if (frame.type === FrameType.pathChallenge) {
@@ -232,15 +262,20 @@ export class SecureConnection implements Connection {
       // handed to the challenger as proof that the path through it is ours: never answered.
       // Answered with the same data, padded to the same size: never more than was asked.
       if (moved) this.path.refused++;
-      else if (frame.body.length >= 8) this.sendTo(from, FrameType.pathResponse, 0, [frame.body.subarray(0, 8), Buffer.alloc(frame.body.length - 8)]);
+      else if (frame.body.length === 8 || (frame.body.length > 8 && this.answersProbe(size, from.address))) {
+        this.sendTo(from, FrameType.pathResponse, 0, [frame.body.subarray(0, 8), Buffer.alloc(frame.body.length - 8)]);
+      }
       return { frame };
     }
     if (frame.type === FrameType.pathResponse) {
       const data = frame.body.subarray(0, 8);
-      const sized = !moved ? this.sizeProbes.get(data.toString('hex')) : undefined;
+      const key = data.toString('hex');
+      const sized = !moved ? this.sizeProbes.get(key) : undefined;
       if (sized && size >= sized.size) {
+        this.sizeProbes.delete(key);
         this.maxDatagram = Math.max(this.maxDatagram, sized.size);
-        sized.done(true);
+        this.confirmed = Math.max(this.confirmed, sized.size);
+        sized.answered();
       }
       const p = this.roaming;
       if (p && data.equals(p.data) && sameRemote(from, p.to)) {
@@ -264,6 +299,20 @@ export class SecureConnection implements Connection {
     this.roaming = { to, data: randomBytes(8), at: now };
     this.path.challenges++;
     this.sendTo(to, FrameType.pathChallenge, 0, [this.roaming.data]);
+  }
+
+  /**
+   * Whether a padded path challenge (a path MTU probe) of `size` bytes gets its padded answer
+   * (PROTOCOL.md 6.10). Node cannot set DF, and Linux then fragments, silently, a datagram larger
+   * than the first hop's MTU or than a path MTU it learned from an ICMP "fragmentation needed":
+   * an answer so fragmented would arrive whole and prove a size the path does not carry. So no
+   * answer larger than our first hop, and each answer larger than every one before: a retry
+   * after an answer was dropped on the way (and its ICMP lowered the kernel's path MTU) gets none.
+   */
+  private answersProbe(size: number, address: string): boolean {
+    if (size <= this.largestProbeIn || size > firstHopDatagramLimit(address)) return false;
+    this.largestProbeIn = size;
+    return true;
   }
 
   private sendTo(to: Remote, type: number, id: number, parts: readonly Uint8Array[]): void {

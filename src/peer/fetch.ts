@@ -10,11 +10,9 @@ import { shownName, unusableName } from '../transfer/local-names';
 import { fetchOverTcp, TcpAuthError } from '../transfer/tcp-client';
 import { GetStatus, type ListEntry, type TransportName } from '../wire/control';
 import { isValidSharedName } from '../wire/shared-file';
-import { MAX_DATAGRAM_BYTES } from '../wire/frame';
-import { DATA_HEADER_BYTES } from '../wire/transfer';
 import type { Route } from './route';
 import { openSession, type Session, type SessionOptions } from './session';
-import { DEFAULT_MAX_PAYLOAD, udpTransport } from './udp';
+import { udpTransport } from './udp';
 
 export type Via = 'auto' | TransportName;
 export type { Route };
@@ -66,14 +64,6 @@ export interface EntryFetchOptions {
 
 export interface FetchOptions extends SessionOptions, EntryFetchOptions {
   file: string;
-}
-
-/**
- * The UDP payload to ask for: 1200 bytes on a network path (a datagram of 1249 fits even a
- * 1280-byte IPv6-minimum path), as much as a datagram holds between two endpoints of one host.
- */
-function maxPayloadFor(conn: { maxBody: number }): number {
-  return conn.maxBody > MAX_DATAGRAM_BYTES ? conn.maxBody - DATA_HEADER_BYTES : DEFAULT_MAX_PAYLOAD;
 }
 
 /** How a file travels when the user does not say: images over UDP (README "Command reference"). */
@@ -177,9 +167,10 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     // UDP data may arrive before the GET answer: the receiver is listening first.
     if (udp) await part.markUnordered();
     releaseGate = await o.transferGate?.acquire();
+    // The path MTU search's answer (PROTOCOL.md 6.1), before the ID: nothing waits between ID and GET.
+    const maxPayload = via === 'udp' ? await session.udpMaxPayload() : 0;
     // Taken just before the GET goes out, so that GETs sent at once leave in the order of their IDs.
     const sessionId = session.nextSessionId();
-    const maxPayload = via === 'udp' ? maxPayloadFor(conn) : 0;
     udpDone = udp?.receive({ conn, sessionId, partPath: part.path, offset: part.offset, size: entry.size, maxPayload, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     udpDone?.catch(() => {}); // judged below; never an unhandled rejection
     const answer = await control.get(conn, o.peer, {

@@ -1,19 +1,17 @@
 // A requester's session with one owner: look the owner up, check its key against what this
 // requester pinned (known_peers, like SSH's known_hosts) or was told out of band (PEER@FINGERPRINT),
 // handshake on one UDP socket, and pin the key once the owner has proved it holds it.
-import { isLocalAddress } from '../core/addresses';
 import { P2pError } from '../core/errors';
 import { decodeKey, fingerprint, type Identity } from '../crypto/identity';
 import { KnownPeers, knownPeersPath } from '../crypto/known-peers';
 import type { SecureConnection } from '../net/connection';
 import { Endpoint } from '../net/endpoint';
+import { PathMtuSearch } from '../net/path-mtu';
 import type { PeerRecord, RegistryClient } from '../registry/client';
 import { ControlClient } from '../control/client';
-import { LOCAL_MAX_DATAGRAM_BYTES } from '../wire/frame';
+import { DATA_HEADER_BYTES } from '../wire/transfer';
 import { reach, type Reached, type Route } from './route';
-
-/** A local path answers in well under a millisecond; a lost probe costs the session this much. */
-const LOCAL_PROBE_TIMEOUT_MS = 250;
+import { DEFAULT_MAX_PAYLOAD } from './udp';
 
 export interface SessionOptions {
   registry: RegistryClient;
@@ -37,6 +35,14 @@ export interface Session {
   route: Route;
   /** A new session ID for a GET on this connection: each larger than the last, none used twice (PROTOCOL.md 4.3). */
   nextSessionId(): number;
+  /** The path MTU search on this connection, started right after the handshake (PROTOCOL.md 6.10). */
+  pathMtu: PathMtuSearch;
+  /**
+   * The max payload a UDP GET asks for: the largest datagram the search has confirmed both ways
+   * less the sealed frame and DATA headers, or the default 1200. Waits at most a short budget for
+   * probes still in flight (usually answered before the GET is ready).
+   */
+  udpMaxPayload(): Promise<number>;
   /** Says CLOSE to the owner and closes the socket. */
   close(): Promise<void>;
 }
@@ -69,12 +75,13 @@ export async function openSession(o: SessionOptions): Promise<Session> {
     throw err;
   }
   const { conn, route } = reached;
-  // Between two endpoints of one host no network MTU applies: prove larger datagrams get through
-  // (a relay or tunnel on the way may still cut them) and use them (PROTOCOL.md 6.1).
-  if (conn.remote.relay === undefined && isLocalAddress(conn.remote.address)) await conn.probeSize(LOCAL_MAX_DATAGRAM_BYTES, LOCAL_PROBE_TIMEOUT_MS);
+  // Larger datagrams mean fewer sealings and headers: probed while the file is looked up, never
+  // waited for here (PROTOCOL.md 6.10).
+  const pathMtu = new PathMtuSearch(conn, conn.overhead + DATA_HEADER_BYTES + DEFAULT_MAX_PAYLOAD);
   // Pinned only now: the owner proved in the handshake that it holds this key.
   if (!pinned || !pinned.equals(key)) {
     await known.pin(o.peer, key).catch(async (err: Error) => {
+      pathMtu.stop();
       await endpoint.close();
       throw new P2pError('FAILED', `cannot record ${o.peer}'s key in known_peers: ${err.message}`);
     });
@@ -88,7 +95,13 @@ export async function openSession(o: SessionOptions): Promise<Session> {
     fingerprint: theirs,
     route,
     nextSessionId: () => ++sessionId,
+    pathMtu,
+    udpMaxPayload: async () => {
+      await pathMtu.ready();
+      return pathMtu.datagram - conn.overhead - DATA_HEADER_BYTES;
+    },
     close: async () => {
+      pathMtu.stop();
       release();
       endpoint.closeConnection(conn);
       await endpoint.close();

@@ -93,7 +93,7 @@ export class UdpTransfers {
 
   send(o: SendRequest): Promise<SendResult> {
     const { conn } = o;
-    const chunkBytes = chunkBytesFor(o.maxPayload, conn.maxBody);
+    const chunkBytes = chunkBytesFor(o.maxPayload, conn.maxDataBody);
     const refusal =
       chunkBytes === null
         ? `max payload ${o.maxPayload} is too small (at least ${MIN_PAYLOAD_BYTES} bytes)`
