@@ -2,7 +2,7 @@
 // lookup, one session, the owner's list read under each NAME, files already there skipped,
 // the rest fetched a few at a time so the link never idles between them, every one verified.
 import { setMaxListeners } from 'node:events';
-import { lstat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mapLimit, Semaphore } from '../core/async';
 import { sha256File } from '../core/hash';
@@ -152,6 +152,7 @@ function checkNames(peer: string, names: string[]): void {
 async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promise<SetResult> {
   const started = Date.now();
   const outcomes = new Map<Pick, FileOutcome>();
+  const folders = new FolderNames();
   // Checked several at once: a large set is mostly these look-ups when nothing is there yet.
   const present = await mapLimit(picks, PRESENT_CHECKS, (pick) => {
     // An entry the owner has not hashed yet (digest '') is asked for by name, once, and only if
@@ -164,7 +165,7 @@ async function fetchPicks(session: Session, o: GetOptions, picks: Pick[]): Promi
       }
       return pick.entry.sha256;
     };
-    return alreadyThere(o.downloads, pick, digest);
+    return alreadyThere(o.downloads, pick, digest, folders);
   });
   const todo: Pick[] = [];
   picks.forEach((pick, i) => {
@@ -308,13 +309,18 @@ function destinationDir(downloads: string, pick: Pick): string {
  * The outcome of a pick already at its destination: its name, or one of the `name (n).ext` an
  * earlier run may have had to take, holding a file of the same size and SHA-256. Only regular
  * files count, and only names up to the first one free (where a fetch would save it now).
+ * `names` lists the folder once (a set of 10,000 files in 100 folders is 100 reads, not 10,000
+ * look-ups); only a name it holds is looked at.
  */
-async function alreadyThere(downloads: string, pick: Pick, digest: () => Promise<string>): Promise<FileOutcome | undefined> {
+async function alreadyThere(downloads: string, pick: Pick, digest: () => Promise<string>, names: FolderNames): Promise<FileOutcome | undefined> {
   if (refusedName(pick.entry.name)) return undefined;
   const dir = destinationDir(downloads, pick);
   const base = safeBaseName(pick.saveAs);
+  const there = await names.of(dir);
   for (let i = 0; i < 10_000; i++) {
-    const path = join(dir, numberedName(base, i));
+    const name = numberedName(base, i);
+    if (!there.has(name.normalize('NFC'))) return undefined;
+    const path = join(dir, name);
     const st = await lstat(path).catch(() => undefined);
     if (!st) return undefined;
     if (!st.isFile() || st.size !== pick.entry.size) continue;
@@ -322,4 +328,21 @@ async function alreadyThere(downloads: string, pick: Pick, digest: () => Promise
     if (want !== '' && (await sha256File(path).catch(() => '')) === want) return { ...described(pick.entry), sha256: want, status: 'present', path };
   }
   return undefined;
+}
+
+/**
+ * The names in each destination folder, read once per folder (none when it does not exist yet),
+ * in NFC: a file system that stores names decomposed (macOS) still finds them when looked up.
+ */
+class FolderNames {
+  private readonly read = new Map<string, Promise<ReadonlySet<string>>>();
+
+  of(dir: string): Promise<ReadonlySet<string>> {
+    let names = this.read.get(dir);
+    if (!names) {
+      names = readdir(dir).then((list) => new Set(list.map((n) => n.normalize('NFC'))), () => new Set<string>());
+      this.read.set(dir, names);
+    }
+    return names;
+  }
 }

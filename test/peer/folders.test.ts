@@ -25,7 +25,7 @@ let reg: Awaited<ReturnType<typeof registry>>;
 let owner: Awaited<ReturnType<typeof startPeer>>;
 let total = 0;
 
-/** 1,000 files, 0 B to 8 MiB, up to 4 folders deep, some of them images (UDP under auto). */
+/** 1,000 files, 0 B to 8 MiB, up to 4 folders deep, some of them images (UDP under auto when larger than a batch takes). */
 async function makeTree(root: string): Promise<number> {
   let bytes = 0;
   const big = [8 * 1024 * 1024, 3 * 1024 * 1024, 1024 * 1024 + 17, 0];
