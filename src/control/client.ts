@@ -54,21 +54,30 @@ export class ControlClient {
     endpoint.on(FrameType.getResponse, onAnswer);
   }
 
-  async request(type: number, body: Buffer, conn: Connection, peerName: string): Promise<Frame> {
+  /** Sends a request and waits for its answer, retrying; `signal` ends the wait at once (ABORTED). */
+  async request(type: number, body: Buffer, conn: Connection, peerName: string, signal?: AbortSignal): Promise<Frame> {
     const id = randomInt(1, 0xffffffff);
     const answered = new Promise<Frame>((resolve) => this.pending.set(id, { conn, resolve }));
     const release = conn.hold();
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<'aborted'>((resolve) => {
+      onAbort = () => resolve('aborted');
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
     try {
       for (const delay of RETRY_DELAYS_MS) {
         conn.send(type, id, body);
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), delay)));
-        const frame = await Promise.race([answered, timeout]);
+        const frame = await Promise.race([answered, timeout, aborted]);
         clearTimeout(timer);
+        if (frame === 'aborted') throw new P2pError('ABORTED', `interrupted while waiting for '${peerName}'`);
         if (frame) return frame;
       }
     } finally {
       this.pending.delete(id);
+      signal?.removeEventListener('abort', onAbort!);
       release();
     }
     throw new P2pError('OFFLINE', `peer '${peerName}' is offline (no answer from ${conn.remote.address}:${conn.remote.port})`);
@@ -133,8 +142,8 @@ export class ControlClient {
     }
   }
 
-  async get(conn: Connection, peerName: string, req: GetRequest): Promise<GetResponse> {
-    const f = await this.request(FrameType.getRequest, encodeGetRequest(req), conn, peerName);
+  async get(conn: Connection, peerName: string, req: GetRequest, signal?: AbortSignal): Promise<GetResponse> {
+    const f = await this.request(FrameType.getRequest, encodeGetRequest(req), conn, peerName, signal);
     const res = decodeGetResponse(f.body);
     if (!res) throw new P2pError('FAILED', `peer '${peerName}' sent a malformed answer`);
     return res;

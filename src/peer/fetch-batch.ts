@@ -34,7 +34,7 @@ export async function fetchBatch(session: Session, picks: readonly Pick[], o: Ba
   const settled = new Set<number>();
   try {
     const sessionId = session.nextSessionId();
-    const answer = await session.control.get(session.conn, o.peer, { transport: 'batch', sessionId, offset: 0, expectedSha256: null, maxPayload: 0, name: '' });
+    const answer = await session.control.get(session.conn, o.peer, { transport: 'batch', sessionId, offset: 0, expectedSha256: null, maxPayload: 0, name: '' }, o.signal);
     if (answer.status === GetStatus.forbidden) throw forbidden(o.peer);
     // An owner of an older version refuses the request (bad_request), a busy one has no slot.
     if (answer.status !== GetStatus.ok) return [...picks];

@@ -167,6 +167,9 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     // UDP data may arrive before the GET answer: the receiver is listening first.
     if (udp) await part.markUnordered();
     releaseGate = await o.transferGate?.acquire();
+    // Stopped while it waited for its turn (the owner went offline, Ctrl+C): no GET goes out. Each
+    // would otherwise wait out its own 3.5 s for an owner known to be gone, four at a time.
+    if (o.signal?.aborted) throw new P2pError('ABORTED', `interrupted: ${entry.name} not fetched`);
     // The path MTU search's answer (PROTOCOL.md 6.1), before the ID: nothing waits between ID and GET.
     const maxPayload = via === 'udp' ? await session.udpMaxPayload() : 0;
     // Taken just before the GET goes out, so that GETs sent at once leave in the order of their IDs.
@@ -180,7 +183,7 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
       expectedSha256: entry.sha256,
       maxPayload,
       name: entry.name,
-    }).catch((err) => {
+    }, o.signal).catch((err) => {
       udp?.cancel(sessionId);
       throw err;
     });

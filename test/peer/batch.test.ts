@@ -12,11 +12,11 @@ import { getFiles, type SetResult } from '../../src/peer/fetch-set';
 import { RegistryClient } from '../../src/registry/client';
 import { tcpRecordFailures } from '../../src/transfer/tcp-client';
 import { partBase } from '../../src/transfer/local-names';
-import { tempDir } from '../support/cli';
+import { runCli, startCli, tempDir } from '../support/cli';
 import { relayAndProxy } from '../support/relay-and-proxy';
 import type { StreamCorruption } from '../support/tcp-proxy';
 import { owner } from '../control/support';
-import { registry, requesterIdentity } from './support';
+import { registry, requesterIdentity, startPeer } from './support';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -166,5 +166,48 @@ test('a .part an earlier run left for one small file: that file resumes alone fr
     await assertTree(downloads);
   } finally {
     await o.close();
+  }
+});
+
+test('the owner killed in the middle of a batch: one line and exit 3 at once (no GET waits out another), and the same command then fetches the rest', async () => {
+  const share = join(dir, 'share-kill');
+  const files = new Map<string, Buffer>();
+  for (let i = 0; i < 4000; i++) {
+    const name = `many/d${i % 40}/f${i}.bin`;
+    if (i < 40) await mkdir(join(share, 'many', `d${i}`), { recursive: true });
+    const data = randomBytes(2048);
+    await writeFile(join(share, name), data);
+    files.set(name, data);
+  }
+  const downloads = join(dir, 'dl-kill');
+  const args = ['get', 'killed-owner', 'many/', '--registry', reg.url, '--downloads', downloads, '--json'];
+  let peer = await startPeer('killed-owner', reg.url, share, ['--share', 'many']);
+  try {
+    const get = startCli(args);
+    const inPlace = async () => (await readdir(downloads, { recursive: true }).catch(() => [])).filter((n) => n.endsWith('.bin')).length;
+    while ((await inPlace()) < 400 && get.proc.exitCode === null) await new Promise((r) => setTimeout(r, 10));
+    peer.cli.proc.kill('SIGKILL');
+    const { code } = await get.exited;
+    assert.equal(code, 3, get.stderr);
+    assert.match(get.stderr, /^error: peer 'killed-owner' is offline .*: \d+ of 4000 files in place; run the same command again to fetch the rest\n$/);
+    const doc = JSON.parse(get.stdout) as SetResult & { stopped?: { code: string } };
+    assert.equal(doc.stopped?.code, 'OFFLINE');
+    // The batch broke; what it left went to GETs of their own, four at a time (the requester's
+    // slots). Only those already asking saw the owner gone; the others were stopped, not asked.
+    const offline = doc.files.filter((f) => /^peer '.*' is offline/.test(f.error?.message ?? '')).length;
+    assert.ok(offline >= 1 && offline <= 4, `${offline} files waited for the vanished owner`);
+    const done = await inPlace();
+    assert.ok(done >= 400 && done < 4000, `${done} in place`);
+    peer = await startPeer('killed-owner', reg.url, share, ['--share', 'many']);
+    const rerun = await runCli(args, { timeoutMs: 120_000 });
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const again = JSON.parse(rerun.stdout) as { present: number; fetched: number };
+    assert.equal(again.present, done, 'what the first run saved is kept');
+    assert.equal(again.fetched, 4000 - done);
+    for (const [name, data] of files) assert.ok((await readFile(join(downloads, name))).equals(data), `${name} byte-exact`);
+    const leftovers = (await readdir(downloads, { recursive: true })).filter((n) => /\.(part|lock)$/.test(n));
+    assert.deepEqual(leftovers, []);
+  } finally {
+    await peer.cli.stop('SIGKILL');
   }
 });
