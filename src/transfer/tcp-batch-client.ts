@@ -3,13 +3,12 @@
 // authenticated record by record, whole, and checked against its SHA-256 before the caller sees
 // a byte of it.
 import { createHash, type Hash } from 'node:crypto';
-import net from 'node:net';
 import { Opener, Sealer } from '../crypto/transport';
 import type { SecureConnection } from '../net/connection';
-import { decodeTcpReply, encodeTcpHelloHead, MAX_RECORD_PLAINTEXT, RecordReader, TcpStatus } from '../wire/tcp';
+import { decodeTcpReply, MAX_RECORD_PLAINTEXT, RecordReader, TcpStatus } from '../wire/tcp';
 import { decodeFileHead, encodeWant, FILE_HEAD_BYTES, MAX_BATCH_FILE_BYTES, MAX_BATCH_PENDING, WANT_HEAD_BYTES, wantEntryBytes } from '../wire/tcp-batch';
 import { sealRecord } from './tcp-records';
-import { TcpAuthError, tcpRecordFailures } from './tcp-client';
+import { TcpAuthError, tcpRecordFailures, transferSocket } from './tcp-client';
 
 export interface BatchFile {
   name: string;
@@ -54,7 +53,7 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
     const opener = new Opener(keys.ownerToRequester);
     const sealer = new Sealer(keys.requesterToOwner);
     const records = new RecordReader();
-    const socket = net.connect({ host: o.conn.remote.address, port: o.conn.remote.port, noDelay: true });
+    const socket = transferSocket(o, idle, (why) => fail(why));
     let ownerNumber = 0;
     let requesterNumber = 1; // record 0 is the hello's tag
     let asked = 0;
@@ -82,16 +81,6 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
       tcpRecordFailures[why]++;
       fail(new TcpAuthError());
     };
-    const onAbort = () => fail('interrupted');
-    if (o.signal?.aborted) onAbort();
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    socket.once('close', () => o.signal?.removeEventListener('abort', onAbort));
-    socket.setTimeout(idle, () => fail(`no data from peer for ${Math.round(idle / 1000)} s (idle timeout)`));
-    socket.on('error', (err) => fail(`connection to peer failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
-    socket.on('connect', () => {
-      const head = encodeTcpHelloHead(o.conn.remoteIndex, o.sessionId);
-      socket.write(Buffer.concat([head, sealer.seal(0, head)]));
-    });
 
     // Asks for more while fewer than half the window is outstanding; "no more" after the last.
     let saidNoMore = false;

@@ -52,18 +52,18 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
     // Every read lands in one buffer, reused (records are opened before the next read, and an
     // unfinished one is copied out by detach()): a fresh 64 KiB per read cost more than opening
     // the records on this platform (first-touch page faults, and the GC that the churn drives).
-    const socket = net.connect({
-      host: o.conn.remote.address,
-      port: o.conn.remote.port,
-      noDelay: true,
-      onread: {
+    const socket = transferSocket(
+      o,
+      idle,
+      (why) => fail(why),
+      {
         buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
         callback: (n: number, buf: Uint8Array) => {
           onChunk(Buffer.from(buf.buffer, buf.byteOffset, n));
           return true; // a full disk queue pauses the socket itself (below)
         },
       },
-    });
+    );
     const out = createWriteStream(o.partPath, { flags: 'r+', start: o.offset, highWaterMark: 1024 * 1024 });
     let received = 0;
     let replied = false;
@@ -81,17 +81,7 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       tcpRecordFailures[why]++;
       fail(new TcpAuthError());
     };
-    const onAbort = () => fail('interrupted');
-    if (o.signal?.aborted) onAbort();
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    socket.once('close', () => o.signal?.removeEventListener('abort', onAbort));
-    socket.setTimeout(idle, () => fail(`no data from peer for ${Math.round(idle / 1000)} s (idle timeout)`));
-    socket.on('error', (err) => fail(`connection to peer failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
     out.on('error', (err) => fail(`cannot write ${o.partPath}: ${err.message}`));
-    socket.on('connect', () => {
-      const head = encodeTcpHelloHead(o.conn.remoteIndex, o.sessionId);
-      socket.write(Buffer.concat([head, new Sealer(keys.requesterToOwner).seal(0, head)]));
-    });
     const onBody = (chunk: Buffer) => {
       if (chunk.length === 0) return;
       if (received + chunk.length > o.count) return fail('peer sent more bytes than announced');
@@ -161,4 +151,24 @@ function tcpRefusal(status: number): string {
   if (status === TcpStatus.badVersion) return 'peer does not speak this TCP transfer version';
   if (status === TcpStatus.internal) return 'peer could not serve the file (it changed on disk or cannot be read)';
   return `peer refused the transfer (status ${status})`;
+}
+
+/**
+ * The requester's TCP connection for a transfer of session `o.sessionId` on `o.conn` (PROTOCOL.md
+ * 5): it sends the hello once connected. Aborting, `idleMs` without data and a socket error each
+ * go to `fail`, which must destroy the socket.
+ */
+export function transferSocket(o: { conn: SecureConnection; sessionId: number; signal?: AbortSignal }, idleMs: number, fail: (why: string) => void, onread?: net.OnReadOpts): net.Socket {
+  const socket = net.connect({ host: o.conn.remote.address, port: o.conn.remote.port, noDelay: true, ...(onread ? { onread } : {}) });
+  const onAbort = () => fail('interrupted');
+  if (o.signal?.aborted) queueMicrotask(onAbort);
+  else o.signal?.addEventListener('abort', onAbort, { once: true });
+  socket.once('close', () => o.signal?.removeEventListener('abort', onAbort));
+  socket.setTimeout(idleMs, () => fail(`no data from peer for ${Math.round(idleMs / 1000)} s (idle timeout)`));
+  socket.on('error', (err) => fail(`connection to peer failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+  socket.on('connect', () => {
+    const head = encodeTcpHelloHead(o.conn.remoteIndex, o.sessionId);
+    socket.write(Buffer.concat([head, new Sealer(o.conn.tcpKeys(o.sessionId).requesterToOwner).seal(0, head)]));
+  });
+  return socket;
 }

@@ -12,6 +12,7 @@ import { GetStatus } from '../../src/wire/control';
 import { tempDir } from '../support/cli';
 import { connectBoth, requesterEndpoint } from '../support/secure';
 import { randomFile } from '../peer/support';
+import { UdpRelay } from '../support/relay';
 import { inProcessOwner } from './support';
 
 test('prefixRange selects exactly the names that start with the prefix, whatever the characters', () => {
@@ -101,6 +102,52 @@ test('a LIST request with a prefix is answered only with that run of the list, h
   } finally {
     share.close();
     await ep.close();
+    await o.close();
+    await cleanup();
+  }
+});
+
+test('a listing of many pages asks for several at once: every entry exactly once and in order, pages of uneven sizes included', async () => {
+  const { dir, cleanup } = await tempDir();
+  const root = join(dir, 'share');
+  await mkdir(root, { recursive: true });
+  // Names from 1 to 200 characters: how many fit a page varies from page to page, so the pages
+  // asked for ahead overlap or leave gaps, which are asked for next.
+  const names: string[] = [];
+  for (let i = 0; i < 700; i++) {
+    const name = `${String(i).padStart(4, '0')}-${'n'.repeat((i * 37) % 200)}`;
+    await writeFile(join(root, name), String(i));
+    names.push(`share/${name}`);
+  }
+  names.sort();
+  const share = await ShareIndex.scan([root], dir, { backgroundHashes: 0 });
+  /** When the owner answered each LIST (ms). */
+  const asked: number[] = [];
+  const offer = {
+    list: () => (asked.push(performance.now()), share.list()),
+    lookup: (n: string) => share.lookup(n),
+    isCurrent: (f: Parameters<typeof share.isCurrent>[0]) => share.isCurrent(f),
+  };
+  const o = await inProcessOwner(offer);
+  // Every answer is held 200 ms on its way back: one page at a time, no two LIST requests could
+  // reach the owner less than 200 ms apart.
+  const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: o.port }, toClient: { delayMs: 200 } });
+  const ep = await requesterEndpoint();
+  try {
+    const client = new ControlClient(ep);
+    const { toOwner: conn } = await connectBoth(ep, o.side, { address: '127.0.0.1', port: relay.port });
+    const pages: string[][] = [];
+    const all = await client.list(conn, 'o', { onPage: (entries) => pages.push(entries.map((e) => e.name)) });
+    assert.deepEqual(all.map((e) => e.name), names, 'every name once, in the owner order');
+    assert.deepEqual(pages.flat(), names, 'onPage hears them in order too');
+    const before = asked.length;
+    assert.ok(before > 10, `${before} LIST requests`);
+    // Requests that reached the owner within 100 ms of another: they were in flight together.
+    const together = asked.filter((t, k) => k > 0 && t - asked[k - 1]! < 100).length;
+    assert.ok(together >= before / 2, `${together} of ${before} LIST requests came within 100 ms of the one before`);
+  } finally {
+    await ep.close();
+    await relay.close();
     await o.close();
     await cleanup();
   }
