@@ -17,7 +17,7 @@ export const filesCommand: Command = {
 Lists the files PEER shares: name, size, kind and how it would travel, then PEER's key
 fingerprint on stderr (--json: {"fingerprint","files":[{"name","size","sha256","kind"}]}).
 With PREFIX, only the names that start with it: 'pictures/2024/' lists that folder's tree.
-The list comes page by page, as many names as fit a datagram each. A file the owner has not
+The list comes page by page (8 at a time), as many names as fit a datagram each. A file the owner has not
 hashed yet (it hashes a large share in the background) is listed without its SHA-256 (null
 with --json); get asks for it all the same. The owner's key is checked and pinned as by get.`,
   options: { ...registryOption, ...identityOption, json: { type: 'boolean' }, 'accept-new-key': { type: 'boolean' } },
