@@ -30,8 +30,9 @@ const EXIT_UNEXPECTED = 1;
 
 // Before anything uses libuv's thread pool (it is sized once, at its first use): a set of small
 // files keeps dozens of opens, writes and fsyncs under way at once, and each fsync holds a
-// thread for the disk's time; Node's default of 4 threads made them queue behind each other.
-process.env.UV_THREADPOOL_SIZE ??= '32';
+// thread for the disk's time; with Node's default of 4, four slow fsyncs stall every other file
+// operation. More threads than 16 only cost system time here (BENCHMARKS.md, rows 8a/8b).
+process.env.UV_THREADPOOL_SIZE ??= '16';
 
 const cli: CliContext = {
   exit: (code) => process.exit(EXIT_CODES[code]),
