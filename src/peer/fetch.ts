@@ -159,7 +159,7 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
   if (!o.roomChecked) await ensureRoom(o.downloads, entry.name, entry.size, entry.sha256);
   const part = await openPart(o.downloads, entry.name, entry.size, entry.sha256);
   const started = Date.now();
-  let udpDone: Promise<unknown> | undefined;
+  let udpDone: Promise<{ sha256?: string }> | undefined;
   let releaseGate: (() => void) | undefined;
   try {
     const progress = o.onProgress ? (n: number) => o.onProgress!(part.offset + n) : undefined;
@@ -174,7 +174,8 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     const maxPayload = via === 'udp' ? await session.udpMaxPayload() : 0;
     // Taken just before the GET goes out, so that GETs sent at once leave in the order of their IDs.
     const sessionId = session.nextSessionId();
-    udpDone = udp?.receive({ conn, sessionId, partPath: part.path, offset: part.offset, size: entry.size, maxPayload, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    // A whole file is hashed as its chunks arrive, as over TCP (a resumed one is read again).
+    udpDone = udp?.receive({ conn, sessionId, partPath: part.path, offset: part.offset, size: entry.size, maxPayload, hash: part.offset === 0, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
     udpDone?.catch(() => {}); // judged below; never an unhandled rejection
     const answer = await control.get(conn, o.peer, {
       transport: via,
@@ -203,7 +204,7 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
       await fetchOverTcp({ conn, sessionId, partPath: part.path, offset: part.offset, count, ...(hash ? { hash } : {}), ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
       written = hash?.digest('hex');
     } else {
-      await udpDone;
+      written = (await udpDone)?.sha256;
     }
     releaseGate?.();
     if (!(await verifyPart(part.path, entry.sha256, written))) {

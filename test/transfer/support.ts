@@ -75,11 +75,11 @@ export function sessionId(): number {
 }
 
 /** Sends `path` from the owner into `dir`/received.part; both promises together. */
-export async function transfer(p: Pair, path: string, size: number, dir: string, o: { offset?: number; partName?: string } = {}) {
+export async function transfer(p: Pair, path: string, size: number, dir: string, o: { offset?: number; partName?: string; hash?: boolean } = {}) {
   const id = sessionId();
   const partPath = join(dir, o.partName ?? `received-${id}.part`);
   const offset = o.offset ?? 0;
-  const received = p.requesterUdp.receive({ conn: p.toOwner, sessionId: id, partPath, offset, size });
+  const received = p.requesterUdp.receive({ conn: p.toOwner, sessionId: id, partPath, offset, size, ...(o.hash ? { hash: true } : {}) });
   const sent = p.ownerUdp.send({ conn: p.toRequester, sessionId: id, path, offset, size, maxPayload: 1200 });
   const [r, s] = await Promise.all([received, sent]);
   return { received: r, sent: s, partPath };

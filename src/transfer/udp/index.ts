@@ -45,6 +45,8 @@ export interface ReceiveRequest {
   maxPayload?: number;
   onProgress?: (bytesDone: number) => void;
   signal?: AbortSignal;
+  /** Hash the file as it arrives (from offset 0): the result then carries its SHA-256. */
+  hash?: boolean;
 }
 
 interface Lingering {
@@ -140,7 +142,7 @@ export class UdpTransfers {
     try {
       receiver = new Receiver(
         conn,
-        { sessionId: id, partPath: o.partPath, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs, ...(o.onProgress ? { onProgress: o.onProgress } : {}) },
+        { sessionId: id, partPath: o.partPath, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs, ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.hash ? { hash: true } : {}) },
         () => {
           release();
           if (this.receives.get(conn, id) !== receiver) return;

@@ -9,6 +9,7 @@ import type { Connection } from '../../net/connection';
 import { FrameType } from '../../wire/frame';
 import { AbortReason, encodeAbort, encodeAck, encodeDone, MAX_ACK_RANGES, type DataPacket, type PnRange } from '../../wire/transfer';
 import { recordPath } from '../resume-record';
+import { InOrderHash } from './in-order-hash';
 import { PrefixRecorder } from './prefix-recorder';
 
 const ACK_EVERY_PACKETS = 8;
@@ -38,6 +39,8 @@ export interface ReceiveOptions {
   chunkBytes: number;
   idleTimeoutMs: number;
   onProgress?: (bytesDone: number) => void;
+  /** Hash the file as it arrives (a receive from offset 0): the result then carries its SHA-256. */
+  hash?: boolean;
 }
 
 export interface ReceiveResult {
@@ -48,6 +51,8 @@ export interface ReceiveResult {
   minWindow: number;
   /** DATA dropped because the write queue was full (the sender ignored or had not seen the window). */
   overflowDrops: number;
+  /** Hex SHA-256 of the whole file, when it was asked for and could be computed on the way. */
+  sha256?: string;
 }
 
 interface Run {
@@ -90,6 +95,7 @@ export class Receiver {
   private lastProgress = 0;
   private fh: fsp.FileHandle | undefined;
   private recorder: PrefixRecorder | undefined; // the .part's resume record, when it has one
+  private readonly hasher: InOrderHash | undefined;
   private readonly started = performance.now();
   private ended = false;
 
@@ -104,6 +110,8 @@ export class Receiver {
     this.lastWindow = this.minWindow = this.maxPending;
     this.have = new Uint8Array(this.total);
     this.onDisk = new Uint8Array(this.total);
+    // As much again as the write queue holds, of chunks that overtook a lost one.
+    this.hasher = o.hash && o.offset === 0 ? new InOrderHash(this.total, PENDING_BYTES) : undefined;
     this.promise = new Promise((res, rej) => {
       this.resolveP = res;
       this.rejectP = rej;
@@ -151,6 +159,7 @@ export class Receiver {
       this.pendingChunks++;
       while (this.cumulative < this.total && this.have[this.cumulative]) this.cumulative++;
       this.queueWrite(p.chunk, p.payload);
+      this.hasher?.add(p.chunk, p.payload);
     }
     this.armIdle();
     const gap = this.recordPn(p);
@@ -348,12 +357,14 @@ export class Receiver {
     }
     this.reportProgress(true);
     this.onEnd();
+    const sha256 = this.hasher?.digest();
     this.resolveP({
       bytes: this.o.size - this.o.offset,
       seconds: (performance.now() - this.started) / 1000,
       duplicates: this.duplicates,
       minWindow: this.minWindow,
       overflowDrops: this.overflowDrops,
+      ...(sha256 !== undefined ? { sha256 } : {}),
     });
   }
 
