@@ -2,7 +2,7 @@
 // records: the owner's reply, then the file's bytes, each authenticated before it is written to
 // the .part file. A record that fails authentication ends the transfer with TcpAuthError, and
 // the .part then holds only authenticated bytes, so the caller can resume from it.
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, fdatasync } from 'node:fs';
 import net from 'node:net';
 import { Opener, Sealer } from '../crypto/transport';
 import type { SecureConnection } from '../net/connection';
@@ -40,6 +40,7 @@ export interface TcpFetchOptions {
 }
 
 const DISK_STALL_MS = 60_000;
+const SYNC_EVERY_BYTES = 32 * 1024 * 1024;
 const READ_BUFFER_BYTES = 256 * 1024;
 
 export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
@@ -66,6 +67,10 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
     );
     const out = createWriteStream(o.partPath, { flags: 'r+', start: o.offset, highWaterMark: 1024 * 1024 });
     let received = 0;
+    let unsynced = 0;
+    let syncing = false;
+    let fd: number | undefined;
+    out.once('open', (opened: number) => (fd = opened));
     let replied = false;
     let settled = false;
     let diskStall: NodeJS.Timeout | undefined;
@@ -86,6 +91,14 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       if (chunk.length === 0) return;
       if (received + chunk.length > o.count) return fail('peer sent more bytes than announced');
       received += chunk.length;
+      unsynced += chunk.length;
+      // Flushed to disk while the transfer goes on, one at a time: the fsync before the final
+      // link (download.ts finish) then finds little left, instead of the whole file in the cache.
+      if (unsynced >= SYNC_EVERY_BYTES && !syncing && fd !== undefined && !out.closed) {
+        unsynced = 0;
+        syncing = true;
+        fdatasync(fd, () => (syncing = false)); // an error shows in that final fsync
+      }
       o.hash?.update(chunk);
       o.onProgress?.(received);
       // One 'data' event may hold several records: the first one that fills the write queue
