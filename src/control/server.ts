@@ -8,8 +8,9 @@ import { ReplayWindow } from '../crypto/replay';
 import { SessionTable } from '../net/sessions';
 import { Slots, type Slot } from './slots';
 import type { BatchTicket, ServedFile, TcpServerHooks, TcpTicket } from '../transfer/tcp-server';
-import { chunkBytesFor } from '../transfer/udp/index';
-import { FrameType, type Frame } from '../wire/frame';
+import { chunkBytesFor, DEFAULT_MAX_PAYLOAD } from '../transfer/udp/index';
+import { FrameType, MAX_DATAGRAM_BYTES, type Frame } from '../wire/frame';
+import { DATA_HEADER_BYTES } from '../wire/transfer';
 import {
   decodeGetRequest,
   decodeListRequest,
@@ -219,7 +220,7 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
       }
       if (this.closed) return;
     }
-    this.answerList(conn, frame.id, encodeListResponse(this.view(all, from, to), req.start, conn.maxBody));
+    this.answerList(conn, frame.id, encodeListResponse(this.view(all, from, to), req.start, listBodyLimit(conn)));
   }
 
   private answerList(conn: Connection, id: number, body: Buffer): void {
@@ -345,6 +346,17 @@ export class ControlServer<F extends OfferedFile> implements TcpServerHooks<F> {
       this.answers.delete(conn, id);
     }
   }
+}
+
+/**
+ * The largest LIST page body on `conn`: what a datagram of the base size carries (the size DATA
+ * uses unprobed, PROTOCOL.md 4.2 and 6.10), so that a listing crosses every path a transfer
+ * does, also one narrower than Ethernet that drops larger datagrams without a word; between two
+ * endpoints of one host, whatever the connection proved it carries.
+ */
+export function listBodyLimit(conn: Pick<Connection, 'maxBody' | 'overhead'>): number {
+  if (conn.maxBody > MAX_DATAGRAM_BYTES - conn.overhead) return conn.maxBody;
+  return Math.min(conn.maxBody, DATA_HEADER_BYTES + DEFAULT_MAX_PAYLOAD);
 }
 
 /** The run of `all` (sorted by name) whose names start with `prefix`: two binary searches. */

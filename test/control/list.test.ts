@@ -152,3 +152,28 @@ test('a listing of many pages asks for several at once: every entry exactly once
     await cleanup();
   }
 });
+
+test('a listing crosses a path narrower than Ethernet that drops larger datagrams silently (1400-byte MTU): pages fit the base datagram', async () => {
+  const { dir, cleanup } = await tempDir();
+  const root = join(dir, 'share');
+  await mkdir(root, { recursive: true });
+  for (let i = 0; i < 300; i++) await writeFile(join(root, `file-${String(i).padStart(3, '0')}-${'x'.repeat(i % 40)}.txt`), String(i));
+  const share = await ShareIndex.scan([root], dir, { backgroundHashes: 0 });
+  const o = await inProcessOwner(share);
+  // No ICMP, no fragments: a datagram over 1372 bytes of UDP payload is dropped (and counted).
+  const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: o.port }, toClient: { mtu: 1400 }, toTarget: { mtu: 1400 } });
+  const ep = await requesterEndpoint();
+  try {
+    const client = new ControlClient(ep);
+    const { toOwner: conn } = await connectBoth(ep, o.side, { address: '127.0.0.1', port: relay.port });
+    const all = await client.list(conn, 'o');
+    assert.equal(all.length, 300);
+    assert.equal(relay.counters.toClient.tooBig, 0, 'no page was too big for the path');
+    assert.ok(relay.counters.toClient.forwarded > 10, `${relay.counters.toClient.forwarded} datagrams`);
+  } finally {
+    await ep.close();
+    await relay.close();
+    await o.close();
+    await cleanup();
+  }
+});
