@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { join } from 'node:path';
 import { DEFAULT_LIMITS } from '../../src/registry/limits';
-import { startProcess, type RunningProcess } from '../support/cli';
+import { startTsChild } from '../support/cli';
 import { bearer, call, register, sleep } from './http';
 import { errorCode, haveRedis, storeCases } from './stores';
 
@@ -101,7 +101,8 @@ for (const c of cases) {
       const reg = await c.start();
       const perAttacker = 100;
       const attackers = [20, 21, 22, 23, 24, 25];
-      const attacker = await startAttacker(t, [reg.url, attackers.map((a) => `127.0.0.${a}`).join(','), String(perAttacker)]);
+      const attacker = await startTsChild(ATTACKER, [reg.url, attackers.map((a) => `127.0.0.${a}`).join(','), String(perAttacker)], /^flooding$/, 30_000);
+      t.after(() => attacker.stop('SIGKILL'));
       const t0 = Date.now();
       await sleep(50); // the flood is under way
       const l0 = Date.now();
@@ -148,26 +149,3 @@ for (const c of cases) {
     }
   });
 }
-
-/**
- * The attacker process, once it says it is flooding. A child started with `--import tsx` has, a
- * few times in CI, printed nothing at all for 30 s (not even an error: its TypeScript loading
- * stalled, as test/run.mjs notes for a test file). Such a child has sent nothing yet, so it is
- * killed and started once more; a second stall fails the test.
- */
-async function startAttacker(t: { after: (fn: () => unknown) => void }, args: string[]): Promise<RunningProcess> {
-  for (let attempt = 1; ; attempt++) {
-    const attacker = startProcess(process.execPath, ['--import', 'tsx', ATTACKER, ...args]);
-    t.after(() => attacker.stop('SIGKILL'));
-    try {
-      await attacker.waitForLine(/^flooding$/, 30_000);
-      return attacker;
-    } catch (err) {
-      const silent = attacker.stdout === '' && attacker.stderr === '';
-      await attacker.stop('SIGKILL');
-      if (!silent || attempt >= 2) throw err;
-      console.log('# the attacker process printed nothing in 30 s (TypeScript loading stalled); started again');
-    }
-  }
-}
-

@@ -18,7 +18,7 @@ import { fetchFile, listFiles } from '../../src/peer/fetch';
 import { RegistryClient } from '../../src/registry/client';
 import { decodeClearFrame, Envelope } from '../../src/wire/frame';
 import { decodeInit, decodeResp } from '../../src/wire/handshake';
-import { startProcess } from '../support/cli';
+import { startTsChild, type RunningProcess } from '../support/cli';
 import { UdpRelay } from '../support/relay';
 import { requesterIdentity } from '../peer/support';
 import { ownerSharing, until } from './support';
@@ -47,9 +47,9 @@ test('a flood of thousands of INITs a second from many ports: no state per INIT 
   let halfOpenMax = 0;
   const sampler = setInterval(() => (halfOpenMax = Math.max(halfOpenMax, ep.halfOpenConnections)), 5);
   const started = performance.now();
-  const flooder = startProcess(process.execPath, ['--import', 'tsx', FLOODER, String(s.owner.port), s.owner.identity.publicKey.toString('base64url'), 'flooded', String(RATE)]);
+  let flooder: RunningProcess | undefined;
   try {
-    await flooder.waitForLine(/^flooding$/, 60_000);
+    flooder = await startTsChild(FLOODER, [String(s.owner.port), s.owner.identity.publicKey.toString('base64url'), 'flooded', String(RATE)], /^flooding$/, 60_000);
     await sleep(2500); // the flood is in full swing: half-open at its cap, tokens spent
 
     // A real requester fetches through a relay (whose capture shows its handshake) meanwhile.
@@ -126,7 +126,7 @@ test('a flood of thousands of INITs a second from many ports: no state per INIT 
     assert.ok(roundTrips.length >= 1, 'no requester was asked for a cookie');
   } finally {
     clearInterval(sampler);
-    await flooder.stop('SIGKILL');
+    await flooder?.stop('SIGKILL');
     await relay.close();
   }
 });

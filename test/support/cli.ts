@@ -169,3 +169,26 @@ export async function tempDir(prefix = 'p2pshare-test-'): Promise<{ dir: string;
   const dir = await mkdtemp(join(tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * Starts `node --import tsx FILE ...args` (a test's helper process) and resolves once a stdout
+ * line matches `ready`. A child whose TypeScript loading stalls prints nothing at all, not even an
+ * error (seen a few times in CI; test/run.mjs notes the same stall for a test file): a child still
+ * silent after `timeoutMs` is killed and started once more. One that printed anything, or a second
+ * silent one, fails as waitForLine does.
+ */
+export async function startTsChild(file: string, args: string[], ready: RegExp, timeoutMs: number): Promise<RunningProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const child = startProcess(process.execPath, ['--import', 'tsx', file, ...args]);
+    try {
+      await child.waitForLine(ready, timeoutMs);
+      return child;
+    } catch (err) {
+      const silent = child.stdout === '' && child.stderr === '';
+      await child.stop('SIGKILL');
+      if (!silent || attempt >= 2) throw err;
+      console.log(`# ${file} printed nothing in ${timeoutMs} ms (its TypeScript loading stalled); started again`);
+    }
+  }
+}
+
