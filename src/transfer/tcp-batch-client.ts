@@ -62,11 +62,10 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
     let settled = false;
     /** The file being received: its head said ok, and this many of its bytes are still to come. */
     let current: { index: number; remaining: number; pieces: Buffer[]; hash: Hash; sha256: string } | undefined;
-    let saving = 0;
     let savingBytes = 0;
     let diskStall: NodeJS.Timeout | undefined;
 
-    /** onAnswer calls not yet settled: the batch ends only after them, failed or not. */
+    /** onAnswer calls not yet settled (files being saved): the batch ends only after them, failed or not. */
     const savingNow = new Set<Promise<void>>();
     const fail = (why: string | Error) => {
       if (settled) return;
@@ -108,16 +107,14 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
 
     const hand = (answer: BatchAnswer, bytes: number) => {
       const index = answered++;
-      saving++;
       savingBytes += bytes;
       const saved = o.onAnswer(index, answer);
       savingNow.add(saved);
-      void saved.finally(() => savingNow.delete(saved)).catch(() => {});
       saved.then(
         () => {
-          saving--;
+          savingNow.delete(saved);
           savingBytes -= bytes;
-          if (diskStall !== undefined && saving < MAX_SAVING && savingBytes < MAX_SAVING_BYTES) {
+          if (diskStall !== undefined && savingNow.size < MAX_SAVING && savingBytes < MAX_SAVING_BYTES) {
             clearTimeout(diskStall);
             diskStall = undefined;
             if (settled) return;
@@ -126,10 +123,13 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
           }
           finishIfDone();
         },
-        (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
+        (err: unknown) => {
+          savingNow.delete(saved);
+          fail(err instanceof Error ? err : new Error(String(err)));
+        },
       );
       if (!settled) ask();
-      if ((saving >= MAX_SAVING || savingBytes >= MAX_SAVING_BYTES) && diskStall === undefined) {
+      if ((savingNow.size >= MAX_SAVING || savingBytes >= MAX_SAVING_BYTES) && diskStall === undefined) {
         // Our disk is behind, not the peer: while we do not read, its silence is not idleness.
         socket.pause();
         socket.setTimeout(0);
@@ -138,7 +138,7 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
     };
     let ended = false;
     const finishIfDone = () => {
-      if (settled || !ended || saving > 0) return;
+      if (settled || !ended || savingNow.size > 0) return;
       settled = true;
       resolve();
     };
