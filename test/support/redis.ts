@@ -88,6 +88,9 @@ export async function startRedis(opts: { port?: number } = {}): Promise<TestRedi
     proc = null;
   }
 
+  // Also when the process ends without close() (a bench's fatal error, a runner's signal).
+  const killOnExit = () => void proc?.kill('SIGKILL');
+  process.once('exit', killOnExit);
   // A free port found by freePort() may be taken again before redis-server binds it (other tests
   // run beside this one): then another is tried, unless the caller asked for this port.
   for (let attempt = 0; ; attempt++) {
@@ -97,6 +100,7 @@ export async function startRedis(opts: { port?: number } = {}): Promise<TestRedi
     } catch (err) {
       await kill();
       if (opts.port !== undefined || attempt >= 5 || !/Address already in use/i.test(log)) {
+        process.off('exit', killOnExit);
         await cleanup();
         throw err;
       }
@@ -111,6 +115,7 @@ export async function startRedis(opts: { port?: number } = {}): Promise<TestRedi
     freeze: () => void proc?.kill('SIGSTOP'),
     thaw: () => void proc?.kill('SIGCONT'),
     async close() {
+      process.off('exit', killOnExit);
       await kill();
       await cleanup();
     },
