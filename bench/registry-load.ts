@@ -10,7 +10,7 @@
 // and the generator's lag, the CPU each side used, Redis commands/s and Redis memory per live peer.
 //   node build.mjs && node --import tsx bench/registry-load.ts
 //   LOAD_PEERS=5000 LOAD_REGISTRIES=3 LOAD_SECONDS=30 LOAD_TTL=30 LOAD_LOOKUPS=200 LOAD_LISTS=5 LOAD_MODES=bare,redis,cluster
-//   LOAD_IN_FLIGHT=64 LOAD_REGISTER_IN_FLIGHT=32 LOAD_PROFILE_DIR=/tmp/prof (registries under --cpu-prof)
+//   LOAD_IN_FLIGHT=1024 LOAD_REGISTER_IN_FLIGHT=64 LOAD_PROFILE_DIR=/tmp/prof (registries under --cpu-prof)
 //   LOAD_CLI=other/dist/p2pshare.cjs (the registries' build)
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -35,8 +35,8 @@ const LISTS = Number(process.env.LOAD_LISTS ?? 5);
 /** bare: bench/bare-registry.cjs in the registries' place, the floor of one connection per request. */
 const MODES = (process.env.LOAD_MODES ?? 'bare,redis,cluster').split(',');
 /** Heartbeats in flight at most: past it the generator falls behind, and says so (skipped, lag). */
-const IN_FLIGHT = Number(process.env.LOAD_IN_FLIGHT ?? 64);
-const REGISTER_IN_FLIGHT = Number(process.env.LOAD_REGISTER_IN_FLIGHT ?? 32);
+const IN_FLIGHT = Number(process.env.LOAD_IN_FLIGHT ?? 1024);
+const REGISTER_IN_FLIGHT = Number(process.env.LOAD_REGISTER_IN_FLIGHT ?? 64);
 /** Lookups and list pages in flight at most, apart from the heartbeats. */
 const OTHERS_IN_FLIGHT = 16;
 const NAMES_PER_ADDRESS = 50;
