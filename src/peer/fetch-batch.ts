@@ -39,7 +39,6 @@ export async function fetchBatch(session: Session, picks: readonly Pick[], o: Ba
     // An owner of an older version refuses the request (bad_request), a busy one has no slot.
     if (answer.status !== GetStatus.ok) return [...picks];
     const dirs = new Map<string, Promise<unknown>>();
-    const started = Date.now();
     const save = async (pick: Pick, answer: BatchAnswer): Promise<BatchOutcome | 'alone'> => {
       if (answer.kind === 'corrupt') return { kind: 'failed', code: 'INTEGRITY', message: `integrity check failed for ${pick.entry.name}: ${answer.why}` };
       if (answer.kind === 'refused') {
@@ -54,7 +53,7 @@ export async function fetchBatch(session: Session, picks: readonly Pick[], o: Ba
         const path = await saveWhole(dir, pick.entry.name, answer.sha256, answer.data);
         if (path === 'taken') return 'alone';
         if (pick.entry.sha256 === '') pick.entry = { ...pick.entry, sha256: answer.sha256 };
-        return { kind: 'saved', path, seconds: (Date.now() - started) / 1000 };
+        return { kind: 'saved', path, seconds: (Date.now() - answer.startedAt) / 1000 };
       } catch (err) {
         return { kind: 'failed', code: 'FAILED', message: `cannot save ${pick.entry.name}: ${userMessage(err)}` };
       }

@@ -18,7 +18,8 @@ export interface BatchFile {
 }
 
 /** One file's answer: its bytes (authenticated, whole, verified), the owner's refusal (a GetStatus), or bytes that did not verify. */
-export type BatchAnswer = { kind: 'file'; data: Buffer[]; sha256: string } | { kind: 'refused'; status: number } | { kind: 'corrupt'; why: string };
+/** `startedAt` (Date.now()) is when the file's head arrived: its own time starts there, not at the batch's. */
+export type BatchAnswer = { kind: 'file'; data: Buffer[]; sha256: string; startedAt: number } | { kind: 'refused'; status: number } | { kind: 'corrupt'; why: string };
 
 export interface BatchFetchOptions {
   /** The session the batch GET was made on. */
@@ -61,7 +62,7 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
     let replied = false;
     let settled = false;
     /** The file being received: its head said ok, and this many of its bytes are still to come. */
-    let current: { index: number; remaining: number; pieces: Buffer[]; hash: Hash; sha256: string } | undefined;
+    let current: { index: number; remaining: number; pieces: Buffer[]; hash: Hash; sha256: string; startedAt: number } | undefined;
     let savingBytes = 0;
     let diskStall: NodeJS.Timeout | undefined;
 
@@ -157,7 +158,7 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
         if (actual !== c.sha256 || (expected !== '' && expected !== c.sha256)) {
           hand({ kind: 'corrupt', why: `SHA-256 of ${o.files[c.index]!.name} differs from the owner's` }, 0);
         } else {
-          hand({ kind: 'file', data: c.pieces, sha256: actual }, o.files[c.index]!.size);
+          hand({ kind: 'file', data: c.pieces, sha256: actual, startedAt: c.startedAt }, o.files[c.index]!.size);
         }
       }
       return true;
@@ -182,7 +183,7 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
       }
       const wanted = o.files[answered]!;
       if (head.size > MAX_BATCH_FILE_BYTES || (wanted.sha256 !== '' && head.size !== wanted.size)) return `peer announced ${head.size} bytes for ${wanted.name}, expected ${wanted.size}`;
-      current = { index: answered, remaining: head.size, pieces: [], hash: createHash('sha256'), sha256: head.sha256 };
+      current = { index: answered, remaining: head.size, pieces: [], hash: createHash('sha256'), sha256: head.sha256, startedAt: Date.now() };
       if (!onFileBytes(plaintext.subarray(FILE_HEAD_BYTES))) return 'peer sent more bytes than announced';
       return undefined;
     };
