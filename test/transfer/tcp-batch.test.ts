@@ -120,8 +120,8 @@ test('a file changed on disk with its size and time kept is refused (changed), n
   }
 });
 
-/** A raw batch stream: hello, the reply read, then what the test sends; resolves when the owner closes it. */
-async function rawBatch(send: (sealer: Sealer) => Buffer[]): Promise<{ closedBy: 'owner'; bytes: number }> {
+/** A raw batch stream, its hello sent and the owner's reply in: `got` collects all it receives. */
+async function openBatch(): Promise<{ id: number; socket: net.Socket; got: Buffer[]; sealer: Sealer }> {
   const id = await batchTicket();
   const socket = net.connect(o.port, '127.0.0.1');
   const got: Buffer[] = [];
@@ -131,7 +131,12 @@ async function rawBatch(send: (sealer: Sealer) => Buffer[]): Promise<{ closedBy:
   socket.write(tcpHello(conn, id));
   await waitFor(() => got.length > 0);
   assert.deepEqual(tcpReplyOf(conn, id, Buffer.concat(got)), { status: 0, count: 0, records: 1 });
-  const sealer = new Sealer(conn.tcpKeys(id).requesterToOwner);
+  return { id, socket, got, sealer: new Sealer(conn.tcpKeys(id).requesterToOwner) };
+}
+
+/** A raw batch stream: hello, the reply read, then what the test sends; resolves when the owner closes it. */
+async function rawBatch(send: (sealer: Sealer) => Buffer[]): Promise<{ closedBy: 'owner'; bytes: number }> {
+  const { socket, got, sealer } = await openBatch();
   for (const b of send(sealer)) socket.write(b);
   await Promise.race([once(socket, 'close'), new Promise((_, reject) => setTimeout(() => reject(new Error('the owner kept the connection')), 10_000))]);
   return { closedBy: 'owner', bytes: Buffer.concat(got).length };
@@ -190,18 +195,10 @@ test(`a requester that asks for many 1 MiB files and does not read: the owner ho
   const data = files.get(name)!;
   assert.equal(data.length, MAX_BATCH_FILE_BYTES);
   const count = 32; // far more than the socket buffers, the sealed queue and the read-ahead hold
-  const id = await batchTicket();
   batchMemory.peakReadAheadBytes = 0;
   batchMemory.peakQueuedBytes = 0;
-  const socket = net.connect(o.port, '127.0.0.1');
-  const got: Buffer[] = [];
-  socket.on('data', (d) => got.push(d));
-  socket.on('error', () => {});
-  await once(socket, 'connect');
-  socket.write(tcpHello(conn, id));
-  await waitFor(() => got.length > 0); // the reply: WANTs follow it
+  const { id, socket, got, sealer } = await openBatch();
   socket.pause(); // takes no more than Node's small read buffer until resumed
-  const sealer = new Sealer(conn.tcpKeys(id).requesterToOwner);
   socket.write(Buffer.concat([sealRecord(sealer, 1, encodeWant(Array.from({ length: count }, () => ({ name, sha256: sha(data) })))), sealRecord(sealer, 2, encodeWant([]))]));
   try {
     // The fault took effect: the owner's sealed queue filled (the requester took nothing), and it
