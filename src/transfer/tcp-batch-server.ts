@@ -11,8 +11,9 @@ import { normalizeIp } from '../core/addresses';
 import type { Opener, Sealer } from '../crypto/transport';
 import type { Connection, Remote } from '../net/connection';
 import { GetStatus } from '../wire/control';
-import { encodeTcpReply, MAX_RECORD_PLAINTEXT, RecordReader, TcpStatus } from '../wire/tcp';
+import { encodeTcpReply, MAX_RECORD_PLAINTEXT, TcpStatus } from '../wire/tcp';
 import { decodeWant, encodeFileHead, FILE_HEAD_BYTES, MAX_BATCH_FILE_BYTES, MAX_BATCH_PENDING, type Wanted } from '../wire/tcp-batch';
+import { joined, SealedRecords } from './sealed-records';
 import { cutWhenStalled, drained, endStream, SEALED_QUEUE_BYTES, sealRecord, sealRecordParts } from './tcp-records';
 import type { ServedFile } from './tcp-server';
 
@@ -63,34 +64,33 @@ type Answer<F> = { status: number; file?: undefined; data?: undefined } | { stat
 export function serveBatch<F extends ServedFile>(socket: net.Socket, o: BatchServeOptions<F>): void {
   const from = { address: normalizeIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
   const release = o.conn.hold(); // its keys must outlive an idle UDP side while the batch runs
-  const records = new RecordReader();
+  const records = new SealedRecords(o.opener, 1); // record 0 was the hello's tag
   /** Asked for and not yet started, and started (being read) in order. */
   const waiting: Wanted[] = [];
   const reading: Promise<Answer<F>>[] = [];
   const budget = new ReadAheadBudget(READ_AHEAD_BYTES);
-  let requesterNumber = 1; // record 0 was the hello's tag
   let ownerNumber = 0;
   let noMore = false;
   let sending = false;
 
-  const violation = (why: keyof typeof batchViolations) => {
+  const violation = (why: keyof typeof batchViolations): false => {
     batchViolations[why]++;
     socket.destroy();
+    return false;
+  };
+  // One WANT record: false when it broke the protocol (the connection is closed).
+  const onWant = (plaintext: Buffer): boolean => {
+    const wanted = decodeWant(plaintext);
+    if (wanted === null || noMore) return violation('badWant');
+    if (wanted.length === 0) noMore = true;
+    if (waiting.length + reading.length + wanted.length > MAX_BATCH_PENDING) return violation('tooMany');
+    waiting.push(...wanted);
+    return true;
   };
   const onData = (chunk: Buffer) => {
-    const got = records.push(chunk);
-    if (got === 'malformed') return violation('badRecord');
-    for (const r of got) {
-      const plaintext = o.opener.openPieces(requesterNumber++, r.header, r.sealed);
-      if (!plaintext) return violation('badRecord');
-      const wanted = decodeWant(plaintext.length === 1 ? plaintext[0]! : Buffer.concat(plaintext));
-      if (wanted === null || noMore) return violation('badWant');
-      if (wanted.length === 0) noMore = true;
-      if (waiting.length + reading.length + wanted.length > MAX_BATCH_PENDING) return violation('tooMany');
-      waiting.push(...wanted);
-    }
-    records.detach();
-    pump();
+    let ok = true;
+    if (records.push(chunk, (plaintext) => (ok = onWant(joined(plaintext))))) return violation('badRecord');
+    if (ok) pump();
   };
 
   // Keeps READ_AHEAD files being looked up and read (within the budget), and sends finished ones
