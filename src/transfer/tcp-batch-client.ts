@@ -5,8 +5,9 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Opener, Sealer } from '../crypto/transport';
 import type { SecureConnection } from '../net/connection';
-import { decodeTcpReply, MAX_RECORD_PLAINTEXT, RecordReader, TcpStatus } from '../wire/tcp';
+import { decodeTcpReply, MAX_RECORD_PLAINTEXT, TcpStatus } from '../wire/tcp';
 import { decodeFileHead, encodeWant, FILE_HEAD_BYTES, MAX_BATCH_FILE_BYTES, MAX_BATCH_PENDING, WANT_HEAD_BYTES, wantEntryBytes } from '../wire/tcp-batch';
+import { joined, SealedRecords } from './sealed-records';
 import { sealRecord } from './tcp-records';
 import { TcpAuthError, tcpRecordFailures, transferSocket } from './tcp-client';
 
@@ -51,11 +52,9 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
   const idle = o.idleTimeoutMs ?? 15_000;
   return new Promise((resolve, reject) => {
     const keys = o.conn.tcpKeys(o.sessionId);
-    const opener = new Opener(keys.ownerToRequester);
     const sealer = new Sealer(keys.requesterToOwner);
-    const records = new RecordReader();
+    const records = new SealedRecords(new Opener(keys.ownerToRequester), 0);
     const socket = transferSocket(o, idle, (why) => fail(why));
-    let ownerNumber = 0;
     let requesterNumber = 1; // record 0 is the hello's tag
     let asked = 0;
     let answered = 0;
@@ -189,15 +188,13 @@ export function fetchBatchOverTcp(o: BatchFetchOptions): Promise<void> {
     };
 
     socket.on('data', (chunk: Buffer) => {
-      const got = records.push(chunk);
-      if (got === 'malformed') return tampered('badLength');
-      for (const r of got) {
-        if (settled) return;
-        const pieces = opener.openPieces(ownerNumber++, r.header, r.sealed);
-        if (!pieces) return tampered('badAuth');
-        const why = onRecord(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
-        if (why) return fail(why);
-      }
+      if (settled) return;
+      const fault = records.push(chunk, (plaintext) => {
+        const why = onRecord(joined(plaintext));
+        if (why) fail(why);
+        return !settled;
+      });
+      if (fault) tampered(fault);
     });
     socket.on('end', () => {
       if (settled) return;

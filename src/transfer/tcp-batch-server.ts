@@ -2,7 +2,8 @@
 // requester asks for files in WANT records; the owner answers each, in order, with a FILE head
 // and the file's bytes. Files are read a few at a time ahead of the socket, each whole and
 // checked against its digest before a byte of it is sent, so a file changed on disk is refused
-// rather than sent under the old digest.
+// rather than sent under the old digest. What is read ahead has a byte budget, so a batch holds
+// about as much memory as one file's stream does (README "Limits of a peer").
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type net from 'node:net';
@@ -10,16 +11,26 @@ import { normalizeIp } from '../core/addresses';
 import type { Opener, Sealer } from '../crypto/transport';
 import type { Connection, Remote } from '../net/connection';
 import { GetStatus } from '../wire/control';
-import { encodeTcpReply, MAX_RECORD_PLAINTEXT, RecordReader, TcpStatus } from '../wire/tcp';
+import { encodeTcpReply, MAX_RECORD_PLAINTEXT, TcpStatus } from '../wire/tcp';
 import { decodeWant, encodeFileHead, FILE_HEAD_BYTES, MAX_BATCH_FILE_BYTES, MAX_BATCH_PENDING, type Wanted } from '../wire/tcp-batch';
+import { joined, SealedRecords } from './sealed-records';
 import { cutWhenStalled, drained, endStream, SEALED_QUEUE_BYTES, sealRecord, sealRecordParts } from './tcp-records';
 import type { ServedFile } from './tcp-server';
 
-/** Files read ahead of the socket at once (each at most MAX_BATCH_FILE_BYTES in memory). */
+/** Files looked up ahead of the socket at once (small files are read as many at a time). */
 const READ_AHEAD = 8;
+/**
+ * File bytes read ahead and not yet sent, at most, per batch; one file is always let through
+ * whatever its size, so a 1 MiB file never stalls. With the sealed queue (SEALED_QUEUE_BYTES)
+ * that bounds a batch near one file's stream (its 1 MiB read buffer and the same queue).
+ */
+export const READ_AHEAD_BYTES = 2 * 1024 * 1024;
 
 /** Batches refused for breaking the protocol (for tests and metrics). */
 export const batchViolations = { badRecord: 0, badWant: 0, tooMany: 0 };
+
+/** The most file bytes one batch held read ahead, and the most sealed bytes it queued on its socket (for tests and metrics). */
+export const batchMemory = { peakReadAheadBytes: 0, peakQueuedBytes: 0 };
 
 export interface BatchServeOptions<F extends ServedFile> {
   sealer: Sealer;
@@ -53,38 +64,42 @@ type Answer<F> = { status: number; file?: undefined; data?: undefined } | { stat
 export function serveBatch<F extends ServedFile>(socket: net.Socket, o: BatchServeOptions<F>): void {
   const from = { address: normalizeIp(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 };
   const release = o.conn.hold(); // its keys must outlive an idle UDP side while the batch runs
-  const records = new RecordReader();
+  const records = new SealedRecords(o.opener, 1); // record 0 was the hello's tag
   /** Asked for and not yet started, and started (being read) in order. */
   const waiting: Wanted[] = [];
   const reading: Promise<Answer<F>>[] = [];
-  let requesterNumber = 1; // record 0 was the hello's tag
+  const budget = new ReadAheadBudget(READ_AHEAD_BYTES);
   let ownerNumber = 0;
   let noMore = false;
   let sending = false;
 
-  const violation = (why: keyof typeof batchViolations) => {
+  const violation = (why: keyof typeof batchViolations): false => {
     batchViolations[why]++;
     socket.destroy();
+    return false;
+  };
+  // One WANT record: false when it broke the protocol (the connection is closed).
+  const onWant = (plaintext: Buffer): boolean => {
+    const wanted = decodeWant(plaintext);
+    if (wanted === null || noMore) return violation('badWant');
+    if (wanted.length === 0) noMore = true;
+    if (waiting.length + reading.length + wanted.length > MAX_BATCH_PENDING) return violation('tooMany');
+    waiting.push(...wanted);
+    return true;
   };
   const onData = (chunk: Buffer) => {
-    const got = records.push(chunk);
-    if (got === 'malformed') return violation('badRecord');
-    for (const r of got) {
-      const plaintext = o.opener.openPieces(requesterNumber++, r.header, r.sealed);
-      if (!plaintext) return violation('badRecord');
-      const wanted = decodeWant(plaintext.length === 1 ? plaintext[0]! : Buffer.concat(plaintext));
-      if (wanted === null || noMore) return violation('badWant');
-      if (wanted.length === 0) noMore = true;
-      if (waiting.length + reading.length + wanted.length > MAX_BATCH_PENDING) return violation('tooMany');
-      waiting.push(...wanted);
-    }
-    records.detach();
-    pump();
+    let ok = true;
+    if (records.push(chunk, (plaintext) => (ok = onWant(joined(plaintext))))) return violation('badRecord');
+    if (ok) pump();
   };
 
-  // Keeps READ_AHEAD files being read, and sends finished ones in the order they were asked for.
+  // Keeps READ_AHEAD files being looked up and read (within the budget), and sends finished ones
+  // in the order they were asked for.
   const pump = () => {
-    while (reading.length < READ_AHEAD && waiting.length > 0) reading.push(prepare(waiting.shift()!, o.lookup));
+    while (reading.length < READ_AHEAD && waiting.length > 0) {
+      const turn = budget.turn();
+      reading.push(prepare(waiting.shift()!, o.lookup, (bytes) => budget.take(turn, bytes)));
+    }
     if (!sending) void send();
   };
   const send = async () => {
@@ -93,9 +108,11 @@ export function serveBatch<F extends ServedFile>(socket: net.Socket, o: BatchSer
       while (reading.length > 0 && !socket.destroyed) {
         const answer = await reading[0]!;
         reading.shift();
-        pump();
         if (socket.destroyed) return;
         writeAnswer(answer);
+        budget.release(); // its bytes are sealed into the queue: the next file may be read
+        batchMemory.peakQueuedBytes = Math.max(batchMemory.peakQueuedBytes, socket.writableLength);
+        pump();
         if (socket.writableLength >= SEALED_QUEUE_BYTES) await drained(socket);
       }
       if (noMore && reading.length === 0 && waiting.length === 0 && !socket.destroyed) {
@@ -137,8 +154,24 @@ export function serveBatch<F extends ServedFile>(socket: net.Socket, o: BatchSer
   socket.resume();
 }
 
-/** The answer for one wanted file: looked up now (re-hashed if it changed), read whole, verified. */
-async function prepare<F extends ServedFile>(w: Wanted, lookup: (name: string) => Promise<F | undefined>): Promise<Answer<F>> {
+/**
+ * The answer for one wanted file: looked up now (re-hashed if it changed), then, once `take` grants
+ * its bytes (every answer takes, a refusal 0 bytes, so that the turns pass in order), read whole
+ * and verified.
+ */
+async function prepare<F extends ServedFile>(w: Wanted, lookup: (name: string) => Promise<F | undefined>, take: (bytes: number) => Promise<void>): Promise<Answer<F>> {
+  const checked = await check(w, lookup);
+  await take(checked.file?.size ?? 0);
+  if (!checked.file) return { status: checked.status };
+  const file = checked.file;
+  const data = await readWhole(file.path, file.size).catch(() => undefined);
+  // Shrank or changed since it was hashed: not these bytes under that digest.
+  if (!data || createHash('sha256').update(data).digest('hex') !== file.sha256) return { status: GetStatus.changed };
+  return { status: GetStatus.ok, file, data };
+}
+
+/** The file to send for one wanted file, or why not. */
+async function check<F extends ServedFile>(w: Wanted, lookup: (name: string) => Promise<F | undefined>): Promise<{ status: number; file?: F }> {
   let file: F | undefined;
   try {
     file = await lookup(w.name);
@@ -148,10 +181,52 @@ async function prepare<F extends ServedFile>(w: Wanted, lookup: (name: string) =
   if (!file) return { status: GetStatus.notFound };
   if (w.sha256 !== null && w.sha256 !== file.sha256) return { status: GetStatus.changed };
   if (file.size > MAX_BATCH_FILE_BYTES) return { status: GetStatus.badRequest };
-  const data = await readWhole(file.path, file.size).catch(() => undefined);
-  // Shrank or changed since it was hashed: not these bytes under that digest.
-  if (!data || createHash('sha256').update(data).digest('hex') !== file.sha256) return { status: GetStatus.changed };
-  return { status: GetStatus.ok, file, data };
+  return { status: GetStatus.ok, file };
+}
+
+/**
+ * Bytes of files read ahead and not yet sent, granted in the order the files were asked for:
+ * a file waits while those granted before it hold the budget, and is granted alone whatever its
+ * size. Answers are sent in that same order, so the file at the head of the line (all before it
+ * sent, nothing held) is always granted: the ones behind it cannot block it. Each turn must take
+ * once, and each grant is released once its answer is written.
+ */
+class ReadAheadBudget {
+  private held = 0;
+  private turns = 0;
+  private next = 0;
+  private readonly asks = new Map<number, { bytes: number; grant: () => void }>();
+  /** Granted and not yet released, oldest first. */
+  private readonly granted: number[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  turn(): number {
+    return this.turns++;
+  }
+
+  take(turn: number, bytes: number): Promise<void> {
+    return new Promise((grant) => {
+      this.asks.set(turn, { bytes, grant });
+      this.grantInOrder();
+    });
+  }
+
+  /** The oldest grant's bytes are no longer held. */
+  release(): void {
+    this.held -= this.granted.shift() ?? 0;
+    this.grantInOrder();
+  }
+
+  private grantInOrder(): void {
+    for (let ask = this.asks.get(this.next); ask && (this.held === 0 || this.held + ask.bytes <= this.limit); ask = this.asks.get(this.next)) {
+      this.asks.delete(this.next++);
+      this.held += ask.bytes;
+      this.granted.push(ask.bytes);
+      batchMemory.peakReadAheadBytes = Math.max(batchMemory.peakReadAheadBytes, this.held);
+      ask.grant();
+    }
+  }
 }
 
 /**

@@ -6,7 +6,8 @@ import { createWriteStream, fdatasync } from 'node:fs';
 import net from 'node:net';
 import { Opener, Sealer } from '../crypto/transport';
 import type { SecureConnection } from '../net/connection';
-import { decodeTcpReply, encodeTcpHelloHead, RecordReader, TCP_REPLY_BYTES, TCP_TAG_BYTES, TcpStatus } from '../wire/tcp';
+import { decodeTcpReply, encodeTcpHelloHead, TCP_REPLY_BYTES, TCP_TAG_BYTES, TcpStatus } from '../wire/tcp';
+import { joined, SealedRecords } from './sealed-records';
 
 /** A record did not authenticate (tampered with, or corrupted past TCP's checksum). */
 export class TcpAuthError extends Error {
@@ -47,9 +48,7 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
   const idle = o.idleTimeoutMs ?? 15_000;
   return new Promise((resolve, reject) => {
     const keys = o.conn.tcpKeys(o.sessionId);
-    const opener = new Opener(keys.ownerToRequester);
-    const records = new RecordReader();
-    let recordNumber = 0;
+    const records = new SealedRecords(new Opener(keys.ownerToRequester), 0);
     // Every read lands in one buffer, reused (records are opened before the next read, and an
     // unfinished one is copied out by detach()): a fresh 64 KiB per read cost more than opening
     // the records on this platform (first-touch page faults, and the GC that the churn drives).
@@ -118,25 +117,22 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
         });
       }
     };
+    const onReply = (plaintext: Buffer) => {
+      const reply = decodeTcpReply(plaintext);
+      if (!reply) return fail('peer sent a malformed TCP reply');
+      if (reply.status !== TcpStatus.ok) return fail(tcpRefusal(reply.status));
+      if (reply.count !== o.count) return fail(`peer announced ${reply.count} bytes, expected ${o.count}`);
+      replied = true;
+    };
     const onChunk = (chunk: Buffer) => {
-      const got = records.push(chunk);
+      if (settled) return;
+      const fault = records.push(chunk, (plaintext) => {
+        if (!replied) onReply(joined(plaintext));
+        else for (const piece of plaintext) onBody(piece);
+        return !settled;
+      });
       // The length is the record's associated data: one below 17 is a record that cannot authenticate.
-      if (got === 'malformed') return tampered('badLength');
-      for (const r of got) {
-        if (settled) return;
-        const plaintext = opener.openPieces(recordNumber++, r.header, r.sealed);
-        if (!plaintext) return tampered('badAuth');
-        if (replied) {
-          for (const piece of plaintext) onBody(piece);
-          continue;
-        }
-        const reply = decodeTcpReply(plaintext.length === 1 ? plaintext[0]! : Buffer.concat(plaintext));
-        if (!reply) return fail('peer sent a malformed TCP reply');
-        if (reply.status !== TcpStatus.ok) return fail(tcpRefusal(reply.status));
-        if (reply.count !== o.count) return fail(`peer announced ${reply.count} bytes, expected ${o.count}`);
-        replied = true;
-      }
-      records.detach();
+      if (fault) tampered(fault);
     };
     socket.on('end', () => {
       if (settled) return;

@@ -1,7 +1,8 @@
 // A batch on one TCP stream (PROTOCOL.md 5.1) against a real owner in this process: the
 // requester's side answers every file in order (bytes, not found, changed); a requester that
 // breaks the protocol (too many files asked, a WANT after "no more", a damaged record) has its
-// connection closed; a file changed on disk behind the owner's back is refused, never sent.
+// connection closed; a file changed on disk behind the owner's back is refused, never sent; a
+// requester that stops reading leaves the owner holding at most its read-ahead budget.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -9,15 +10,16 @@ import { mkdir, stat, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Sealer } from '../../src/crypto/transport';
 import type { SecureConnection } from '../../src/net/connection';
 import type { Endpoint } from '../../src/net/endpoint';
-import { batchViolations } from '../../src/transfer/tcp-batch-server';
+import { Opener, Sealer } from '../../src/crypto/transport';
+import { batchMemory, batchViolations, READ_AHEAD_BYTES } from '../../src/transfer/tcp-batch-server';
 import { fetchBatchOverTcp, type BatchAnswer, type BatchFile } from '../../src/transfer/tcp-batch-client';
-import { sealRecord } from '../../src/transfer/tcp-records';
+import { SEALED_QUEUE_BYTES, sealRecord } from '../../src/transfer/tcp-records';
 import { FrameType } from '../../src/wire/frame';
 import { decodeGetResponse, encodeGetRequest, GetStatus } from '../../src/wire/control';
-import { encodeWant, MAX_BATCH_PENDING } from '../../src/wire/tcp-batch';
+import { decodeFileHead, encodeWant, FILE_HEAD_BYTES, MAX_BATCH_FILE_BYTES, MAX_BATCH_PENDING } from '../../src/wire/tcp-batch';
+import { decodeTcpReply, RecordReader } from '../../src/wire/tcp';
 import { tempDir } from '../support/cli';
 import { connect, requesterEndpoint, tcpHello, tcpReplyOf } from '../support/secure';
 import { owner } from '../control/support';
@@ -118,8 +120,8 @@ test('a file changed on disk with its size and time kept is refused (changed), n
   }
 });
 
-/** A raw batch stream: hello, the reply read, then what the test sends; resolves when the owner closes it. */
-async function rawBatch(send: (sealer: Sealer) => Buffer[]): Promise<{ closedBy: 'owner'; bytes: number }> {
+/** A raw batch stream, its hello sent and the owner's reply in: `got` collects all it receives. */
+async function openBatch(): Promise<{ id: number; socket: net.Socket; got: Buffer[]; sealer: Sealer }> {
   const id = await batchTicket();
   const socket = net.connect(o.port, '127.0.0.1');
   const got: Buffer[] = [];
@@ -129,7 +131,12 @@ async function rawBatch(send: (sealer: Sealer) => Buffer[]): Promise<{ closedBy:
   socket.write(tcpHello(conn, id));
   await waitFor(() => got.length > 0);
   assert.deepEqual(tcpReplyOf(conn, id, Buffer.concat(got)), { status: 0, count: 0, records: 1 });
-  const sealer = new Sealer(conn.tcpKeys(id).requesterToOwner);
+  return { id, socket, got, sealer: new Sealer(conn.tcpKeys(id).requesterToOwner) };
+}
+
+/** A raw batch stream: hello, the reply read, then what the test sends; resolves when the owner closes it. */
+async function rawBatch(send: (sealer: Sealer) => Buffer[]): Promise<{ closedBy: 'owner'; bytes: number }> {
+  const { socket, got, sealer } = await openBatch();
   for (const b of send(sealer)) socket.write(b);
   await Promise.race([once(socket, 'close'), new Promise((_, reject) => setTimeout(() => reject(new Error('the owner kept the connection')), 10_000))]);
   return { closedBy: 'owner', bytes: Buffer.concat(got).length };
@@ -181,6 +188,46 @@ test('a batch is one slot: a second batch GET at the requester cap is busy, and 
     await ep2.close();
     await capped.close();
   }
+});
+
+test(`a requester that asks for many 1 MiB files and does not read: the owner holds at most ${READ_AHEAD_BYTES / 1024 / 1024} MiB read ahead, and every file arrives byte-exact once it reads`, async () => {
+  const name = 's/f7.bin';
+  const data = files.get(name)!;
+  assert.equal(data.length, MAX_BATCH_FILE_BYTES);
+  const count = 32; // far more than the socket buffers, the sealed queue and the read-ahead hold
+  batchMemory.peakReadAheadBytes = 0;
+  batchMemory.peakQueuedBytes = 0;
+  const { id, socket, got, sealer } = await openBatch();
+  socket.pause(); // takes no more than Node's small read buffer until resumed
+  socket.write(Buffer.concat([sealRecord(sealer, 1, encodeWant(Array.from({ length: count }, () => ({ name, sha256: sha(data) })))), sealRecord(sealer, 2, encodeWant([]))]));
+  try {
+    // The fault took effect: the owner's sealed queue filled (the requester took nothing), and it
+    // then read ahead as far as it may; given time, an unbounded owner would read on.
+    await waitFor(() => batchMemory.peakQueuedBytes >= SEALED_QUEUE_BYTES && batchMemory.peakReadAheadBytes >= READ_AHEAD_BYTES);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(batchMemory.peakReadAheadBytes <= READ_AHEAD_BYTES, `the owner held ${batchMemory.peakReadAheadBytes} bytes read ahead`);
+    // One 1 MiB file's records (17 of them: 18 bytes each on top) may go past the queue's mark.
+    assert.ok(batchMemory.peakQueuedBytes <= SEALED_QUEUE_BYTES + MAX_BATCH_FILE_BYTES + FILE_HEAD_BYTES + 17 * 18, `the owner queued ${batchMemory.peakQueuedBytes} bytes`);
+  } finally {
+    socket.resume();
+  }
+  await Promise.race([once(socket, 'end'), new Promise((_, reject) => setTimeout(() => reject(new Error('the batch did not end')), 20_000))]);
+  socket.destroy();
+  const records = new RecordReader().push(Buffer.concat(got));
+  assert.ok(records !== 'malformed');
+  const opener = new Opener(conn.tcpKeys(id).ownerToRequester);
+  const plain = records.map((r, i) => opener.open(i, r.header, Buffer.concat(r.sealed)));
+  assert.ok(plain.every((p) => p !== null), 'every record authenticates');
+  assert.deepEqual(decodeTcpReply(plain[0]!), { status: 0, count: 0 });
+  let at = 1;
+  for (let f = 0; f < count; f++) {
+    const head = decodeFileHead(plain[at]!);
+    assert.deepEqual(head, { status: GetStatus.ok, size: data.length, sha256: sha(data) }, `file ${f}`);
+    const pieces = [plain[at++]!.subarray(FILE_HEAD_BYTES)];
+    for (let n = pieces[0]!.length; n < data.length; n += plain[at++]!.length) pieces.push(plain[at]!);
+    assert.ok(Buffer.concat(pieces).equals(data), `file ${f} byte-exact`);
+  }
+  assert.equal(at, plain.length, 'nothing after the last file');
 });
 
 async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
