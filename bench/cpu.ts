@@ -1,10 +1,13 @@
-// Where the CPU goes during a benchmark row, read from Linux's /proc: the CPU time of a process
+// Where the time goes during a benchmark row, read from Linux's /proc: the CPU time of a process
 // (and of the children it has reaped), the datagrams the kernel dropped at a process's UDP
-// sockets for want of receive buffer, and the top self-time functions of a V8 CPU profile
-// (`node --cpu-prof`). Linux only; elsewhere the readers return undefined.
+// sockets for want of receive buffer, the top self-time functions of a V8 CPU profile
+// (`node --cpu-prof`), and what a UDP sender's rate model estimated (its P2PSHARE_UDP_DEBUG
+// lines). Linux only; elsewhere the readers return undefined.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { median, MiB } from './util';
 
 let tickSeconds: number | undefined;
 function tick(): number {
@@ -117,4 +120,116 @@ export function summariseProfile(path: string, n = 8): ProfileSummary {
     .slice(0, n)
     .map(([name, us]) => ({ name, ms: us / 1000, percent: pct(us) }));
   return { totalMs: totalUs / 1000, idlePercent: pct(selfUs.get('(idle)') ?? 0), top };
+}
+
+/** CPU seconds of the three parties of one run, and how long it took. */
+export interface CpuSplit {
+  owner: number;
+  requester: number;
+  relay: number;
+  wall: number;
+}
+
+/** One measured run: the CPU split and what the relay and the kernel dropped meanwhile. */
+export interface Measured {
+  cpu: CpuSplit;
+  relayDrops: number;
+  ownerDrops: number;
+  machineDrops: number;
+  loopDelayP99Ms: number;
+}
+
+/**
+ * Runs `run` (a get or a blast whose processes this process waits for) and reads who used the
+ * CPU meanwhile: `ownerPid` from /proc, the reaped children (the get) from this process's
+ * cutime/cstime, the relay as this process's own time (it also hosts the registry, idle here).
+ */
+export async function measure<T extends { seconds: number }>(ownerPid: number | undefined, run: () => Promise<T>): Promise<{ result: T; m: Measured }> {
+  const owner0 = ownerPid ? procCpu(ownerPid) : undefined;
+  const self0 = procCpu('self');
+  const relay0 = process.cpuUsage();
+  const drops0 = { relay: udpSocketDrops('self') ?? 0, owner: ownerPid ? (udpSocketDrops(ownerPid) ?? 0) : 0, machine: udpRcvbufErrors() ?? 0 };
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
+  const result = await run();
+  loop.disable();
+  const relay = process.cpuUsage(relay0);
+  const self1 = procCpu('self');
+  const owner1 = ownerPid ? procCpu(ownerPid) : undefined;
+  return {
+    result,
+    m: {
+      cpu: {
+        owner: owner0 && owner1 ? owner1.self - owner0.self : NaN,
+        requester: self0 && self1 ? self1.children - self0.children : NaN,
+        relay: (relay.user + relay.system) / 1e6,
+        wall: result.seconds,
+      },
+      relayDrops: (udpSocketDrops('self') ?? 0) - drops0.relay,
+      ownerDrops: ownerPid ? (udpSocketDrops(ownerPid) ?? 0) - drops0.owner : 0,
+      machineDrops: (udpRcvbufErrors() ?? 0) - drops0.machine,
+      loopDelayP99Ms: loop.percentile(99) / 1e6,
+    },
+  };
+}
+
+export type Party = 'owner' | 'requester' | 'relay';
+
+/** "owner 4.1 ms/MiB (52 % of a core), ..." for the parties named, from the median over the runs. */
+export function describeCpu(ms: Measured[], bytes: number, names: Partial<Record<Party, string>>): string {
+  const mib = bytes / MiB;
+  const med = (f: (c: CpuSplit) => number) => median(ms.map((m) => f(m.cpu)));
+  const parts = (Object.entries(names) as Array<[Party, string]>).map(([p, name]) => `${name} ${((1000 * med((c) => c[p])) / mib).toFixed(1)} ms/MiB (${(100 * med((c) => c[p] / c.wall)).toFixed(0)} % of a core)`);
+  return `CPU per MiB of the file, median: ${parts.join(', ')}`;
+}
+
+export function describeDrops(ms: Measured[]): string {
+  const sum = (f: (m: Measured) => number) => ms.reduce((a, m) => a + f(m), 0);
+  const relay = sum((m) => m.relayDrops);
+  const owner = sum((m) => m.ownerDrops);
+  const machine = sum((m) => m.machineDrops);
+  return `receive-buffer drops over the runs: relay's sockets ${relay}, owner's ${owner}, the whole machine ${machine} (the rest: the get's socket or other users of loopback); relay event-loop delay p99 ${median(ms.map((m) => m.loopDelayP99Ms)).toFixed(1)} ms`;
+}
+
+/** Which of the named processes was busiest, and whether together they filled the machine (one core = 100 %). */
+export function verdict(ms: Measured[], names: Partial<Record<Party, string>>): string {
+  const parties = Object.keys(names) as Party[];
+  const shares = parties.map((p) => median(ms.map((m) => m.cpu[p] / m.cpu.wall)));
+  const busiest = shares.indexOf(Math.max(...shares));
+  const total = median(ms.map((m) => parties.reduce((a, p) => a + m.cpu[p], 0) / m.cpu.wall));
+  const top = `${names[parties[busiest]!]} busiest (${(100 * shares[busiest]!).toFixed(0)} % of a core)`;
+  const these = `the ${parties.length === 3 ? 'three' : parties.length} processes`;
+  return total > 1.7 ? `CPU-bound: ${these} kept ${total.toFixed(2)} of the 2 cores busy, ${top}` : `${top}; ${these} together ${total.toFixed(2)} of the 2 cores`;
+}
+
+/** What the owner's rate model said during one UDP get (its P2PSHARE_UDP_DEBUG lines, every 200 ms). */
+export interface ModelStats {
+  bwMedian: number;
+  bwPeak: number;
+  /** Bandwidth estimate when startup ended (the first line not in startup), MiB/s. */
+  startupEnd: number | undefined;
+  retransmitted: number;
+}
+
+const DEBUG_LINE = /^udp-send \S+ rate=[\d.]+MB\/s bw=([\d.]+) .* retx=(\d+) startup=(true|false)$/;
+
+/** The rate model's lines in `stderr` (the owner's, from where this get began). */
+export function modelStats(stderr: string): ModelStats | undefined {
+  const lines = stderr.split('\n').flatMap((l) => {
+    const m = DEBUG_LINE.exec(l);
+    return m ? [{ bw: (Number(m[1]) * 1e6) / MiB, retx: Number(m[2]), startup: m[3] === 'true' }] : [];
+  });
+  if (lines.length === 0) return undefined;
+  const bws = lines.map((l) => l.bw);
+  return { bwMedian: median(bws), bwPeak: Math.max(...bws), startupEnd: lines.find((l) => !l.startup)?.bw, retransmitted: lines[lines.length - 1]!.retx };
+}
+
+export function describeModel(stats: Array<ModelStats | undefined>): string {
+  const s = stats.filter((x): x is ModelStats => x !== undefined);
+  if (s.length === 0) return "the owner's rate model said nothing (no P2PSHARE_UDP_DEBUG lines)";
+  const ends = s.flatMap((x) => (x.startupEnd !== undefined ? [x.startupEnd] : []));
+  return (
+    `owner's rate model (P2PSHARE_UDP_DEBUG every 200 ms), median over the runs: bandwidth estimate ${median(s.map((x) => x.bwMedian)).toFixed(1)} MiB/s (peak ${median(s.map((x) => x.bwPeak)).toFixed(1)}), ` +
+    `startup ended at ${ends.length ? `${median(ends).toFixed(1)} MiB/s` : '— (never within a line)'}, ${median(s.map((x) => x.retransmitted))} chunks retransmitted per get`
+  );
 }

@@ -1,4 +1,4 @@
-// Rows 10a-10e of `npm run bench`: a 1 Gbit/s link with 5 ms one-way delay and 1 % random loss
+// Rows 10a-10h of `npm run bench`: a 1 Gbit/s link with 5 ms one-way delay and 1 % random loss
 // each way, emulated by test/support/relay.ts (UdpRelay) and, for TCP, test/support/tcp-proxy.ts
 // (which never drops a byte), both in the bench process. Each row says what we reach against the
 // link rate and where the CPU went: the owner process, the get process and the relay/proxy (this
@@ -7,8 +7,11 @@
 //   10a UDP get, 1 % loss each way;  10b the same link without loss (what loss alone costs);
 //   10c a bare dgram blast through a relay as 10a's: what the emulator itself carries on this
 //       machine, the ceiling a get is held to when a user-space relay shares the two cores;
-//   10d TCP get through the proxy (no loss);  10e (BENCH_GBIT_PROFILE) CPU profiles of a UDP get.
-// The rate cannot be moved into the kernel here: this kernel has neither netem nor fq (the only
+//   10d TCP get through the proxy (no loss);
+//   10f-10g UDP and TCP gets over a kernel-emulated 1 Gbit/s link with 1 % loss between two network
+//       namespaces (bench/gbit-kernel.ts, root only): no relay on our cores, but no delay either;
+//   10h (BENCH_GBIT_PROFILE) CPU profiles of a UDP get as 10a's.
+// The delay cannot be moved into the kernel here: this kernel has neither netem nor fq (the only
 // qdiscs are htb, tbf and fifo), so nothing below user space can delay a packet, and a relay that
 // delays every datagram does all the per-datagram work of one that also limits its rate.
 //   node build.mjs && node --import tsx bench/gbit.ts    (these rows alone)
@@ -17,18 +20,19 @@
 //   and get run from source with `--cpu-prof`; the top self-time functions of each are printed.
 import { mkdir, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { pointRegistration, randomFile } from '../test/peer/support';
 import { TEST_CONFIG_HOME, startProcess, tempDir, type RunningCli } from '../test/support/cli';
 import { UdpRelay, type Impairment, type RelayCounters } from '../test/support/relay';
 import { relayAndProxy } from '../test/support/relay-and-proxy';
 import { dgramBlast } from './baseline';
-import { procCpu, summariseProfile, udpRcvbufErrors, udpSocketDrops } from './cpu';
+import { kernelRows } from './gbit-kernel';
+import { describeCpu, describeDrops, describeModel, measure, modelStats, summariseProfile, verdict, type Measured, type ModelStats } from './cpu';
 import { cliGet, ownerBehind, startSetup, type GetOutcome, type Transport } from './peers';
 import { fmtRate, loadLine, markdownTable, median, MiB, mibPerSecond } from './util';
 
-const FILE_MIB = Number(process.env.BENCH_GBIT_MIB ?? 256);
+/** The file of rows 10a-10h; 0 leaves them out of `npm run bench`. */
+export const GBIT_FILE_BYTES = Number(process.env.BENCH_GBIT_MIB ?? 256) * MiB;
 const ROUNDS = Number(process.env.BENCH_GBIT_ROUNDS ?? 3);
 const PROFILE = process.env.BENCH_GBIT_PROFILE ?? '';
 const LINK_MBIT = 1000;
@@ -47,76 +51,7 @@ export interface GbitRow {
   notes: string;
 }
 
-/** CPU seconds of the three parties of one run, and how long it took. */
-interface CpuSplit {
-  owner: number;
-  requester: number;
-  relay: number;
-  wall: number;
-}
-
-/** One measured run: the CPU split and what the relay and the kernel dropped meanwhile. */
-interface Measured {
-  cpu: CpuSplit;
-  relayDrops: number;
-  ownerDrops: number;
-  machineDrops: number;
-  loopDelayP99Ms: number;
-}
-
 const link = (seed: number, lossPercent = LOSS_PERCENT): Impairment => ({ rateMbit: LINK_MBIT, delayMs: ONE_WAY_MS, lossPercent, seed });
-
-/**
- * Runs `run` (a get or a blast whose processes this process waits for) and reads who used the
- * CPU meanwhile: `ownerPid` from /proc, the reaped children (the get) from this process's
- * cutime/cstime, the relay as this process's own time (it also hosts the registry, idle here).
- */
-async function measure<T extends { seconds: number }>(ownerPid: number | undefined, run: () => Promise<T>): Promise<{ result: T; m: Measured }> {
-  const owner0 = ownerPid ? procCpu(ownerPid) : undefined;
-  const self0 = procCpu('self');
-  const relay0 = process.cpuUsage();
-  const drops0 = { relay: udpSocketDrops('self') ?? 0, owner: ownerPid ? (udpSocketDrops(ownerPid) ?? 0) : 0, machine: udpRcvbufErrors() ?? 0 };
-  const loop = monitorEventLoopDelay({ resolution: 5 });
-  loop.enable();
-  const result = await run();
-  loop.disable();
-  const relay = process.cpuUsage(relay0);
-  const self1 = procCpu('self');
-  const owner1 = ownerPid ? procCpu(ownerPid) : undefined;
-  return {
-    result,
-    m: {
-      cpu: {
-        owner: owner0 && owner1 ? owner1.self - owner0.self : NaN,
-        requester: self0 && self1 ? self1.children - self0.children : NaN,
-        relay: (relay.user + relay.system) / 1e6,
-        wall: result.seconds,
-      },
-      relayDrops: (udpSocketDrops('self') ?? 0) - drops0.relay,
-      ownerDrops: ownerPid ? (udpSocketDrops(ownerPid) ?? 0) - drops0.owner : 0,
-      machineDrops: (udpRcvbufErrors() ?? 0) - drops0.machine,
-      loopDelayP99Ms: loop.percentile(99) / 1e6,
-    },
-  };
-}
-
-type Party = 'owner' | 'requester' | 'relay';
-
-/** "owner 4.1 ms/MiB (52 % of a core), ..." for the parties named, from the median over the runs. */
-function describeCpu(ms: Measured[], bytes: number, names: Partial<Record<Party, string>>): string {
-  const mib = bytes / MiB;
-  const med = (f: (c: CpuSplit) => number) => median(ms.map((m) => f(m.cpu)));
-  const parts = (Object.entries(names) as Array<[Party, string]>).map(([p, name]) => `${name} ${((1000 * med((c) => c[p])) / mib).toFixed(1)} ms/MiB (${(100 * med((c) => c[p] / c.wall)).toFixed(0)} % of a core)`);
-  return `CPU per MiB of the file, median: ${parts.join(', ')}`;
-}
-
-function describeDrops(ms: Measured[]): string {
-  const sum = (f: (m: Measured) => number) => ms.reduce((a, m) => a + f(m), 0);
-  const relay = sum((m) => m.relayDrops);
-  const owner = sum((m) => m.ownerDrops);
-  const machine = sum((m) => m.machineDrops);
-  return `receive-buffer drops over the runs: relay's sockets ${relay}, owner's ${owner}, the whole machine ${machine} (the rest: the get's socket or other users of loopback); relay event-loop delay p99 ${median(ms.map((m) => m.loopDelayP99Ms)).toFixed(1)} ms`;
-}
 
 function delta(after: RelayCounters, before: RelayCounters): RelayCounters {
   const d = { ...after };
@@ -127,48 +62,6 @@ function delta(after: RelayCounters, before: RelayCounters): RelayCounters {
 const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '—');
 const rangeOf = (rates: number[]) => (rates.length > 1 ? ` (range ${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})` : '');
 
-/** Which process was busiest, and whether the three together filled the machine (one core = 100 %). */
-function verdict(ms: Measured[], names: Record<Party, string>): string {
-  const parties = Object.keys(names) as Party[];
-  const shares = parties.map((p) => median(ms.map((m) => m.cpu[p] / m.cpu.wall)));
-  const busiest = shares.indexOf(Math.max(...shares));
-  const total = median(ms.map((m) => (m.cpu.owner + m.cpu.requester + m.cpu.relay) / m.cpu.wall));
-  const top = `${names[parties[busiest]!]} busiest (${(100 * shares[busiest]!).toFixed(0)} % of a core)`;
-  return total > 1.7 ? `CPU-bound: the three processes kept ${total.toFixed(2)} of the 2 cores busy, ${top}` : `${top}; the three together ${total.toFixed(2)} of the 2 cores`;
-}
-
-/** What the owner's rate model said during one UDP get (its P2PSHARE_UDP_DEBUG lines, every 200 ms). */
-interface ModelStats {
-  bwMedian: number;
-  bwPeak: number;
-  /** Bandwidth estimate when startup ended (the first line not in startup), MiB/s. */
-  startupEnd: number | undefined;
-  retransmitted: number;
-}
-
-const DEBUG_LINE = /^udp-send \S+ rate=[\d.]+MB\/s bw=([\d.]+) .* retx=(\d+) startup=(true|false)$/;
-
-/** The rate model's lines in `stderr` (the owner's, from where this get began). */
-function modelStats(stderr: string): ModelStats | undefined {
-  const lines = stderr.split('\n').flatMap((l) => {
-    const m = DEBUG_LINE.exec(l);
-    return m ? [{ bw: (Number(m[1]) * 1e6) / MiB, retx: Number(m[2]), startup: m[3] === 'true' }] : [];
-  });
-  if (lines.length === 0) return undefined;
-  const bws = lines.map((l) => l.bw);
-  return { bwMedian: median(bws), bwPeak: Math.max(...bws), startupEnd: lines.find((l) => !l.startup)?.bw, retransmitted: lines[lines.length - 1]!.retx };
-}
-
-function describeModel(stats: Array<ModelStats | undefined>): string {
-  const s = stats.filter((x): x is ModelStats => x !== undefined);
-  if (s.length === 0) return "the owner's rate model said nothing (no P2PSHARE_UDP_DEBUG lines)";
-  const ends = s.flatMap((x) => (x.startupEnd !== undefined ? [x.startupEnd] : []));
-  return (
-    `owner's rate model (P2PSHARE_UDP_DEBUG every 200 ms), median over the runs: bandwidth estimate ${median(s.map((x) => x.bwMedian)).toFixed(1)} MiB/s (peak ${median(s.map((x) => x.bwPeak)).toFixed(1)}), ` +
-    `startup ended at ${ends.length ? `${median(ends).toFixed(1)} MiB/s` : '— (never within a line)'}, ${median(s.map((x) => x.retransmitted))} chunks retransmitted per get`
-  );
-}
-
 interface UdpRun {
   out: GetOutcome;
   m: Measured;
@@ -178,7 +71,7 @@ interface UdpRun {
 }
 
 /**
- * Rows 10a-10d: owners of `file` (in `share`, `bytes` long) behind 1 Gbit/s relays and a proxy,
+ * Rows 10a-10h: owners of `file` (in `share`, `bytes` long) behind 1 Gbit/s relays and a proxy,
  * registered at `registryUrl`; `dir` for downloads and profiles.
  */
 export async function gbitRows(o: { registryUrl: string; share: string; file: string; bytes: number; dir: string; log: (line: string) => void }): Promise<GbitRow[]> {
@@ -238,6 +131,8 @@ export async function gbitRows(o: { registryUrl: string; share: string; file: st
       o.log(`1 Gbit/s round ${r + 1}: UDP get ${lossyRate} (1 % loss), ${cleanRate} (0 % loss), TCP get ${tcpRate}, blast through the relay ${fmtRate(blast[r]!.rate)}`);
     }
     const rows = describeRows(o.bytes, { udp, udpClean, tcp, blast }, failures);
+    for (const close of closers.splice(0).reverse()) await close().catch(() => undefined); // the relays' timers off the cores
+    rows.push(...(await kernelRows({ share: o.share, file: o.file, bytes: o.bytes, rounds: ROUNDS, log: o.log })));
     if (PROFILE) rows.push(...(await profileRow(o)));
     return rows;
   } finally {
@@ -344,7 +239,7 @@ async function profileRow(o: { registryUrl: string; share: string; file: string;
   o.log(`profiles in ${dir}`);
   return [
     {
-      label: `10e. profiles of one more UDP get as 10a (owner and get from source with --cpu-prof): top self time`,
+      label: `10h. profiles of one more UDP get as 10a (owner and get from source with --cpu-prof): top self time`,
       ours: outcome.ok ? fmtRate(mibPerSecond(o.bytes, outcome.seconds)) : `failed: ${outcome.failure}`,
       baseline: `${fmtRate(LINK_MIBPS)} (link rate)`,
       ratio: outcome.ok ? ratio(mibPerSecond(o.bytes, outcome.seconds), LINK_MIBPS) : '—',
@@ -359,7 +254,7 @@ async function main(): Promise<void> {
   try {
     const share = join(dir, 'share');
     await mkdir(share, { recursive: true });
-    const bytes = FILE_MIB * MiB;
+    const bytes = GBIT_FILE_BYTES;
     await randomFile(join(share, 'gbit.bin'), bytes);
     const setup = await startSetup(share);
     try {
