@@ -81,6 +81,17 @@ export function udpRcvbufErrors(): number | undefined {
   }
 }
 
+/** Busy and total CPU seconds of the whole machine, all cores, since boot (/proc/stat; iowait counts as idle). */
+export function machineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = f.reduce((a, b) => a + b, 0);
+    return { busy: (total - f[3]! - f[4]!) * tick(), total: total * tick() };
+  } catch {
+    return undefined;
+  }
+}
+
 export interface ProfileSummary {
   /** Sampled milliseconds in all. */
   totalMs: number;
@@ -137,6 +148,8 @@ export interface Measured {
   ownerDrops: number;
   machineDrops: number;
   loopDelayP99Ms: number;
+  /** Share of the machine's cores busy during the run (ours and everyone else's), 0-1. */
+  machineBusy: number;
 }
 
 /**
@@ -149,6 +162,7 @@ export async function measure<T extends { seconds: number }>(ownerPid: number | 
   const self0 = procCpu('self');
   const relay0 = process.cpuUsage();
   const drops0 = { relay: udpSocketDrops('self') ?? 0, owner: ownerPid ? (udpSocketDrops(ownerPid) ?? 0) : 0, machine: udpRcvbufErrors() ?? 0 };
+  const machine0 = machineCpu();
   const loop = monitorEventLoopDelay({ resolution: 5 });
   loop.enable();
   const result = await run();
@@ -156,6 +170,7 @@ export async function measure<T extends { seconds: number }>(ownerPid: number | 
   const relay = process.cpuUsage(relay0);
   const self1 = procCpu('self');
   const owner1 = ownerPid ? procCpu(ownerPid) : undefined;
+  const machine1 = machineCpu();
   return {
     result,
     m: {
@@ -169,6 +184,7 @@ export async function measure<T extends { seconds: number }>(ownerPid: number | 
       ownerDrops: ownerPid ? (udpSocketDrops(ownerPid) ?? 0) - drops0.owner : 0,
       machineDrops: (udpRcvbufErrors() ?? 0) - drops0.machine,
       loopDelayP99Ms: loop.percentile(99) / 1e6,
+      machineBusy: machine0 && machine1 && machine1.total > machine0.total ? (machine1.busy - machine0.busy) / (machine1.total - machine0.total) : NaN,
     },
   };
 }
@@ -191,15 +207,23 @@ export function describeDrops(ms: Measured[]): string {
   return `receive-buffer drops over the runs: relay's sockets ${relay}, owner's ${owner}, the whole machine ${machine} (the rest: the get's socket or other users of loopback); relay event-loop delay p99 ${median(ms.map((m) => m.loopDelayP99Ms)).toFixed(1)} ms`;
 }
 
-/** Which of the named processes was busiest, and whether together they filled the machine (one core = 100 %). */
+/**
+ * Which of the named processes was busiest, whether together they filled the machine (one core =
+ * 100 %), and how busy the whole machine was: when it was full, the rest went to other processes
+ * and ours were starved rather than idle.
+ */
 export function verdict(ms: Measured[], names: Partial<Record<Party, string>>): string {
   const parties = Object.keys(names) as Party[];
   const shares = parties.map((p) => median(ms.map((m) => m.cpu[p] / m.cpu.wall)));
   const busiest = shares.indexOf(Math.max(...shares));
   const total = median(ms.map((m) => parties.reduce((a, p) => a + m.cpu[p], 0) / m.cpu.wall));
+  const machine = median(ms.map((m) => m.machineBusy));
   const top = `${names[parties[busiest]!]} busiest (${(100 * shares[busiest]!).toFixed(0)} % of a core)`;
   const these = `the ${parties.length === 3 ? 'three' : parties.length} processes`;
-  return total > 1.7 ? `CPU-bound: ${these} kept ${total.toFixed(2)} of the 2 cores busy, ${top}` : `${top}; ${these} together ${total.toFixed(2)} of the 2 cores`;
+  const ours = total > 1.7 ? `CPU-bound: ${these} kept ${total.toFixed(2)} of the 2 cores busy, ${top}` : `${top}; ${these} together ${total.toFixed(2)} of the 2 cores`;
+  if (!Number.isFinite(machine)) return ours;
+  const full = machine > 0.9 && total <= 1.7 ? ', so ours were starved of CPU by other work, not idle' : '';
+  return `${ours}; the whole machine ${(100 * machine).toFixed(0)} % busy${full}`;
 }
 
 /** What the owner's rate model said during one UDP get (its P2PSHARE_UDP_DEBUG lines, every 200 ms). */
