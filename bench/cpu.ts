@@ -192,10 +192,18 @@ export async function measure<T extends { seconds: number }>(ownerPid: number | 
 export type Party = 'owner' | 'requester' | 'relay';
 
 /** "owner 4.1 ms/MiB (52 % of a core), ..." for the parties named, from the median over the runs. */
+/**
+ * "owner 4.1 ms/MiB (52 % of a core; a whole core: ≤ 244 MiB/s), ..." for the parties named, median
+ * over the runs. The last figure is what that process could carry at this cost with a core to
+ * itself: the rate the CPU alone would cap it at, whatever the link and the rate control do.
+ */
 export function describeCpu(ms: Measured[], bytes: number, names: Partial<Record<Party, string>>): string {
   const mib = bytes / MiB;
   const med = (f: (c: CpuSplit) => number) => median(ms.map((m) => f(m.cpu)));
-  const parts = (Object.entries(names) as Array<[Party, string]>).map(([p, name]) => `${name} ${((1000 * med((c) => c[p])) / mib).toFixed(1)} ms/MiB (${(100 * med((c) => c[p] / c.wall)).toFixed(0)} % of a core)`);
+  const parts = (Object.entries(names) as Array<[Party, string]>).map(([p, name]) => {
+    const msPerMib = (1000 * med((c) => c[p])) / mib;
+    return `${name} ${msPerMib.toFixed(1)} ms/MiB (${(100 * med((c) => c[p] / c.wall)).toFixed(0)} % of a core; a whole core: ≤ ${(1000 / msPerMib).toFixed(0)} MiB/s)`;
+  });
   return `CPU per MiB of the file, median: ${parts.join(', ')}`;
 }
 
