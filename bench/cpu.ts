@@ -197,14 +197,14 @@ export type Party = 'owner' | 'requester' | 'relay';
  * over the runs. The last figure is what that process could carry at this cost with a core to
  * itself: the rate the CPU alone would cap it at, whatever the link and the rate control do.
  */
-export function describeCpu(ms: Measured[], bytes: number, names: Partial<Record<Party, string>>): string {
+export function describeCpu(ms: Measured[], bytes: number, names: Partial<Record<Party, string>>, what = 'of the file'): string {
   const mib = bytes / MiB;
   const med = (f: (c: CpuSplit) => number) => median(ms.map((m) => f(m.cpu)));
   const parts = (Object.entries(names) as Array<[Party, string]>).map(([p, name]) => {
     const msPerMib = (1000 * med((c) => c[p])) / mib;
     return `${name} ${msPerMib.toFixed(1)} ms/MiB (${(100 * med((c) => c[p] / c.wall)).toFixed(0)} % of a core; a whole core: ≤ ${(1000 / msPerMib).toFixed(0)} MiB/s)`;
   });
-  return `CPU per MiB of the file, median: ${parts.join(', ')}`;
+  return `CPU per MiB ${what}, median: ${parts.join(', ')}`;
 }
 
 export function describeDrops(ms: Measured[]): string {
