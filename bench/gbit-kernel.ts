@@ -121,7 +121,7 @@ export async function kernelRows(o: { share: string; file: string; bytes: number
         baseline: `${fmtRate(LINK_MIBPS)} (link rate)`,
         ratio: rs.length ? (rate / LINK_MIBPS).toFixed(2) : '—',
         notes:
-          `${rs.length} runs${failed ? ` (then failed: ${failed.out.failure})` : ''}${rates.length > 1 ? ` (range ${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})` : ''}` +
+          `${rs.length} run${rs.length === 1 ? '' : 's'}${failed ? ` (then failed: ${failed.out.failure})` : ''}${rates.length > 1 ? ` (range ${Math.min(...rates).toFixed(0)}–${Math.max(...rates).toFixed(0)})` : ''}` +
           `${inner.length ? `; get's own timer ${fmtRate(mibPerSecond(o.bytes, median(inner)))}` : ''}; no user-space relay: ${verdict(rs.map((r) => r.m), names)}; ${describeCpu(rs.map((r) => r.m), o.bytes, names)}` +
           `${via === 'udp' ? `; ${describeModel(rs.map((r) => r.model))}` : '; kernel TCP (CUBIC) without loss: the rule drops UDP only'}; ${drops}`,
       };

@@ -191,7 +191,7 @@ function describeRows(
       baseline: linkCell,
       ratio: ratio(blastRate, LINK_MIBPS),
       notes:
-        `${r.blast.length} runs${rangeOf(r.blast.map((b) => b.rate))}; rate at the receiver, first to last datagram; ${describeCpu(r.blast.map((b) => b.m), median(r.blast.map((b) => b.relay.bytesForwarded)), { relay: 'relay' }, 'relayed')}; ` +
+        `${r.blast.length} run${r.blast.length === 1 ? '' : 's'}${rangeOf(r.blast.map((b) => b.rate))}; rate at the receiver, first to last datagram; ${describeCpu(r.blast.map((b) => b.m), median(r.blast.map((b) => b.relay.bytesForwarded)), { relay: 'relay' }, 'relayed')}; ` +
         `the relay took in ${sum(r.blast.map((b) => b.relay), 'received')} of ${r.blast.length * Math.ceil(bytes / BLAST_PAYLOAD)} datagrams sent (the rest overflowed its socket), queue drops ${sum(r.blast.map((b) => b.relay), 'queueDrops')}; ${describeDrops(r.blast.map((b) => b.m))}`,
     },
     {
