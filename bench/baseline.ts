@@ -49,12 +49,16 @@ export interface BlastResult {
   seconds: number;
 }
 
-/** Blasts `totalBytes` in `payload`-byte datagrams over loopback between two processes. */
-export async function dgramBlast(totalBytes: number, payload: number): Promise<BlastResult> {
+/**
+ * Blasts `totalBytes` in `payload`-byte datagrams over loopback between two processes; `via`,
+ * given the receiver's port, returns the port to send to instead (a relay in front of it).
+ */
+export async function dgramBlast(totalBytes: number, payload: number, via?: (receiverPort: number) => Promise<number>): Promise<BlastResult> {
   const receiver = spawn(process.execPath, ['-e', DGRAM_RECEIVER], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const lines = lineReader(receiver);
-    const port = Number((await lines.next(/^port (\d+)/, 10_000))[1]);
+    const receiverPort = Number((await lines.next(/^port (\d+)/, 10_000))[1]);
+    const port = via ? await via(receiverPort) : receiverPort;
     const sender = await timeNode(['-e', DGRAM_SENDER, String(port), String(totalBytes), String(payload)], { timeoutMs: 60_000 });
     if (sender.code !== 0) throw new Error(`dgram sender failed: ${sender.stderr.trim()}`);
     const result = JSON.parse((await lines.next(/^\{.*\}$/, 35_000))[0]) as { bytes: number; count: number; seconds: number };

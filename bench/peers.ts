@@ -57,18 +57,22 @@ export async function startSetup(shareDir: string, ownerName = 'owner'): Promise
 /**
  * Another owner peer process `name` sharing `shareDir` whose registration then points at what
  * `front` starts in front of it (a relay, a proxy): a name is bound to its key and the handshake
- * to the name, so a path through a relay is another peer's registration, not an alias.
+ * to the name, so a path through a relay is another peer's registration, not an alias. `env` is
+ * added to the owner's environment.
  */
-export async function ownerBehind<T extends { port: number }>(registryUrl: string, name: string, shareDir: string, front: (ownerPort: number) => Promise<T>): Promise<{ front: T; close(): Promise<void> }> {
-  const peer = await startPeer(name, registryUrl, shareDir);
+export async function ownerBehind<T extends { port: number }>(registryUrl: string, name: string, shareDir: string, front: (ownerPort: number) => Promise<T>, env?: Record<string, string>): Promise<{ front: T; cli: RunningCli; close(): Promise<void> }> {
+  const peer = await startPeer(name, registryUrl, shareDir, [], env);
   const f = await front(peer.port);
   await pointRegistration(registryUrl, name, f.port);
-  return { front: f, close: () => peer.cli.stop().then(() => undefined) };
+  return { front: f, cli: peer.cli, close: () => peer.cli.stop().then(() => undefined) };
 }
 
-/** `p2pshare get PEER FILE --via T` as a process (`cli`: another bundle), timed from spawn to exit; the download is deleted after. */
-export async function cliGet(o: { registryUrl: string; peer: string; file: string; via: Transport; downloads: string; timeoutMs: number; cli?: string }): Promise<GetOutcome> {
-  const run = await timeNode([o.cli ?? CLI, 'get', o.peer, o.file, '--via', o.via, '--registry', o.registryUrl, '--downloads', o.downloads, '--json'], {
+/**
+ * `p2pshare get PEER FILE --via T` as a process (`cli`: another bundle or entry, `nodeArgs`: Node's
+ * own options before it), timed from spawn to exit; the download is deleted after.
+ */
+export async function cliGet(o: { registryUrl: string; peer: string; file: string; via: Transport; downloads: string; timeoutMs: number; cli?: string; nodeArgs?: string[] }): Promise<GetOutcome> {
+  const run = await timeNode([...(o.nodeArgs ?? []), o.cli ?? CLI, 'get', o.peer, o.file, '--via', o.via, '--registry', o.registryUrl, '--downloads', o.downloads, '--json'], {
     // The bench's own identity and known_peers (a temporary folder), never the user's.
     env: { ...process.env, NO_COLOR: '1', P2PSHARE_REGISTRY: undefined, XDG_CONFIG_HOME: TEST_CONFIG_HOME },
     timeoutMs: o.timeoutMs,

@@ -3,6 +3,9 @@
 //   BENCH_LOOP_ROUNDS=5 BENCH_ROUNDS=3 BENCH_MIB=256 BENCH_LINK_MIB=64 BENCH_JPEG_RUNS=7 (defaults)
 //   rows 8a-8b: BENCH_MANY_FILES=10000 BENCH_MANY_BYTES=4096 BENCH_MANY_ROUNDS=3 (bench/many-files.ts)
 //   rows 9a-9b: BENCH_PMTU_ROUNDS=3 (bench/pmtu.ts; the file of rows 3-4)
+//   rows 10a-10h: BENCH_GBIT_MIB=256 BENCH_GBIT_ROUNDS=3 BENCH_GBIT_PROFILE= (bench/gbit.ts: 1 Gbit/s,
+//     5 ms one-way, 1 % loss, with the CPU time of owner, get and relay; BENCH_GBIT_MIB=0 skips them;
+//     BENCH_GBIT_PROFILE=1 or a folder adds CPU profiles of a UDP get; alone: node --import tsx bench/gbit.ts)
 // Rows 6a-6b (across NATs) need root and nftables; they reuse BENCH_LINK_MIB and BENCH_ROUNDS.
 // Our gets are real processes (`p2pshare get ... --json`, timed from spawn to exit) against a
 // real owner peer process, except the JPEG row, which calls fetchFile() in this process so that
@@ -16,6 +19,7 @@ import { randomFile } from '../test/peer/support';
 import { UdpRelay, type Impairment } from '../test/support/relay';
 import { TcpProxy } from '../test/support/tcp-proxy';
 import { dgramBlast, startBareTcpServer } from './baseline';
+import { GBIT_FILE_BYTES, gbitRows } from './gbit';
 import { manyFilesRows } from './many-files';
 import { natRows } from './nat';
 import { pathMtuRows } from './pmtu';
@@ -222,6 +226,11 @@ async function main(): Promise<void> {
 
     // Rows 9a-9b: path MTU discovery, and UDP gets at the size it found (bench/pmtu.ts).
     if (udpBuilt) rows.push(...(await pathMtuRows({ registryUrl: setup.registryUrl, share, file: 'link.bin', bytes: LINK_FILE, dir, log })));
+    // Rows 10a-10h: a 1 Gbit/s, 5 ms, 1 % loss link, and where the CPU goes (bench/gbit.ts).
+    if (udpBuilt && GBIT_FILE_BYTES > 0) {
+      await randomFile(join(share, 'gbit.bin'), GBIT_FILE_BYTES);
+      rows.push(...(await gbitRows({ registryUrl: setup.registryUrl, share, file: 'gbit.bin', bytes: GBIT_FILE_BYTES, dir, log })));
+    }
 
     const ms = (s: Series) => (s.seconds.length ? `${(median(s.seconds) * 1000).toFixed(1)} ms` : s.cell(jpegBytes));
     rows.push({
@@ -243,6 +252,7 @@ async function main(): Promise<void> {
     footnotes.push(
       `Rows 1–4: \`p2pshare get --json\` processes timed from spawn to exit (Node start-up, registry lookup, file list, request, transfer, whole-file SHA-256 check, rename); the bare TCP client is timed the same way. Median of ${LOOP_ROUNDS} (loopback) or ${ROUNDS} (link) alternating rounds, loopback pairs after one unmeasured warm-up of each side; the range is the slowest–fastest run. Ratio = ours / baseline (higher is better; 1.00 = as fast as the baseline).`,
       `Link rate ${fmtRate(LINK_MIBPS)} = ${LINK_MBIT} Mbit/s of UDP payload (the relay counts datagram bytes, our frame headers included) or of TCP stream bytes (the proxy).`,
+      `Rows 10a–10d: whole \`get\` processes as rows 1–4, median of ${process.env.BENCH_GBIT_ROUNDS ?? 3} alternating rounds after one warm-up; link rate 119.2 MiB/s = 1 Gbit/s. CPU: the owner's from /proc/PID/stat, the get's as this process's reaped-children time (cutime+cstime), the relay's or proxy's as this process's own (process.cpuUsage; it also holds the idle registry); "% of a core" is CPU time / the get's wall time. No kernel delay is possible here (no netem, no fq), so the relay and proxy of 10a–10d are user-space Node on the same two cores as both peers; 10f–10g emulate rate and loss in the kernel (tbf, nftables) between two namespaces, without delay.`,
     );
   } finally {
     for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => undefined);

@@ -16,9 +16,9 @@ export async function registry(opts: { ttl?: number; port?: number } = {}) {
   return startRegistry({ host: '127.0.0.1', port: opts.port ?? 0, ttl: opts.ttl ?? 30, stunPort: null });
 }
 
-/** Starts `p2pshare peer` and waits for its ready line; resolves with the process and its port. */
-export async function startPeer(name: string, registryUrl: string, cwd: string, extra: string[] = []): Promise<{ cli: RunningCli; port: number }> {
-  const cli = startCli(['peer', '--name', name, '--registry', registryUrl, '--no-interactive', ...extra], { cwd });
+/** Starts `p2pshare peer` (`env`: added to its environment) and waits for its ready line; resolves with the process and its port. */
+export async function startPeer(name: string, registryUrl: string, cwd: string, extra: string[] = [], env?: Record<string, string>): Promise<{ cli: RunningCli; port: number }> {
+  const cli = startCli(['peer', '--name', name, '--registry', registryUrl, '--no-interactive', ...extra], { cwd, ...(env ? { env } : {}) });
   const m = await cli.waitForLine(/ready on udp\/tcp port (\d+)/, 30_000);
   return { cli, port: Number(m[1]) };
 }
