@@ -6,7 +6,7 @@ import { before, describe, test } from 'node:test';
 import { PrivateKey } from '../../src/core/x25519';
 import type { RunningRegistry } from '../../src/registry/index';
 import { bearer, call, register, signedBody, sleep } from './http';
-import { errorCode, haveRedis, storeCases } from './stores';
+import { errorCode, storeCases } from './stores';
 
 const cases = storeCases();
 
@@ -19,7 +19,7 @@ function externalIpv4(): string | undefined {
 }
 
 for (const c of cases) {
-  describe(`registry API on the ${c.store} store`, { skip: c.store === 'redis' && !haveRedis ? 'redis-server missing' : false }, () => {
+  describe(`registry API on the ${c.name} store`, { skip: c.skip }, () => {
     let reg: RunningRegistry;
     before(async () => {
       reg = await c.start();

@@ -5,12 +5,12 @@ import { before, describe, test } from 'node:test';
 import { PrivateKey } from '../../src/core/x25519';
 import type { RunningRegistry } from '../../src/registry/index';
 import { bearer, call, register, signedBody, sleep } from './http';
-import { errorCode, haveRedis, storeCases } from './stores';
+import { errorCode, storeCases } from './stores';
 
 const cases = storeCases();
 
 for (const c of cases) {
-  describe(`keys at the registry on the ${c.store} store`, { skip: c.store === 'redis' && !haveRedis ? 'redis-server missing' : false }, () => {
+  describe(`keys at the registry on the ${c.name} store`, { skip: c.skip }, () => {
     let reg: RunningRegistry;
     before(async () => {
       reg = await c.start();
