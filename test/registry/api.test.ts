@@ -1,4 +1,4 @@
-// Every route and status code of the registry API (README.md "The registry API with curl"), on every store case (stores.ts: memory, one Redis, a Redis Cluster), through real HTTP on port 0.
+// Every route and status code of the registry API (README.md "The registry API with curl"), on every store (stores.ts), through real HTTP on port 0.
 // (Keys, challenges and proofs: keys.test.ts.)
 import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';

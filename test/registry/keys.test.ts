@@ -1,4 +1,4 @@
-// Names bound to keys (README.md, "The registry API with curl"), on every store case (stores.ts: memory, one Redis, a Redis Cluster) through real
+// Names bound to keys (README.md, "The registry API with curl"), on every store (stores.ts) through real
 // HTTP: challenges, proofs refused for every reason with the right status, reclaiming by the same key.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';

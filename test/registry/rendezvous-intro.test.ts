@@ -1,4 +1,4 @@
-// Introductions at the registry's UDP port, on every store case (stores.ts: memory, one Redis, a Redis Cluster): the challenge round trip, the INTRO to
+// Introductions at the registry's UDP port, on every store (stores.ts): the challenge round trip, the INTRO to
 // the owner's kept-alive mapping (only with a valid token, once per token), the refusals, the
 // per-address limit, and a flood that gets back fewer bytes than it sends.
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// KEEPALIVE at the registry's UDP port, on every store case (stores.ts: memory, one Redis, a Redis Cluster): accepted only with the registration's mac
+// KEEPALIVE at the registry's UDP port, on every store (stores.ts): accepted only with the registration's mac
 // and a sequence above the last one; the mapping it records in GET /v1/peers/{name}; its expiry.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
