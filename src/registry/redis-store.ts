@@ -20,8 +20,8 @@
 // call per shard.
 // On a cluster the client set lives in its own slot: a registration reserves the name there first
 // (one atomic step, so the per-client cap holds under races) and a heartbeat renews it with a
-// second command it does not wait for; --max-peers is checked against the live counts of the
-// shards as last swept (at most 8 s ago: a burst of registrations may pass it by that much).
+// second command it does not wait for; --max-peers is checked against the shards' live counts
+// as last swept, recounted near the cap (clusterCap; README.md "Redis Cluster" says how close).
 //
 // Index hygiene: members whose expiry has passed leave the index and the expiry set on every
 // registration (a bounded batch), on a timer (all of them, in batches), and when a listing meets
