@@ -26,6 +26,9 @@ export class RedisKeys {
     readonly prefix: string,
     readonly cluster: boolean,
   ) {
+    // Redis hashes the first {...} of a key: braces in the prefix would put every shard in one
+    // slot, or ('{}') hash whole keys, so that one script's keys are in different slots (CROSSSLOT).
+    if (cluster && /[{}]/.test(prefix)) throw new RangeError(`a Redis Cluster key prefix may not contain '{' or '}', got '${prefix}'`);
     this.shards = cluster ? CLUSTER_SHARDS : 1;
   }
 

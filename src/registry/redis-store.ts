@@ -20,8 +20,8 @@
 // call per shard.
 // On a cluster the client set lives in its own slot: a registration reserves the name there first
 // (one atomic step, so the per-client cap holds under races) and a heartbeat renews it with a
-// second command it does not wait for; --max-peers is checked against the live counts of the
-// shards as last swept (at most 8 s ago: a burst of registrations may pass it by that much).
+// second command it does not wait for; --max-peers is checked against the shards' live counts
+// as last swept, recounted near the cap (clusterCap; README.md "Redis Cluster" says how close).
 //
 // Index hygiene: members whose expiry has passed leave the index and the expiry set on every
 // registration (a bounded batch), on a timer (all of them, in batches), and when a listing meets
@@ -40,6 +40,11 @@ import { CLIENT_RESERVE, CLIENT_TOUCH, HEARTBEAT, KEEPALIVE, REGISTER, REMOVE, S
 
 /** Shards swept per tick of the timer (a cluster has CLUSTER_SHARDS). */
 const SHARDS_PER_SWEEP = 8;
+
+/** Cluster: within this fraction of --max-peers, a new name is checked against a fresh count of every shard... */
+const NEAR_CAP = 0.1;
+/** ...at most this often (concurrent registrations share one count). */
+const RECOUNT_MS = 250;
 
 /** A listing examines at most this many index members per peer it may return. */
 const LIST_WORK_FACTOR = 4;
@@ -81,6 +86,9 @@ export class RedisStore implements PeerStore {
   private readonly shardLive: number[];
   /** The next shard the timer sweeps. */
   private nextShard = 0;
+  /** Cluster: when every shard was last counted (count()), and the count under way. */
+  private countedAt = 0;
+  private counting: Promise<number> | null = null;
 
   constructor(opts: RedisStoreOptions) {
     this.maxPeers = opts.maxPeers ?? DEFAULT_MAX_PEERS;
@@ -144,9 +152,22 @@ export class RedisStore implements PeerStore {
     return this.sweep(Date.now(), slice);
   }
 
-  /** Cluster: live registrations summed over the shards' last sweeps (at most 8 s old). */
+  /** Cluster: live registrations summed over the shards' last sweeps or counts, plus this process's own registrations and removals since. */
   private get liveCount(): number {
     return this.shardLive.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Cluster: the cap a registration passes to its shard's script, 0 when --max-peers live names
+   * are registered (a new name is refused, a reclaim still passes), else none. Far from the cap
+   * the shards' last sweeps decide (at most 8 s old); near it (or past it: names may have expired
+   * since), every shard is counted again, at most every RECOUNT_MS.
+   */
+  private async clusterCap(now: number): Promise<number> {
+    if (this.liveCount >= this.maxPeers * (1 - NEAR_CAP) && now - this.countedAt > RECOUNT_MS) {
+      await (this.counting ??= this.count().finally(() => (this.counting = null)));
+    }
+    return this.liveCount >= this.maxPeers ? 0 : Number.MAX_SAFE_INTEGER;
   }
 
   /** Runs one Redis call, turning any failure into StoreUnavailableError. */
@@ -199,9 +220,8 @@ export class RedisStore implements PeerStore {
       if (held === 'client_full') return { outcome: held, retryAfterMs: Math.max(1, Number(wait)) };
       reserved = held === 'added';
     }
-    // On a cluster the live count is the shards' sum as last swept: at the cap a new name gets a
-    // cap of 0 in its shard (reclaims still pass), else none.
-    const cap = this.cluster ? (this.liveCount >= this.maxPeers ? 0 : Number.MAX_SAFE_INTEGER) : this.maxPeers;
+    // On one Redis the script counts every live name; on a cluster it sees only its shard's.
+    const cap = this.cluster ? await this.clusterCap(now) : this.maxPeers;
     const keys = [k.peer(key), k.index(s), k.expiry(s), k.used(key, input.challenge.id)];
     const args = [
       input.newTokenHash, input.ttlMs, key, now, r.name, r.publicKey, Math.max(1, input.challenge.expiresAt - now),
@@ -217,6 +237,7 @@ export class RedisStore implements PeerStore {
       // The other slot's half: give back an unused reservation, take the name from its old client.
       if (!ok && reserved) await this.call(() => this.redis.zrem(k.client(client), key));
       if (ok && old !== '' && old !== client) await this.call(() => this.redis.zrem(k.client(old), key));
+      if (outcome === 'created') this.shardLive[s]!++;
     }
     if (outcome === 'taken' || outcome === 'challenge_used' || outcome === 'full') return { outcome };
     if (outcome === 'client_full') return { outcome, retryAfterMs: Math.max(1, Number(name)) };
@@ -237,7 +258,10 @@ export class RedisStore implements PeerStore {
     const k = this.keys;
     const s = k.shard(key);
     const [out, client] = await this.call(() => this.redis.p2pRemove(k.peer(key), k.index(s), k.expiry(s), tokenHash, key, this.cluster ? '' : k.clientPrefix));
-    if (out === 'ok' && this.cluster && client !== '') await this.call(() => this.redis.zrem(k.client(client), key));
+    if (out === 'ok' && this.cluster) {
+      this.shardLive[s] = Math.max(0, this.shardLive[s]! - 1);
+      if (client !== '') await this.call(() => this.redis.zrem(k.client(client), key));
+    }
     return out as OwnerResult;
   }
 
@@ -269,12 +293,25 @@ export class RedisStore implements PeerStore {
     const peers: ListPage['peers'] = [];
     let { shard, key } = parseShardCursor(opts.after, this.keys.shards);
     for (; shard < this.keys.shards; shard++, key = null) {
-      if (peers.length === opts.limit) return { peers, after: `${shard}:` };
       const page = await this.listShard(shard, key, opts.prefix, opts.limit - peers.length);
       peers.push(...page.peers);
       if (page.after !== null) return { peers, after: `${shard}:${page.after}` };
+      if (peers.length === opts.limit) return { peers, after: await this.nextShardWith(shard + 1, opts.prefix) };
     }
     return { peers, after: null };
+  }
+
+  /**
+   * A full page that ended with its shard: the cursor of the first later shard with a match, or
+   * null when none has one, so that the last page says so (next: null) as on one Redis. At most
+   * one call per shard, like the page itself.
+   */
+  private async nextShardWith(from: number, prefix: string): Promise<string | null> {
+    for (let s = from; s < this.keys.shards; s++) {
+      const probe = await this.listShard(s, null, prefix, 1);
+      if (probe.peers.length > 0 || probe.after !== null) return `${s}:`;
+    }
+    return null;
   }
 
   /** Live peers of shard `s` with keys > `after` starting with `prefix`, in key order. */
@@ -307,11 +344,14 @@ export class RedisStore implements PeerStore {
     return { peers, after: last };
   }
 
+  /** Live registrations in every shard (each one's count kept for --max-peers on a cluster). */
   async count(): Promise<number> {
     const now = Date.now();
     const counts = await Promise.all(
       Array.from({ length: this.keys.shards }, (_, s) => this.call(() => this.redis.zcount(this.keys.expiry(s), `(${now}`, '+inf'))),
     );
+    counts.forEach((n, s) => (this.shardLive[s] = n));
+    this.countedAt = now;
     return counts.reduce((a, b) => a + b, 0);
   }
 

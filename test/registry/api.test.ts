@@ -1,4 +1,4 @@
-// Every route and status code of the registry API (README.md "The registry API with curl"), on both stores, through real HTTP on port 0.
+// Every route and status code of the registry API (README.md "The registry API with curl"), on every store (stores.ts), through real HTTP on port 0.
 // (Keys, challenges and proofs: keys.test.ts.)
 import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
@@ -6,7 +6,7 @@ import { before, describe, test } from 'node:test';
 import { PrivateKey } from '../../src/core/x25519';
 import type { RunningRegistry } from '../../src/registry/index';
 import { bearer, call, register, signedBody, sleep } from './http';
-import { errorCode, haveRedis, storeCases } from './stores';
+import { errorCode, storeCases } from './stores';
 
 const cases = storeCases();
 
@@ -19,7 +19,7 @@ function externalIpv4(): string | undefined {
 }
 
 for (const c of cases) {
-  describe(`registry API on the ${c.store} store`, { skip: c.store === 'redis' && !haveRedis ? 'redis-server missing' : false }, () => {
+  describe(`registry API on the ${c.name} store`, { skip: c.skip }, () => {
     let reg: RunningRegistry;
     before(async () => {
       reg = await c.start();

@@ -1,16 +1,16 @@
-// Names bound to keys (README.md, "The registry API with curl"), on both stores through real
+// Names bound to keys (README.md, "The registry API with curl"), on every store (stores.ts) through real
 // HTTP: challenges, proofs refused for every reason with the right status, reclaiming by the same key.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { PrivateKey } from '../../src/core/x25519';
 import type { RunningRegistry } from '../../src/registry/index';
 import { bearer, call, register, signedBody, sleep } from './http';
-import { errorCode, haveRedis, storeCases } from './stores';
+import { errorCode, storeCases } from './stores';
 
 const cases = storeCases();
 
 for (const c of cases) {
-  describe(`keys at the registry on the ${c.store} store`, { skip: c.store === 'redis' && !haveRedis ? 'redis-server missing' : false }, () => {
+  describe(`keys at the registry on the ${c.name} store`, { skip: c.skip }, () => {
     let reg: RunningRegistry;
     before(async () => {
       reg = await c.start();

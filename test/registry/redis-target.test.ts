@@ -38,3 +38,8 @@ test('cluster keys: one hash tag per shard, the names spread evenly over the sha
   assert.deepEqual(parseShardCursor(null, CLUSTER_SHARDS), { shard: 0, key: null });
   assert.deepEqual(parseShardCursor('99:bob', CLUSTER_SHARDS), { shard: 0, key: null });
 });
+
+test('cluster keys: a prefix with braces is refused (its braces would be the hash tag, not the shard\'s)', () => {
+  for (const bad of ['{p}:', 'p{:', '}p:', '{}p:']) assert.throws(() => new RedisKeys(bad, true), RangeError, bad);
+  assert.equal(new RedisKeys('{p}:', false).peer('a'), '{p}:peer:a', 'one Redis has no slots: any prefix');
+});

@@ -8,7 +8,7 @@ import type { RunningRegistry } from '../../src/registry/index';
 import { IntroStatus, RendezvousType, encodeRelay } from '../../src/wire/rendezvous';
 import { call, sleep } from './http';
 import { metric } from './sockets';
-import { haveRedis, storeCases } from './stores';
+import { storeCases } from './stores';
 import { UdpPeer, introduce, keptAliveOwner, rendezvousCounters } from './udp-peer';
 
 /** An owner kept alive, a requester introduced to it: the relay session between them. */
@@ -23,7 +23,7 @@ async function relayed(reg: RunningRegistry, name: string) {
 
 const stores = storeCases();
 for (const c of stores) {
-  describe(`relay (${c.store} store)`, { skip: c.store === 'redis' && !haveRedis ? 'redis-server missing' : false }, () => {
+  describe(`relay (${c.name} store)`, { skip: c.skip }, () => {
     test('forwards both ways, byte for byte, the same size; a third address gets nothing through', async () => {
       const reg = await c.start(30, '127.0.0.1', { stunPort: 0 });
       const { owner, requester, session, close } = await relayed(reg, 'relayed');

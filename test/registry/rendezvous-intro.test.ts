@@ -1,4 +1,4 @@
-// Introductions at the registry's UDP port, on both stores: the challenge round trip, the INTRO to
+// Introductions at the registry's UDP port, on every store (stores.ts): the challenge round trip, the INTRO to
 // the owner's kept-alive mapping (only with a valid token, once per token), the refusals, the
 // per-address limit, and a flood that gets back fewer bytes than it sends.
 import assert from 'node:assert/strict';
@@ -11,11 +11,11 @@ import {
 import { encodeClearFrame } from '../../src/wire/frame';
 import { call, sleep } from './http';
 import { seededRandom } from '../support/random';
-import { haveRedis, storeCases } from './stores';
+import { storeCases } from './stores';
 import { UdpPeer, introduce, keepalive, keptAliveOwner, registerPeer, rendezvousCounters } from './udp-peer';
 
 for (const c of storeCases()) {
-  describe(`introduction (${c.store} store)`, { skip: c.store === 'redis' && !haveRedis ? 'redis-server missing' : false }, () => {
+  describe(`introduction (${c.name} store)`, { skip: c.skip }, () => {
     test('challenge, request with the token, INTRO_RESPONSE with the owner candidates; the owner gets a macced INTRO from the registry port', async () => {
       const reg = await c.start(30, '127.0.0.1', { stunPort: 0 });
       const { peer: owner, token } = await keptAliveOwner(reg, 'owner', { addresses: ['192.168.1.20', '10.0.0.20'] });

@@ -1,14 +1,14 @@
-// KEEPALIVE at the registry's UDP port, on both stores: accepted only with the registration's mac
+// KEEPALIVE at the registry's UDP port, on every store (stores.ts): accepted only with the registration's mac
 // and a sequence above the last one; the mapping it records in GET /v1/peers/{name}; its expiry.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { encodeKeepalive, rendezvousKey } from '../../src/wire/rendezvous';
 import { bearer, call, register, sleep } from './http';
-import { haveRedis, storeCases } from './stores';
+import { storeCases } from './stores';
 import { UdpPeer, keepalive, registerPeer, rendezvousCounters } from './udp-peer';
 
 for (const c of storeCases()) {
-  describe(`keepalive (${c.store} store)`, { skip: c.store === 'redis' && !haveRedis ? 'redis-server missing' : false }, () => {
+  describe(`keepalive (${c.name} store)`, { skip: c.skip }, () => {
     test('accepted: the ACK echoes the sequence and says the source; GET shows udp and rendezvous; the answers say the UDP port', async () => {
       const reg = await c.start(30, '127.0.0.1', { stunPort: 0 });
       const ch = await call(reg.url, 'GET', '/v1/challenge');
