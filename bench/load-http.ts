@@ -3,16 +3,15 @@
 // about a quarter more CPU per request here, and on 2 cores the generator's CPU is taken from the
 // registries it measures. Answers are read whole (the registry closes after `connection: close`).
 import net from 'node:net';
-import type { PrivateKey } from '../src/core/x25519';
-import { signRegistration, type RegistrationFields } from '../src/registry/proof';
 import type { Answer } from '../test/registry/http-from';
 
 const TIMEOUT_MS = 10_000;
 const MAX_ANSWER_BYTES = 1 << 20;
 
 /** One request on its own connection from `from`; rejects on a network error or after 10 s. */
-export function rawRequest(url: URL, method: string, path: string, from: string, opts: { body?: string; token?: string } = {}): Promise<Answer> {
+export function rawRequest(where: string | URL, method: string, path: string, from: string, opts: { body?: string; token?: string } = {}): Promise<Answer> {
   const t0 = performance.now();
+  const url = typeof where === 'string' ? new URL(where) : where;
   const body = opts.body ?? '';
   const head =
     `${method} ${path} HTTP/1.1\r\nhost: ${url.host}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
@@ -54,15 +53,4 @@ function decodeBody(head: string, raw: string): string {
     out += raw.slice(eol + 2, eol + 2 + n);
     at = eol + 2 + n + 2;
   }
-}
-
-/** Challenge, then registration, from `from`: the token, or the failing answer. */
-export async function rawRegister(url: URL, from: string, identity: PrivateKey, fields: RegistrationFields): Promise<{ token: string; ms: number } | Answer> {
-  const c = await rawRequest(url, 'GET', '/v1/challenge', from);
-  if (c.status !== 200) return c;
-  const signed = signRegistration(identity, JSON.parse(c.body), fields);
-  if (!signed) throw new Error('malformed challenge');
-  const r = await rawRequest(url, 'POST', '/v1/peers', from, { body: JSON.stringify(signed) });
-  if (r.status !== 201) return r;
-  return { token: (JSON.parse(r.body) as { token: string }).token, ms: c.ms + r.ms };
 }
