@@ -5,7 +5,8 @@
 // replaced by it. Memory is O(peers) however far the generator falls behind (an unbounded queue
 // of due beats once ran the generator out of its heap at 10^5 peers).
 
-export const TICK_MS = 50;
+/** Beats due within one tick leave together: 10 ms keeps those bursts small (10 at 1,000 beats/s). */
+export const TICK_MS = 10;
 
 export interface DueBeat {
   peer: number;
