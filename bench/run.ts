@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { tempDir } from '../test/support/cli';
 import { randomFile } from '../test/peer/support';
 import { UdpRelay, type Impairment } from '../test/support/relay';
-import { TcpProxy } from '../test/support/tcp-proxy';
+import { relayAndProxy } from '../test/support/relay-and-proxy';
 import { dgramBlast, startBareTcpServer } from './baseline';
 import { GBIT_FILE_BYTES, gbitRows } from './gbit';
 import { manyFilesRows } from './many-files';
@@ -177,12 +177,12 @@ async function main(): Promise<void> {
     const link = (lossPercent: number, seed: number): Impairment => ({ rateMbit: LINK_MBIT, delayMs: ONE_WAY_MS, lossPercent, seed });
     // Two more owner processes of the same files, each reached only through its link.
     const cleanOwner = await ownerBehind(setup.registryUrl, 'link-clean', share, async (port) => {
-      const rp = await relayWithProxy(port, link(0, 1), link(0, 2));
-      return { ...rp, port: rp.relay.port };
+      const target = { address: '127.0.0.1', port };
+      return relayAndProxy({ target, toTarget: link(0, 1), toClient: link(0, 2) }, { target, delayMs: ONE_WAY_MS, rateMbit: LINK_MBIT });
     });
     closers.push(() => cleanOwner.close());
     const clean = cleanOwner.front;
-    closers.push(() => clean.close());
+    closers.push(() => Promise.all([clean.relay.close(), clean.proxy.close()]));
     const lossyOwner = await ownerBehind(setup.registryUrl, 'link-lossy', share, (port) => UdpRelay.start({ target: { address: '127.0.0.1', port }, toTarget: link(1, 3), toClient: link(1, 4) }));
     closers.push(() => lossyOwner.close());
     const lossy = lossyOwner.front;
@@ -265,20 +265,6 @@ async function main(): Promise<void> {
   console.log('');
   for (const f of footnotes) console.log(`- ${f}`);
   console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
-}
-
-/** A UDP relay and a TCP proxy on the same port number towards the owner, so one registration serves both. */
-async function relayWithProxy(ownerPort: number, toTarget: Impairment, toClient: Impairment): Promise<{ relay: UdpRelay; proxy: TcpProxy; close(): Promise<void> }> {
-  for (let attempt = 0; ; attempt++) {
-    const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: ownerPort }, toTarget, toClient });
-    try {
-      const proxy = await TcpProxy.start({ target: { address: '127.0.0.1', port: ownerPort }, port: relay.port, delayMs: ONE_WAY_MS, rateMbit: LINK_MBIT });
-      return { relay, proxy, close: async () => void (await Promise.all([relay.close(), proxy.close()])) };
-    } catch (err) {
-      await relay.close();
-      if (attempt >= 5) throw err; // the TCP port of that number was taken: try another number
-    }
-  }
 }
 
 function log(line: string): void {
