@@ -114,7 +114,7 @@ export class ControlClient {
     const first = await this.listPage(conn, peerName, { start: 0, ...prefix });
     const total = first.total;
     if (total > MAX_LIST_ENTRIES || first.entries.length > MAX_LIST_ENTRIES) {
-      throw new P2pError('FAILED', `peer '${peerName}' lists more than ${MAX_LIST_ENTRIES} files; list a folder of it (files PEER PREFIX)`);
+      throw tooManyEntries(peerName);
     }
     const got: Array<ListEntry | undefined> = [...first.entries];
     let delivered = 0;
@@ -149,7 +149,7 @@ export class ControlClient {
           (res) => {
             asking.delete(start);
             if (start + res.entries.length > MAX_LIST_ENTRIES) {
-              failure ??= new P2pError('FAILED', `peer '${peerName}' lists more than ${MAX_LIST_ENTRIES} files; list a folder of it (files PEER PREFIX)`);
+              failure ??= tooManyEntries(peerName);
               return next();
             }
             res.entries.forEach((e, k) => (got[start + k] = e));
@@ -208,4 +208,9 @@ export class ControlClient {
 /** The owner's --allow list does not hold this requester's key (a LIST or GET refused so). */
 export function forbidden(peer: string): P2pError {
   return new P2pError('FORBIDDEN', `peer '${peer}' does not serve you: your key is not on its --allow list (show yours with p2pshare id)`);
+}
+
+/** A listing longer than MAX_LIST_ENTRIES: refused whole, with what to do instead. */
+function tooManyEntries(peerName: string): P2pError {
+  return new P2pError('FAILED', `peer '${peerName}' lists more than ${MAX_LIST_ENTRIES} files; list a folder of it (files PEER PREFIX)`);
 }
