@@ -13,7 +13,6 @@
 //   LOAD_IN_FLIGHT=1024 LOAD_REGISTER_IN_FLIGHT=64 LOAD_PROFILE_DIR=/tmp/prof (registries under --cpu-prof)
 //   LOAD_CLI=other/dist/p2pshare.cjs (the registries' build)
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +22,7 @@ import { startRedis } from '../test/support/redis';
 import { startCluster } from '../test/registry/cluster';
 import { registerFrom, sourceAddress, type Answer } from '../test/registry/http-from';
 import { BeatWheel, TICK_MS } from './beat-wheel';
+import { procCpu } from './cpu';
 import { rawRequest } from './load-http';
 import { loadLine, machineLine, markdownTable, revisionLine } from './util';
 
@@ -108,21 +108,11 @@ async function startRegistries(url: string | null): Promise<{ urls: URL[]; procs
   return { urls, procs };
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
-function procCpuSeconds(pid: number | undefined): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-  } catch {
-    return NaN;
-  }
-}
-
 /** CPU seconds used so far by the registries, Redis (all masters) and this generator. */
 function cpuNow(procs: RunningProcess[], side: RedisSide): { registries: number; redis: number; generator: number } {
   const u = process.cpuUsage();
   return {
-    registries: procs.reduce((s, p) => s + procCpuSeconds(p.proc.pid), 0),
+    registries: procs.reduce((s, p) => s + (p.proc.pid === undefined ? NaN : (procCpu(p.proc.pid)?.self ?? NaN)), 0),
     redis: side.masters.reduce((s, port) => {
       const c = info(port, 'cpu');
       return s + Number(c.used_cpu_user ?? NaN) + Number(c.used_cpu_sys ?? NaN);
@@ -175,7 +165,7 @@ async function run(side: RedisSide): Promise<string[][]> {
       wheel.advance(at());
       for (let due; !beats.full && (due = wheel.next(at())); ) {
         const i = due.peer;
-        if (window !== stats) lag.push(due.lagMs);
+        lag.push(due.lagMs);
         beats.start('heartbeat', () => window, () => rawRequest(urls[i % M]!, 'POST', `/v1/peers/peer${i}/heartbeat`, sourceAddress(Math.floor(i / NAMES_PER_ADDRESS)), { token: tokens[i]! }), 200);
       }
     };
@@ -214,6 +204,7 @@ async function run(side: RedisSide): Promise<string[][]> {
     // of their own (one that finds none is counted as not sent, and the rate says so).
     window = new Stats();
     wheel.resetCounts();
+    lag.length = 0; // the generator's lag in the steady state only
     const others = new Flight(OTHERS_IN_FLIGHT, () => {});
     const sent = { lookup: 0, list: 0, notSent: 0 };
     const cmd0 = sumInfo(side.masters, 'stats', 'total_commands_processed');
@@ -259,6 +250,7 @@ async function run(side: RedisSide): Promise<string[][]> {
     const backlog = wheel.backlog;
     // Answers still arriving after the window are counted apart.
     const steady = window;
+    const steadyLag = lag.slice();
     window = new Stats();
     await Promise.all([beats.drain(15_000), others.drain(15_000)]);
     const perSecond = (st: Stats, r: Route, seconds: number) => (st.ms.get(r)!.length / seconds).toFixed(0);
@@ -277,7 +269,7 @@ async function run(side: RedisSide): Promise<string[][]> {
       `  Redis ${(cmds / elapsed).toFixed(0)} commands/s (INFO total_commands_processed, commands run by scripts included), ` +
       `used_memory per live peer ${memPerPeer.toFixed(0)} B after registering, ${memPerPeerEnd.toFixed(0)} B at the end (both with the used-challenge markers of the last 60 s)\n`;
     console.log(`\n${side.label}: ${liveAfter}/${N} peers registered in ${registerSeconds.toFixed(1)} s (${(liveAfter / registerSeconds).toFixed(0)}/s); steady state ${elapsed.toFixed(1)} s\n` +
-      `  heartbeats: ${offered} came due, ${skipped} skipped (still waiting for a place when the next came due), ${backlog} waiting at the end; generator lag p50 ${pct(lag, 50)} ms, p99 ${pct(lag, 99)} ms; ${skippedWhileRegistering} skipped while registering\n` +
+      `  heartbeats: ${offered} came due, ${skipped} skipped (still waiting for a place when the next came due), ${backlog} waiting at the end; generator lag p50 ${pct(steadyLag, 50)} ms, p99 ${pct(steadyLag, 99)} ms; ${skippedWhileRegistering} skipped while registering\n` +
       `  lookups and list pages not sent for want of a place: ${sent.notSent}\n` +
       `  CPU in the steady state (100 % = one core of ${cpus().length}): ${cpuLine}\n` +
       redisLine +
