@@ -128,14 +128,11 @@ test('a listing of many pages asks for several at once: every entry exactly once
     lookup: (n: string) => share.lookup(n),
     isCurrent: (f: Parameters<typeof share.isCurrent>[0]) => share.isCurrent(f),
   };
-  const o = await inProcessOwner(offer);
   // Every answer is held 200 ms on its way back: one page at a time, no two LIST requests could
   // reach the owner less than 200 ms apart.
-  const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: o.port }, toClient: { delayMs: 200 } });
-  const ep = await requesterEndpoint();
+  const path = await throughRelay(offer, { toClient: { delayMs: 200 } });
   try {
-    const client = new ControlClient(ep);
-    const { toOwner: conn } = await connectBoth(ep, o.side, { address: '127.0.0.1', port: relay.port });
+    const { client, conn } = path;
     const pages: string[][] = [];
     const all = await client.list(conn, 'o', { onPage: (entries) => pages.push(entries.map((e) => e.name)) });
     assert.deepEqual(all.map((e) => e.name), names, 'every name once, in the owner order');
@@ -146,9 +143,7 @@ test('a listing of many pages asks for several at once: every entry exactly once
     const together = asked.filter((t, k) => k > 0 && t - asked[k - 1]! < 100).length;
     assert.ok(together >= before / 2, `${together} of ${before} LIST requests came within 100 ms of the one before`);
   } finally {
-    await ep.close();
-    await relay.close();
-    await o.close();
+    await path.close();
     await cleanup();
   }
 });
@@ -159,21 +154,35 @@ test('a listing crosses a path narrower than Ethernet that drops larger datagram
   await mkdir(root, { recursive: true });
   for (let i = 0; i < 300; i++) await writeFile(join(root, `file-${String(i).padStart(3, '0')}-${'x'.repeat(i % 40)}.txt`), String(i));
   const share = await ShareIndex.scan([root], dir, { backgroundHashes: 0 });
-  const o = await inProcessOwner(share);
   // No ICMP, no fragments: a datagram over 1372 bytes of UDP payload is dropped (and counted).
-  const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: o.port }, toClient: { mtu: 1400 }, toTarget: { mtu: 1400 } });
-  const ep = await requesterEndpoint();
+  const path = await throughRelay(share, { toClient: { mtu: 1400 }, toTarget: { mtu: 1400 } });
   try {
-    const client = new ControlClient(ep);
-    const { toOwner: conn } = await connectBoth(ep, o.side, { address: '127.0.0.1', port: relay.port });
+    const { client, conn, relay } = path;
     const all = await client.list(conn, 'o');
     assert.equal(all.length, 300);
     assert.equal(relay.counters.toClient.tooBig, 0, 'no page was too big for the path');
     assert.ok(relay.counters.toClient.forwarded > 10, `${relay.counters.toClient.forwarded} datagrams`);
   } finally {
-    await ep.close();
-    await relay.close();
-    await o.close();
+    await path.close();
     await cleanup();
   }
 });
+
+/** An in-process owner of `offer` reached only through a UdpRelay impaired as `impairments` say; close() stops all three. */
+async function throughRelay(offer: Parameters<typeof inProcessOwner>[0], impairments: Omit<Parameters<typeof UdpRelay.start>[0], 'target'>) {
+  const o = await inProcessOwner(offer);
+  const relay = await UdpRelay.start({ target: { address: '127.0.0.1', port: o.port }, ...impairments });
+  const ep = await requesterEndpoint();
+  const close = async () => {
+    await ep.close();
+    await relay.close();
+    await o.close();
+  };
+  try {
+    const { toOwner: conn } = await connectBoth(ep, o.side, { address: '127.0.0.1', port: relay.port });
+    return { client: new ControlClient(ep), conn, relay, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
