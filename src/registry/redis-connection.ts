@@ -19,8 +19,27 @@ export type AnyRedis = Redis | Cluster;
 
 const RETRY = (times: number): number => Math.min(100 * times, 1000);
 
-/** How often a Cluster client reads the slot map again (so it finds a promoted replica soon). */
+/**
+ * How often a Cluster client reads the slot map again. Each read opens a connection and rebuilds
+ * ioredis's 16,384-slot tables (about 4.5 ms of a registry's event loop at 10^5 peers), so it is
+ * done every second only while there are signs of a failover (a node lost or failing, a command
+ * failed: see slotMapSuspect), and rarely otherwise; a slot that moved in calm times answers
+ * MOVED, which makes ioredis read the map at once.
+ */
 const SLOTS_REFRESH_MS = 1000;
+const SLOTS_REFRESH_CALM_MS = 15_000;
+/** After a sign of trouble, the map is read every second for this long (a failover's length). */
+const SUSPECT_FOR_MS = 30_000;
+
+const suspects = new WeakMap<Cluster, () => void>();
+
+/**
+ * A command on `redis` failed: if it is a Cluster client, read its slot map every second for a
+ * while, so a replica promoted by a failover is used within about a second of its promotion.
+ */
+export function slotMapSuspect(redis: AnyRedis): void {
+  if (redis instanceof Cluster) suspects.get(redis)?.();
+}
 
 /** One Redis or a Cluster client for `target`. */
 export function connectRedis(target: RedisTarget, o: ConnectOptions = {}): AnyRedis {
@@ -55,9 +74,20 @@ export function connectRedis(target: RedisTarget, o: ConnectOptions = {}): AnyRe
       ...(target.tls ? { tls: {} } : {}),
     },
   });
-  // The slot map read again every second while connected; unref'd and stopped with the client.
+  // Unref'd and stopped with the client: every second while suspect, every 15 s otherwise.
+  let suspectUntil = 0;
+  let lastRefresh = performance.now();
+  const suspect = () => {
+    suspectUntil = performance.now() + SUSPECT_FOR_MS;
+  };
+  suspects.set(cluster, suspect);
+  cluster.on('-node', suspect); // a node's connection closed
+  cluster.on('node error', suspect); // a node failed to answer CLUSTER SLOTS
   const refresh = setInterval(() => {
-    if (cluster.status === 'ready') cluster.refreshSlotsCache();
+    const now = performance.now();
+    if (cluster.status !== 'ready' || (now >= suspectUntil && now - lastRefresh < SLOTS_REFRESH_CALM_MS)) return;
+    lastRefresh = now;
+    cluster.refreshSlotsCache();
   }, SLOTS_REFRESH_MS).unref();
   cluster.once('end', () => clearInterval(refresh));
   return cluster;

@@ -34,7 +34,7 @@ import type {
   Endpoint, KeepaliveInput, KeepaliveResult, KeptAlive, ListPage, OwnerResult, PeerRecord, PeerStore, RegisterInput, RegisterResult, RendezvousEntry, StoreLimits,
 } from './store';
 import { StoreUnavailableError } from './store';
-import { connectRedis, parseRedisTarget, type AnyRedis } from './redis-connection';
+import { connectRedis, parseRedisTarget, slotMapSuspect, type AnyRedis } from './redis-connection';
 import { parseShardCursor, RedisKeys } from './redis-keys';
 import { CLIENT_RESERVE, CLIENT_TOUCH, HEARTBEAT, KEEPALIVE, REGISTER, REMOVE, SECRET, SWEEP, SWEEP_BATCH, WALK } from './redis-scripts';
 
@@ -178,6 +178,7 @@ export class RedisStore implements PeerStore {
     try {
       return await op();
     } catch (err) {
+      slotMapSuspect(this.redis);
       throw new StoreUnavailableError(`redis: ${(err as Error).message}`, { cause: err });
     }
   }
