@@ -53,7 +53,7 @@ if outcome == 'created' and redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf') >=
   return {'full', '', ''}
 end
 redis.call('SET', KEYS[4], '1', 'PX', ARGV[7])
-redis.call('HDEL', KEYS[1], ${KEEPALIVE_FIELDS})
+redis.call('HDEL', KEYS[1], ${KEEPALIVE_FIELDS}, 'clientUntil')
 if outcome == 'created' then redis.call('HSET', KEYS[1], 'name', ARGV[5]) end
 local old = redis.call('HGET', KEYS[1], 'client') or ''
 if KEYS[5] and old ~= '' and old ~= ARGV[10] then redis.call('ZREM', ARGV[11] .. old, ARGV[3]) end
@@ -89,7 +89,7 @@ return {outcome, ''}
 `;
 
 // Cluster only. KEYS: client set. ARGV: member, new expiry, ttlMs. A heartbeat's renewal of the
-// member in its client's set (only if it is still there, never moved back).
+// member in its client's set (only if it is still there, never moved back; HEARTBEAT says when).
 export const CLIENT_TOUCH = `
 local at = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not at or tonumber(at) >= tonumber(ARGV[2]) then return 0 end
@@ -147,6 +147,11 @@ return redis.call('GET', KEYS[1])
 
 // KEYS: peer, expiry. ARGV: tokenHash, ttlMs, now, member, client-set prefix ('' on a cluster,
 // where the store renews the client set itself). Returns {outcome, the record's client or ''}.
+// On a cluster that renewal is a second command, so it is asked for only when due: the member is
+// renewed for two TTLs (the record's clientUntil) and again once less than one TTL is left, so
+// it always outlives the record, and a peer beating every third of a TTL renews it every third
+// beat; a dead peer's name then counts for its client up to two TTLs after its last beat.
+// Returns {outcome, the client to renew or '', the renewal's expiry}.
 export const HEARTBEAT = `
 local cur = redis.call('HGET', KEYS[1], 'tokenHash')
 if not cur then return {'not_found', ''} end
@@ -157,12 +162,17 @@ redis.call('HSET', KEYS[1], 'lastSeen', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('ZADD', KEYS[2], at, ARGV[4])
 local client = redis.call('HGET', KEYS[1], 'client') or ''
-if client ~= '' and ARGV[5] ~= '' then
+if client == '' then return {'ok', ''} end
+if ARGV[5] ~= '' then
   local set = ARGV[5] .. client
   redis.call('ZADD', set, at, ARGV[4])
   if redis.call('PTTL', set) < ttl then redis.call('PEXPIRE', set, ttl) end
+  return {'ok', client}
 end
-return {'ok', client}
+if tonumber(redis.call('HGET', KEYS[1], 'clientUntil') or '0') >= at then return {'ok', ''} end
+local lease = at + ttl
+redis.call('HSET', KEYS[1], 'clientUntil', lease)
+return {'ok', client, tostring(lease)}
 `;
 
 // KEYS: peer, index, expiry. ARGV: tokenHash, member, client-set prefix ('' on a cluster).

@@ -55,7 +55,7 @@ type Scripted = AnyRedis & {
   p2pRegisterShard(...args: Array<string | number>): Promise<[string, string, string]>;
   p2pClientReserve(...args: Array<string | number>): Promise<Reply>;
   p2pClientTouch(...args: Array<string | number>): Promise<number>;
-  p2pHeartbeat(...args: Array<string | number>): Promise<Reply>;
+  p2pHeartbeat(...args: Array<string | number>): Promise<[string, string, string?]>;
   p2pRemove(...args: Array<string | number>): Promise<Reply>;
   p2pKeepalive(...args: Array<string | number>): Promise<string>;
   p2pSecret(...args: Array<string | number>): Promise<string>;
@@ -245,13 +245,19 @@ export class RedisStore implements PeerStore {
     return { outcome: outcome === 'reclaimed' ? 'reclaimed' : 'created', name };
   }
 
-  /** One script call, one round trip; on a cluster the client set is renewed by a command not waited for. */
+  /**
+   * One script call, one round trip. On a cluster, every third beat or so also renews the name in
+   * its client's set (HEARTBEAT says when), by a command not waited for; if that fails, the next
+   * beat asks for it again.
+   */
   async heartbeat(key: string, tokenHash: string, ttlMs: number, now: number): Promise<OwnerResult> {
     const k = this.keys;
-    const [out, client] = await this.call(() =>
+    const [out, client, lease] = await this.call(() =>
       this.redis.p2pHeartbeat(k.peer(key), k.expiry(k.shard(key)), tokenHash, ttlMs, now, key, this.cluster ? '' : k.clientPrefix),
     );
-    if (out === 'ok' && this.cluster && client !== '') this.redis.p2pClientTouch(k.client(client), key, now + ttlMs, ttlMs).catch(() => {});
+    if (out === 'ok' && this.cluster && client) {
+      this.redis.p2pClientTouch(k.client(client), key, Number(lease), 2 * ttlMs).catch(() => this.redis.hdel(k.peer(key), 'clientUntil').catch(() => {}));
+    }
     return out as OwnerResult;
   }
 

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { PrivateKey } from '../../src/core/x25519';
 import { startRegistry, type RunningRegistry } from '../../src/registry/index';
 import { RedisIntroBus } from '../../src/registry/intro-bus';
+import { connectRedis, parseRedisTarget } from '../../src/registry/redis-connection';
 import { RedisKeys } from '../../src/registry/redis-keys';
 import type { IntroOrder } from '../../src/registry/rendezvous';
 import { clusterToolsAvailable, startCluster, type TestCluster } from './cluster';
@@ -115,6 +116,38 @@ describe('registry on a Redis Cluster (3 masters + 3 replicas)', { skip: tools ?
     } finally {
       await c.close();
       await d.close();
+    }
+  });
+
+  test('a heartbeat renews the name in its client\'s set for two TTLs, and only when less than one TTL is left', async () => {
+    const from = sourceAddress(21);
+    const token = await registered(a.url, from, 'lease-a');
+    const raw = connectRedis(parseRedisTarget(cluster.url), { queue: true });
+    const keys = new RedisKeys('p2pshare:', true);
+    const score = async () => Number(await raw.zscore(keys.client(from), 'lease-a'));
+    /** The set's score once the renewal (a command the heartbeat does not wait for) has landed. */
+    const scoreAbove = async (floor: number) => {
+      for (let i = 0; i < 100 && (await score()) <= floor; i++) await sleep(10);
+      return score();
+    };
+    try {
+      const registeredUntil = await score();
+      assert.ok(registeredUntil > Date.now() + 100_000 && registeredUntil <= Date.now() + 120_000, `one TTL at registration: ${registeredUntil - Date.now()} ms`);
+      assert.equal((await request(b.url, 'POST', '/v1/peers/lease-a/heartbeat', ME, { token })).status, 200);
+      const renewed = await scoreAbove(registeredUntil);
+      assert.ok(renewed > Date.now() + 220_000 && renewed <= Date.now() + 240_000, `two TTLs after a beat: ${renewed - Date.now()} ms`);
+      assert.equal(await raw.hget(keys.peer('lease-a'), 'clientUntil'), String(renewed));
+      assert.ok((await raw.pttl(keys.client(from))) > 220_000, 'the set lives as long as its longest lease');
+      // More than one TTL left: the next beats leave the set alone.
+      for (let i = 0; i < 3; i++) assert.equal((await request(a.url, 'POST', '/v1/peers/lease-a/heartbeat', ME, { token })).status, 200);
+      await sleep(100);
+      assert.equal(await score(), renewed);
+      // As if a TTL had passed since: the next beat renews it again.
+      await raw.hset(keys.peer('lease-a'), 'clientUntil', String(Date.now() + 100_000));
+      assert.equal((await request(a.url, 'POST', '/v1/peers/lease-a/heartbeat', ME, { token })).status, 200);
+      assert.ok((await scoreAbove(renewed)) > renewed);
+    } finally {
+      raw.disconnect();
     }
   });
 
