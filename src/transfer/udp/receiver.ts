@@ -27,6 +27,14 @@ const MAX_RUN_CHUNKS = 128; // one write at most (150 KiB at 1200-byte chunks)
  * in writes; 2 MiB ones (128 of 16 KiB) made that several MiB on a busy host.
  */
 const MAX_RUN_BYTES = 256 * 1024;
+/**
+ * A run smaller than this waits up to RUN_HOLD_MS for more chunks before it is written: each write
+ * is a hand-off to libuv's thread pool and back (and one of the resume record), and those
+ * hand-offs, not the bytes, were the receiver's largest cost (BENCHMARKS.md, "where the CPU
+ * goes"). Without the wait a write took what arrived while the last one ran: about 9 chunks.
+ */
+const MIN_RUN_BYTES = 128 * 1024;
+const RUN_HOLD_MS = 5;
 const DONE_REPEATS = 3;
 const DONE_SPACING_MS = 20;
 const PROGRESS_EVERY_MS = 100;
@@ -51,6 +59,8 @@ export interface ReceiveResult {
   minWindow: number;
   /** DATA dropped because the write queue was full (the sender ignored or had not seen the window). */
   overflowDrops: number;
+  /** File writes it took (contiguous chunks go in one write, up to MAX_RUN_BYTES). */
+  writes: number;
   /** Hex SHA-256 of the whole file, when it was asked for and could be computed on the way. */
   sha256?: string;
 }
@@ -73,11 +83,13 @@ export class Receiver {
   private cumulative = 0; // every chunk below has been received
   private writtenChunks = 0;
   private writtenBytes = 0;
+  private writes = 0;
   private pendingChunks = 0;
   private run: Run | undefined; // the run still growing
   private readonly maxRunChunks: number;
   private readonly closedRuns: Run[] = []; // complete runs waiting for the file to open
   private flushScheduled = false;
+  private holdTimer: NodeJS.Timeout | undefined; // writes a small run that stopped growing
   private writesInFlight = 0;
   private readonly ranges: PnRange[] = []; // received packet numbers, highest first
   private largestAt = 0; // when the largest packet number arrived (performance.now)
@@ -233,13 +245,30 @@ export class Receiver {
         this.flushScheduled = false;
         // While a write is in flight the run keeps growing (up to maxRunChunks): its completion
         // writes it, so a burst becomes a few large writes, not one small write per read batch.
-        if (this.writesInFlight === 0) this.closeRun();
+        this.closeRunWhenDue();
       });
+    }
+  }
+
+  /** Writes the growing run if no write is in flight and it is large, ends the file, or waited. */
+  private closeRunWhenDue(): void {
+    const run = this.run;
+    if (!run || this.writesInFlight > 0) return;
+    const end = run.first + run.bufs.length;
+    if (run.bufs.length * this.o.chunkBytes >= MIN_RUN_BYTES || end === this.total || this.cumulative === this.total) {
+      this.closeRun();
+    } else {
+      this.holdTimer ??= setTimeout(() => {
+        this.holdTimer = undefined;
+        if (this.writesInFlight === 0) this.closeRun();
+      }, RUN_HOLD_MS);
     }
   }
 
   /** Writes the growing run now (and any closed ones). */
   private closeRun(): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
     if (this.run) this.closedRuns.push(this.run);
     this.run = undefined;
     this.flush();
@@ -257,6 +286,7 @@ export class Receiver {
     const data = run.bufs.length === 1 ? run.bufs[0] : Buffer.concat(run.bufs);
     const bytes = data.length;
     this.writesInFlight++;
+    this.writes++;
     this.recorder?.writingAt(position, data);
     fh.write(data, 0, bytes, position).then(
       ({ bytesWritten }) => {
@@ -271,7 +301,7 @@ export class Receiver {
         this.recorder?.wrote(position, this.prefixOnDisk());
         this.reportProgress(false);
         if (this.writtenChunks === this.total) return void this.complete();
-        if (this.writesInFlight === 0) this.closeRun(); // what arrived while this write ran
+        this.closeRunWhenDue(); // what arrived while this write ran
         if (this.lastWindow < this.maxPending / 4) this.sendAck(); // reopen the window
       },
       (err: Error) => {
@@ -364,6 +394,7 @@ export class Receiver {
       duplicates: this.duplicates,
       minWindow: this.minWindow,
       overflowDrops: this.overflowDrops,
+      writes: this.writes,
       ...(sha256 !== undefined ? { sha256 } : {}),
     });
   }
@@ -394,7 +425,8 @@ export class Receiver {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     if (this.ackImmediate) clearImmediate(this.ackImmediate);
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.ackTimer = this.idleTimer = this.ackImmediate = undefined;
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.ackTimer = this.idleTimer = this.ackImmediate = this.holdTimer = undefined;
   }
 
   private fail(err: Error, abortReason?: number): void {
