@@ -43,6 +43,20 @@ export function procCpu(pid: number | 'self'): ProcCpu | undefined {
   }
 }
 
+/**
+ * Seconds `pid`'s main thread has spent runnable but waiting for a CPU (/proc/PID/schedstat, the
+ * second field: run-queue delay in ns). For an event loop, that wait is latency added to whatever
+ * it was about to answer.
+ */
+export function runQueueWait(pid: number): number | undefined {
+  try {
+    const wait = Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]);
+    return Number.isFinite(wait) ? wait / 1e9 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Datagrams dropped at `pid`'s UDP sockets (the "drops" column of /proc/net/udp), summed. */
 export function udpSocketDrops(pid: number | 'self'): number | undefined {
   try {

@@ -22,7 +22,7 @@ import { startRedis } from '../test/support/redis';
 import { startCluster } from '../test/registry/cluster';
 import { registerFrom, sourceAddress, type Answer } from '../test/registry/http-from';
 import { BeatWheel, TICK_MS } from './beat-wheel';
-import { procCpu } from './cpu';
+import { procCpu, runQueueWait } from './cpu';
 import { rawRequest } from './load-http';
 import { loadLine, machineLine, markdownTable, revisionLine } from './util';
 
@@ -121,6 +121,16 @@ function cpuNow(procs: RunningProcess[], side: RedisSide): { registries: number;
   };
 }
 
+/** Seconds the main threads of the registries, the Redis masters and this generator have waited for a CPU. */
+function waitNow(procs: RunningProcess[], side: RedisSide): { registries: number; redis: number; generator: number } {
+  const sum = (pids: Array<number | undefined>) => pids.reduce<number>((s, pid) => s + (pid === undefined ? NaN : (runQueueWait(pid) ?? NaN)), 0);
+  return {
+    registries: sum(procs.map((p) => p.proc.pid)),
+    redis: sum(side.masters.map((port) => Number(info(port, 'server').process_id))),
+    generator: sum([process.pid]),
+  };
+}
+
 /** Requests in flight, capped; completion frees a place and calls `onFree`. */
 class Flight {
   busy = 0;
@@ -209,6 +219,7 @@ async function run(side: RedisSide): Promise<string[][]> {
     const sent = { lookup: 0, list: 0, notSent: 0 };
     const cmd0 = sumInfo(side.masters, 'stats', 'total_commands_processed');
     const cpu0 = cpuNow(procs, side);
+    const wait0 = waitNow(procs, side);
     const start = performance.now();
     let cursor: string | null = null;
     let lookupsDue = 0;
@@ -243,6 +254,7 @@ async function run(side: RedisSide): Promise<string[][]> {
     }
     const elapsed = (performance.now() - start) / 1000;
     const cpu1 = cpuNow(procs, side);
+    const wait1 = waitNow(procs, side);
     const cmds = sumInfo(side.masters, 'stats', 'total_commands_processed') - cmd0;
     const memEnd = sumInfo(side.masters, 'memory', 'used_memory');
     const offered = wheel.offered;
@@ -265,6 +277,11 @@ async function run(side: RedisSide): Promise<string[][]> {
       .filter((k) => k !== 'redis' || side.masters.length > 0)
       .map((k) => `${k} ${((100 * (cpu1[k] - cpu0[k])) / elapsed).toFixed(0)} % (${(((cpu1[k] - cpu0[k]) * 1e6) / answered).toFixed(0)} µs per answered request)`)
       .join(', ');
+    // Time runnable but not running: on 2 cores shared by all of them, latency no CPU profile shows.
+    const waitLine = (Object.keys(wait0) as Array<keyof typeof wait0>)
+      .filter((k) => k !== 'redis' || side.masters.length > 0)
+      .map((k) => `${k} ${((1000 * (wait1[k] - wait0[k])) / elapsed).toFixed(0)} ms/s (${(((wait1[k] - wait0[k]) * 1e6) / answered).toFixed(0)} µs per answered request)`)
+      .join(', ');
     const redisLine = side.masters.length === 0 ? '' :
       `  Redis ${(cmds / elapsed).toFixed(0)} commands/s (INFO total_commands_processed, commands run by scripts included), ` +
       `used_memory per live peer ${memPerPeer.toFixed(0)} B after registering, ${memPerPeerEnd.toFixed(0)} B at the end (both with the used-challenge markers of the last 60 s)\n`;
@@ -272,6 +289,7 @@ async function run(side: RedisSide): Promise<string[][]> {
       `  heartbeats: ${offered} came due, ${skipped} skipped (still waiting for a place when the next came due), ${backlog} waiting at the end; generator lag p50 ${pct(steadyLag, 50)} ms, p99 ${pct(steadyLag, 99)} ms; ${skippedWhileRegistering} skipped while registering\n` +
       `  lookups and list pages not sent for want of a place: ${sent.notSent}\n` +
       `  CPU in the steady state (100 % = one core of ${cpus().length}): ${cpuLine}\n` +
+      `  waiting for a CPU in the steady state (main threads, /proc/PID/schedstat, summed over the processes): ${waitLine}\n` +
       redisLine +
       `  failures: ${failures}; heartbeats failed while registering: ${early}; answered after the window: ${ROUTES.slice(1).map((r) => window.ms.get(r)!.length).join('/')}`);
     const row = (r: Route, offeredRate: string) => {
