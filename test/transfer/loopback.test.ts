@@ -30,9 +30,6 @@ for (const size of [0, 1, 1200, 1201, 1024 * 1024, 64 * 1024 * 1024]) {
       assert.equal(await sha256(r.partPath), digest);
       assert.equal(p.ownerUdp.activeSends, 0);
       assert.equal(p.requesterUdp.activeReceives, 0);
-      // Chunks are gathered into large writes (each one a hand-off to the thread pool), not
-      // written a few at a time: 64 MiB took about 5,000 writes of ~9 chunks before.
-      if (size >= 1024 * 1024) assert.ok(r.received.writes <= size / (64 * 1024), `${r.received.writes} writes for ${size} B`);
     } finally {
       await p.close();
     }
