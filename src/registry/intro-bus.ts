@@ -7,7 +7,7 @@
 // on the master of its slot, so introductions spread over the masters instead of every message
 // being broadcast to every node as cluster-wide PUBLISH does.
 import { randomBytes } from 'node:crypto';
-import { connectRedis, parseRedisTarget, type AnyRedis } from './redis-connection';
+import { connectRedis, parseRedisTarget, slotMapSuspect, type AnyRedis } from './redis-connection';
 import type { Candidate } from '../wire/rendezvous';
 import type { IntroBus, IntroOrder, IntroResult } from './rendezvous';
 
@@ -66,8 +66,13 @@ export class RedisIntroBus implements IntroBus {
     this.subscribed = (this.sharded ? this.sub.ssubscribe(mine) : this.sub.subscribe(mine)).catch(() => {});
   }
 
+  /** A failed publish is a sign of a failover too: the Cluster client then reads its slot map every second. */
   private publish(channel: string, text: string): Promise<number> {
-    return (this.sharded ? this.pub.spublish(channel, text) : this.pub.publish(channel, text)) as Promise<number>;
+    const sent = (this.sharded ? this.pub.spublish(channel, text) : this.pub.publish(channel, text)) as Promise<number>;
+    return sent.catch((err: unknown) => {
+      slotMapSuspect(this.pub);
+      throw err;
+    });
   }
 
   private channel(id: string): string {
