@@ -1,4 +1,4 @@
-// The UDP receiver's file writes (src/transfer/udp/receiver.ts): chunks that trickle in, one per
+// The UDP receiver's file writes (src/transfer/udp/run-writer.ts): chunks that trickle in, one per
 // event-loop turn, are gathered into large writes (each write is a hand-off to the thread pool),
 // not written one or two at a time as each write completes; the file is still byte-exact.
 import assert from 'node:assert/strict';

@@ -1,9 +1,7 @@
-// Requester side of one UDP transfer: writes each chunk at its offset in the .part file
-// (contiguous chunks coalesced into one write), acknowledges packet numbers with ranges,
+// Requester side of one UDP transfer: hands each new chunk to the writer (run-writer.ts, which
+// also keeps the .part's resume record current), acknowledges packet numbers with ranges,
 // advertises a window of free write slots (a slow disk slows the sender), and says DONE once
-// every byte is written and fsynced. Keeps the .part's resume record (if it has one) current
-// as the hole-free prefix grows (prefix-recorder.ts). Memory: one byte per chunk plus the
-// pending writes.
+// every byte is written and fsynced. Memory: two bytes per chunk plus the pending writes.
 import { promises as fsp, constants as fsc } from 'node:fs';
 import type { Connection } from '../../net/connection';
 import { FrameType } from '../../wire/frame';
@@ -11,6 +9,7 @@ import { AbortReason, encodeAbort, encodeAck, encodeDone, MAX_ACK_RANGES, type D
 import { recordPath } from '../resume-record';
 import { InOrderHash } from './in-order-hash';
 import { PrefixRecorder } from './prefix-recorder';
+import { RunWriter } from './run-writer';
 
 const ACK_EVERY_PACKETS = 8;
 const ACK_DELAY_MS = 2;
@@ -20,21 +19,6 @@ const ACK_DELAY_MS = 2;
  */
 const MAX_PENDING_CHUNKS = 4096;
 const PENDING_BYTES = 16 * 1024 * 1024;
-const MAX_RUN_CHUNKS = 128; // one write at most (150 KiB at 1200-byte chunks)
-/**
- * And at most this many bytes (large chunks, one host): a requester killed outright keeps only
- * the writes its resume record knew of (prefix-recorder.ts), so what it fetches again is counted
- * in writes; 2 MiB ones (128 of 16 KiB) made that several MiB on a busy host.
- */
-const MAX_RUN_BYTES = 256 * 1024;
-/**
- * A run smaller than this waits up to RUN_HOLD_MS for more chunks before it is written: each write
- * is a hand-off to libuv's thread pool and back (and one of the resume record), and those
- * hand-offs, not the bytes, were the receiver's largest cost (BENCHMARKS.md, "where the CPU
- * goes"). Without the wait a write took what arrived while the last one ran: about 9 chunks.
- */
-const MIN_RUN_BYTES = 128 * 1024;
-const RUN_HOLD_MS = 5;
 const DONE_REPEATS = 3;
 const DONE_SPACING_MS = 20;
 const PROGRESS_EVERY_MS = 100;
@@ -59,15 +43,10 @@ export interface ReceiveResult {
   minWindow: number;
   /** DATA dropped because the write queue was full (the sender ignored or had not seen the window). */
   overflowDrops: number;
-  /** File writes it took (contiguous chunks go in one write, up to MAX_RUN_BYTES). */
+  /** File writes it took (contiguous chunks go in one write: run-writer.ts). */
   writes: number;
   /** Hex SHA-256 of the whole file, when it was asked for and could be computed on the way. */
   sha256?: string;
-}
-
-interface Run {
-  first: number;
-  bufs: Buffer[];
 }
 
 export class Receiver {
@@ -78,19 +57,8 @@ export class Receiver {
   private rejectP!: (e: Error) => void;
   private readonly total: number;
   private readonly have: Uint8Array; // 1 = received (written or being written)
-  private readonly onDisk: Uint8Array; // 1 = written
-  private diskCumulative = 0; // every chunk below is written
   private cumulative = 0; // every chunk below has been received
-  private writtenChunks = 0;
-  private writtenBytes = 0;
-  private writes = 0;
-  private pendingChunks = 0;
-  private run: Run | undefined; // the run still growing
-  private readonly maxRunChunks: number;
-  private readonly closedRuns: Run[] = []; // complete runs waiting for the file to open
-  private flushScheduled = false;
-  private holdTimer: NodeJS.Timeout | undefined; // writes a small run that stopped growing
-  private writesInFlight = 0;
+  private readonly writer: RunWriter;
   private readonly ranges: PnRange[] = []; // received packet numbers, highest first
   private largestAt = 0; // when the largest packet number arrived (performance.now)
   private largestSendTimeUs = 0;
@@ -118,10 +86,16 @@ export class Receiver {
   ) {
     this.total = Math.ceil((o.size - o.offset) / o.chunkBytes);
     this.maxPending = Math.min(MAX_PENDING_CHUNKS, Math.floor(PENDING_BYTES / o.chunkBytes));
-    this.maxRunChunks = Math.max(1, Math.min(MAX_RUN_CHUNKS, Math.floor(MAX_RUN_BYTES / o.chunkBytes)));
     this.lastWindow = this.minWindow = this.maxPending;
     this.have = new Uint8Array(this.total);
-    this.onDisk = new Uint8Array(this.total);
+    this.writer = new RunWriter({
+      offset: o.offset,
+      size: o.size,
+      chunkBytes: o.chunkBytes,
+      allReceived: () => this.cumulative === this.total,
+      onWritten: () => this.wrote(),
+      onError: (err) => this.fail(new Error(`cannot write ${this.o.partPath}: ${err.message}`), AbortReason.ioError),
+    });
     // As much again as the write queue holds, of chunks that overtook a lost one.
     this.hasher = o.hash && o.offset === 0 ? new InOrderHash(this.total, PENDING_BYTES) : undefined;
     this.promise = new Promise((res, rej) => {
@@ -150,7 +124,7 @@ export class Receiver {
       return;
     }
     if (this.total === 0) void this.complete();
-    else this.flush(); // runs that arrived while the file was opening (the growing one follows)
+    else this.writer.start(this.fh, this.recorder); // with the runs that arrived while it opened
   }
 
   /** false: the packet does not fit this session (wrong chunk or length); the caller counts it. */
@@ -163,14 +137,13 @@ export class Receiver {
       this.duplicates++;
     } else {
       // Full write queue: drop it unacknowledged, the sender will send it again.
-      if (this.pendingChunks >= this.maxPending) {
+      if (this.writer.pendingChunks >= this.maxPending) {
         this.overflowDrops++;
         return true;
       }
       this.have[p.chunk] = 1;
-      this.pendingChunks++;
       while (this.cumulative < this.total && this.have[this.cumulative]) this.cumulative++;
-      this.queueWrite(p.chunk, p.payload);
+      this.writer.add(p.chunk, p.payload);
       this.hasher?.add(p.chunk, p.payload);
     }
     this.armIdle();
@@ -230,91 +203,11 @@ export class Receiver {
     return true;
   }
 
-  private queueWrite(chunk: number, payload: Buffer): void {
-    const run = this.run;
-    if (run && chunk === run.first + run.bufs.length && run.bufs.length < this.maxRunChunks) {
-      run.bufs.push(payload);
-    } else {
-      if (run) this.closedRuns.push(run);
-      this.run = { first: chunk, bufs: [payload] };
-      this.flush();
-    }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        // While a write is in flight the run keeps growing (up to maxRunChunks): its completion
-        // writes it, so a burst becomes a few large writes, not one small write per read batch.
-        this.closeRunWhenDue();
-      });
-    }
-  }
-
-  /** Writes the growing run if no write is in flight and it is large, ends the file, or waited. */
-  private closeRunWhenDue(): void {
-    const run = this.run;
-    if (!run || this.writesInFlight > 0) return;
-    const end = run.first + run.bufs.length;
-    if (run.bufs.length * this.o.chunkBytes >= MIN_RUN_BYTES || end === this.total || this.cumulative === this.total) {
-      this.closeRun();
-    } else {
-      this.holdTimer ??= setTimeout(() => {
-        this.holdTimer = undefined;
-        if (this.writesInFlight === 0) this.closeRun();
-      }, RUN_HOLD_MS);
-    }
-  }
-
-  /** Writes the growing run now (and any closed ones). */
-  private closeRun(): void {
-    if (this.holdTimer) clearTimeout(this.holdTimer);
-    this.holdTimer = undefined;
-    if (this.run) this.closedRuns.push(this.run);
-    this.run = undefined;
-    this.flush();
-  }
-
-  /** Writes every closed run (once the file is open). */
-  private flush(): void {
-    if (!this.fh || this.ended) return;
-    for (const run of this.closedRuns.splice(0)) this.writeRun(this.fh, run);
-  }
-
-  private writeRun(fh: fsp.FileHandle, run: Run): void {
-    const position = this.o.offset + run.first * this.o.chunkBytes;
-    // One copy into one buffer, one write call.
-    const data = run.bufs.length === 1 ? run.bufs[0] : Buffer.concat(run.bufs);
-    const bytes = data.length;
-    this.writesInFlight++;
-    this.writes++;
-    this.recorder?.writingAt(position, data);
-    fh.write(data, 0, bytes, position).then(
-      ({ bytesWritten }) => {
-        this.writesInFlight--;
-        if (bytesWritten !== bytes) throw new Error('short write');
-        this.pendingChunks -= run.bufs.length;
-        this.onDisk.fill(1, run.first, run.first + run.bufs.length);
-        if (this.ended) return;
-        this.writtenChunks += run.bufs.length;
-        this.writtenBytes += bytes;
-        while (this.diskCumulative < this.total && this.onDisk[this.diskCumulative]) this.diskCumulative++;
-        this.recorder?.wrote(position, this.prefixOnDisk());
-        this.reportProgress(false);
-        if (this.writtenChunks === this.total) return void this.complete();
-        this.closeRunWhenDue(); // what arrived while this write ran
-        if (this.lastWindow < this.maxPending / 4) this.sendAck(); // reopen the window
-      },
-      (err: Error) => {
-        this.writesInFlight--;
-        this.pendingChunks -= run.bufs.length;
-        this.fail(new Error(`cannot write ${this.o.partPath}: ${err.message}`), AbortReason.ioError);
-      },
-    ).catch((err: Error) => this.fail(new Error(`cannot write ${this.o.partPath}: ${err.message}`), AbortReason.ioError));
-  }
-
-  /** Bytes of the .part that are a hole-free prefix on disk (written, maybe not yet fsynced). */
-  private prefixOnDisk(): number {
-    return Math.min(this.o.size, this.o.offset + this.diskCumulative * this.o.chunkBytes);
+  /** A write landed: progress, the end, or a window to reopen. */
+  private wrote(): void {
+    this.reportProgress(false);
+    if (this.writer.writtenChunks === this.total) return void this.complete();
+    if (this.lastWindow < this.maxPending / 4) this.sendAck(); // reopen the window
   }
 
   private reportProgress(force: boolean): void {
@@ -323,7 +216,7 @@ export class Receiver {
     if (!force && now - this.lastProgress < PROGRESS_EVERY_MS) return;
     this.lastProgress = now;
     try {
-      this.o.onProgress(this.writtenBytes);
+      this.o.onProgress(this.writer.writtenBytes);
     } catch {
       // a progress callback's bug must not break the transfer
     }
@@ -348,7 +241,7 @@ export class Receiver {
     this.ackTimer = this.ackImmediate = undefined;
     this.sinceAck = 0;
     if (this.ended || this.ranges.length === 0) return;
-    this.lastWindow = Math.max(0, this.maxPending - this.pendingChunks);
+    this.lastWindow = Math.max(0, this.maxPending - this.writer.pendingChunks);
     if (this.lastWindow < this.minWindow) this.minWindow = this.lastWindow;
     const body = encodeAck({
       echoTimeUs: this.largestSendTimeUs,
@@ -394,7 +287,7 @@ export class Receiver {
       duplicates: this.duplicates,
       minWindow: this.minWindow,
       overflowDrops: this.overflowDrops,
-      writes: this.writes,
+      writes: this.writer.writes,
       ...(sha256 !== undefined ? { sha256 } : {}),
     });
   }
@@ -425,8 +318,7 @@ export class Receiver {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     if (this.ackImmediate) clearImmediate(this.ackImmediate);
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (this.holdTimer) clearTimeout(this.holdTimer);
-    this.ackTimer = this.idleTimer = this.ackImmediate = this.holdTimer = undefined;
+    this.ackTimer = this.idleTimer = this.ackImmediate = undefined;
   }
 
   private fail(err: Error, abortReason?: number): void {
@@ -438,16 +330,12 @@ export class Receiver {
     }
     const fh = this.fh;
     this.fh = undefined;
-    if (this.run) this.closedRuns.push(this.run);
-    for (const run of this.closedRuns.splice(0)) this.pendingChunks -= run.bufs.length; // never written
-    this.run = undefined;
     // Let writes already issued land, then cut the .part after the contiguous prefix on disk:
     // a resume starts at the file's length, so it must hold no holes.
     const closeLater = async () => {
-      for (let i = 0; i < 400 && this.pendingChunks > 0; i++) await new Promise((r) => setTimeout(r, 5));
+      await this.writer.stop();
       if (!fh) return;
-      while (this.diskCumulative < this.total && this.onDisk[this.diskCumulative]) this.diskCumulative++;
-      const keep = this.prefixOnDisk();
+      const keep = this.writer.prefixOnDisk();
       await fh.truncate(keep).catch(() => {});
       // Made durable, the cut .part needs no record: its length holds across a power cut too.
       const durable = this.recorder ? await fh.datasync().then(() => true, () => false) : false;
