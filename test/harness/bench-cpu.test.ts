@@ -1,13 +1,15 @@
 // The readers behind the "where the CPU goes" bench rows (bench/cpu.ts): /proc CPU times of a
-// process and of its reaped children, a V8 profile's top self time, and the UDP sender's
+// process and of its reaped children, the time a process waited for a CPU (the registry load
+// bench reports it beside the CPU used), a V8 profile's top self time, and the UDP sender's
 // P2PSHARE_UDP_DEBUG lines (a format the bench parses: if the sender's line changes, the rows
 // would silently say nothing, so a real transfer's lines are parsed here).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir, readdir } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { modelStats, procCpu, summariseProfile } from '../../bench/cpu';
+import { modelStats, procCpu, runQueueWait, summariseProfile } from '../../bench/cpu';
 import { cliGet } from '../../bench/peers';
 import { randomFile, registry, startPeer } from '../peer/support';
 import { tempDir } from '../support/cli';
@@ -31,6 +33,23 @@ test('procCpu reads this process CPU time and its reaped children', { skip: !lin
   const end = procCpu('self')!;
   assert.ok(end.children - mid.children >= 0.35, `children grew by ${end.children - mid.children} s after a child burned 0.4 s`);
   assert.equal(procCpu(2 ** 22 + 12345), undefined, 'no such process');
+});
+
+test('runQueueWait: more busy processes than cores wait for a CPU, and it says how long', { skip: !linux && 'Linux /proc only', timeout: 60_000 }, async () => {
+  assert.equal(runQueueWait(2 ** 22 + 12345), undefined, 'no such process');
+  // Two more spinning processes than cores: together they must wait about 2 x the spin.
+  const spinMs = 1500;
+  const kids = Array.from({ length: cpus().length + 2 }, () =>
+    spawn(process.execPath, ['-e', `const t = Date.now(); while (Date.now() - t < ${spinMs});`], { stdio: 'ignore' }),
+  );
+  try {
+    await new Promise((r) => setTimeout(r, spinMs - 300));
+    const waited = kids.reduce((s, k) => s + (runQueueWait(k.pid!) ?? NaN), 0);
+    const ran = kids.reduce((s, k) => s + (procCpu(k.pid!)?.self ?? NaN), 0);
+    assert.ok(waited > 0.5, `the processes waited ${waited.toFixed(3)} s for a CPU in all (ran ${ran.toFixed(2)} s)`);
+  } finally {
+    for (const k of kids) k.kill('SIGKILL');
+  }
 });
 
 test('summariseProfile names the function that burned the CPU', { timeout: 60_000 }, async () => {
