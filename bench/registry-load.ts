@@ -273,15 +273,14 @@ async function run(side: RedisSide): Promise<string[][]> {
     const memPerPeerEnd = liveAfter ? (memEnd - memBefore) / liveAfter : NaN;
     // Per answered request: the registries against the bare server is the registry's own cost.
     const answered = Math.max(1, ROUTES.slice(1).reduce((n, r) => n + steady.ms.get(r)!.length, 0));
-    const cpuLine = (Object.keys(cpu0) as Array<keyof typeof cpu0>)
-      .filter((k) => k !== 'redis' || side.masters.length > 0)
-      .map((k) => `${k} ${((100 * (cpu1[k] - cpu0[k])) / elapsed).toFixed(0)} % (${(((cpu1[k] - cpu0[k]) * 1e6) / answered).toFixed(0)} µs per answered request)`)
-      .join(', ');
+    // Seconds each party spent in the window, as a rate (`unit` per second) and per answered request.
+    type Party = keyof typeof cpu0;
+    const parties = (Object.keys(cpu0) as Party[]).filter((k) => k !== 'redis' || side.masters.length > 0);
+    const perParty = (s0: Record<Party, number>, s1: Record<Party, number>, scale: number, unit: string) =>
+      parties.map((k) => `${k} ${((scale * (s1[k] - s0[k])) / elapsed).toFixed(0)} ${unit} (${(((s1[k] - s0[k]) * 1e6) / answered).toFixed(0)} µs per answered request)`).join(', ');
+    const cpuLine = perParty(cpu0, cpu1, 100, '%');
     // Time runnable but not running: on 2 cores shared by all of them, latency no CPU profile shows.
-    const waitLine = (Object.keys(wait0) as Array<keyof typeof wait0>)
-      .filter((k) => k !== 'redis' || side.masters.length > 0)
-      .map((k) => `${k} ${((1000 * (wait1[k] - wait0[k])) / elapsed).toFixed(0)} ms/s (${(((wait1[k] - wait0[k]) * 1e6) / answered).toFixed(0)} µs per answered request)`)
-      .join(', ');
+    const waitLine = perParty(wait0, wait1, 1000, 'ms/s');
     const redisLine = side.masters.length === 0 ? '' :
       `  Redis ${(cmds / elapsed).toFixed(0)} commands/s (INFO total_commands_processed, commands run by scripts included), ` +
       `used_memory per live peer ${memPerPeer.toFixed(0)} B after registering, ${memPerPeerEnd.toFixed(0)} B at the end (both with the used-challenge markers of the last 60 s)\n`;
