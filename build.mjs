@@ -2,10 +2,10 @@
 // That single file is what the standalone executables (scripts/sea.mjs) embed.
 //
 // Commands are loaded with import() (src/cli.ts): esbuild turns each into a lazy module
-// initialiser in the bundle, so a run only evaluates the code it uses. The JPEG preview's worker
-// (src/media/jpeg-worker.ts, with jpeg-js) is bundled on its own first and embedded as a string:
-// a worker started from source text runs the same from the bundle and from the executable, where
-// no file of ours exists to start it from.
+// initialiser in the bundle, so a run only evaluates the code it uses. The worker threads' scripts
+// (the JPEG preview's, with jpeg-js; the download hash's) are bundled on their own first and
+// embedded as strings: a worker started from source text runs the same from the bundle and from
+// the executable, where no file of ours exists to start it from.
 //
 // V8 parses a whole script before running any of it, so the program (the esbuild output) is
 // stored in a comment at the end of dist/p2pshare.cjs behind a few lines that answer --version
@@ -17,6 +17,11 @@ import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
+/** The worker threads' scripts, by the name their starters read them from (src/core/worker-source.ts). */
+const WORKERS = {
+  P2PSHARE_JPEG_WORKER_SOURCE: 'src/media/jpeg-worker.ts',
+  P2PSHARE_HASH_WORKER_SOURCE: 'src/core/hash-worker.ts',
+};
 const common = {
   bundle: true,
   platform: 'node',
@@ -31,17 +36,17 @@ const common = {
  * module evaluation with one). Returns esbuild's metafile of the main build.
  */
 export async function buildBundle({ outfile = resolve(root, 'dist/p2pshare.cjs'), plugins = [] } = {}) {
-  const worker = await build({
-    ...common,
-    entryPoints: [resolve(root, 'src/media/jpeg-worker.ts')],
-    write: false,
-    minify: true,
-  });
+  // Each worker's script, bundled on its own and given to the main build as the text of a name.
+  const define = {};
+  for (const [name, entry] of Object.entries(WORKERS)) {
+    const worker = await build({ ...common, entryPoints: [resolve(root, entry)], write: false, minify: true });
+    define[name] = JSON.stringify(worker.outputFiles[0].text);
+  }
   const main = await build({
     ...common,
     entryPoints: [resolve(root, 'src/cli.ts')],
     outfile,
-    define: { P2PSHARE_JPEG_WORKER_SOURCE: JSON.stringify(worker.outputFiles[0].text) },
+    define,
     // Minified: what a command runs is still parsed in full at each start (1.1 MB -> 0.55 MB,
     // pure ASCII). keepNames keeps functions' and classes' .name, which dependencies may compare;
     // a --debug stack trace shows the short names.

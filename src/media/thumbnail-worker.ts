@@ -4,6 +4,7 @@
 // comes back as the same one-line note a failed decode gives.
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
+import { workerSource } from '../core/worker-source';
 import type { ThumbnailResult, ThumbnailSize } from './jpeg-thumbnail';
 
 /** Set by build.mjs: jpeg-worker.ts and jpeg-js bundled into one script, run with eval. */
@@ -19,17 +20,6 @@ export interface WorkerLimits {
 /** A 12.6 MP picture needs ~1.5 s and just over 64 MB of heap; room for a slow, busy machine. */
 export const DEFAULT_WORKER_LIMITS: WorkerLimits = { timeoutMs: 20_000, maxHeapMb: 192 };
 
-/**
- * The worker's code as source text. From the bundle (and the standalone executable, which has no
- * file of ours to start a worker from) it is embedded at build time; from source (tests run src/
- * through tsx), the worker compiles jpeg-worker.ts with tsx's require hook.
- */
-function workerSource(): string {
-  if (typeof P2PSHARE_JPEG_WORKER_SOURCE === 'string') return P2PSHARE_JPEG_WORKER_SOURCE;
-  const tsx = 'tsx/cjs'; // a name in a variable: the bundler leaves this development-only path alone
-  return `require(${JSON.stringify(require.resolve(tsx))}); require(${JSON.stringify(join(__dirname, 'jpeg-worker.ts'))});`;
-}
-
 /** Never rejects: a worker that fails, runs out of heap or time gives { ok: false, note }. */
 export function jpegThumbnailInWorker(data: Uint8Array, size: ThumbnailSize, limits: WorkerLimits = DEFAULT_WORKER_LIMITS): Promise<ThumbnailResult> {
   return new Promise((resolve) => {
@@ -37,7 +27,7 @@ export function jpegThumbnailInWorker(data: Uint8Array, size: ThumbnailSize, lim
     try {
       // Required here, not at start: most runs of a command that may show a picture never do.
       const { Worker: WorkerThread } = require('node:worker_threads') as typeof import('node:worker_threads');
-      worker = new WorkerThread(workerSource(), {
+      worker = new WorkerThread(workerSource(typeof P2PSHARE_JPEG_WORKER_SOURCE === 'string' ? P2PSHARE_JPEG_WORKER_SOURCE : undefined, join(__dirname, 'jpeg-worker.ts')), {
         eval: true,
         resourceLimits: { maxOldGenerationSizeMb: limits.maxHeapMb, maxYoungGenerationSizeMb: Math.min(16, limits.maxHeapMb) },
       });

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { forbidden } from '../control/client';
 import type { Semaphore } from '../core/async';
 import { P2pError, userMessage } from '../core/errors';
+import { TRAILING_HASH_MIN_BYTES, TrailingFileHash } from '../core/trailing-hash';
 import { ensureRoom, finish, openPart, verifyPart } from '../transfer/download';
 import { shownName, unusableName } from '../transfer/local-names';
 import { fetchOverTcp, TcpAuthError } from '../transfer/tcp-client';
@@ -161,6 +162,7 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
   const started = Date.now();
   let udpDone: Promise<{ sha256?: string }> | undefined;
   let releaseGate: (() => void) | undefined;
+  let behind: TrailingFileHash | undefined;
   try {
     const progress = o.onProgress ? (n: number) => o.onProgress!(part.offset + n) : undefined;
     const count = entry.size - part.offset;
@@ -174,8 +176,19 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     const maxPayload = via === 'udp' ? await session.udpMaxPayload() : 0;
     // Taken just before the GET goes out, so that GETs sent at once leave in the order of their IDs.
     const sessionId = session.nextSessionId();
-    // A whole file is hashed as its chunks arrive, as over TCP (a resumed one is read again).
-    udpDone = udp?.receive({ conn, sessionId, partPath: part.path, offset: part.offset, size: entry.size, maxPayload, hash: part.offset === 0, ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    // A large file is hashed by a worker reading behind the writes, its prefix first when resumed
+    // (the hole-free prefix on disk, over UDP); a small whole one as its chunks arrive, so it need
+    // not be read again (a small resumed one is, by verifyPart).
+    behind = entry.size >= TRAILING_HASH_MIN_BYTES ? new TrailingFileHash(part.path) : undefined;
+    behind?.advance(part.offset);
+    const onPrefixOnDisk = behind && ((end: number) => behind!.advance(end));
+    udpDone = udp?.receive({
+      conn, sessionId, partPath: part.path, offset: part.offset, size: entry.size, maxPayload,
+      hash: !behind && part.offset === 0,
+      ...(onPrefixOnDisk ? { onPrefixOnDisk } : {}),
+      ...(progress ? { onProgress: progress } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
     udpDone?.catch(() => {}); // judged below; never an unhandled rejection
     const answer = await control.get(conn, o.peer, {
       transport: via,
@@ -198,14 +211,20 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     o.onStart?.({ entry, via, offset: part.offset });
     let written: string | undefined;
     if (via === 'tcp') {
-      // A whole file over TCP arrives in order: hashed as it is written, it need not be read again.
-      // (A resumed one is read again, prefix included: hashing its prefix first would outlast the ticket.)
-      const hash = part.offset === 0 ? createHash('sha256') : undefined;
-      await fetchOverTcp({ conn, sessionId, partPath: part.path, offset: part.offset, count, ...(hash ? { hash } : {}), ...(progress ? { onProgress: progress } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+      // A file over TCP arrives in order: a small whole one is hashed as it is written.
+      const hash = !behind && part.offset === 0 ? createHash('sha256') : undefined;
+      await fetchOverTcp({
+        conn, sessionId, partPath: part.path, offset: part.offset, count,
+        ...(hash ? { hash } : {}),
+        ...(onPrefixOnDisk ? { onWritten: onPrefixOnDisk } : {}),
+        ...(progress ? { onProgress: progress } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
       written = hash?.digest('hex');
     } else {
       written = (await udpDone)?.sha256;
     }
+    written ??= await behind?.digest(entry.size);
     releaseGate?.();
     if (!(await verifyPart(part.path, entry.sha256, written))) {
       throw new P2pError('INTEGRITY', `integrity check failed for ${entry.name}: SHA-256 differs from the owner's; the partial file was removed`);
@@ -231,6 +250,7 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     }
     throw new P2pError('FAILED', `transfer of ${entry.name} from ${o.peer} failed: ${userMessage(err)} (${kept ? 'partial file kept; run again to resume' : 'nothing was saved'})`, { cause: err });
   } finally {
+    behind?.close();
     await udpDone?.catch(() => {}); // a cancelled receive first cuts the .part to its hole-free prefix
     releaseGate?.();
     await part.release();

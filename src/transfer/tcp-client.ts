@@ -38,6 +38,8 @@ export interface TcpFetchOptions {
   signal?: AbortSignal;
   /** Given every byte written, in order, as it is written (a SHA-256 of the file as it arrives). */
   hash?: { update(data: Buffer): unknown };
+  /** Told each time the file's bytes up to `end` (from its start, `offset` included) are written. */
+  onWritten?: (end: number) => void;
 }
 
 const DISK_STALL_MS = 60_000;
@@ -100,9 +102,11 @@ export function fetchOverTcp(o: TcpFetchOptions): Promise<{ bytes: number }> {
       }
       o.hash?.update(chunk);
       o.onProgress?.(received);
+      const end = o.offset + received;
       // One 'data' event may hold several records: the first one that fills the write queue
       // starts the wait for the disk; the others join it (one timer, one 'drain' listener).
-      if (!out.write(chunk) && diskStall === undefined) {
+      const written = o.onWritten && ((err: Error | null | undefined) => err || o.onWritten!(end));
+      if (!out.write(chunk, written) && diskStall === undefined) {
         // Our disk is behind, not the peer: while we do not read, its silence is not idleness.
         // The wait for the disk has its own, longer bound.
         socket.pause();

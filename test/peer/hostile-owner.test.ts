@@ -9,6 +9,7 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Offer, OfferedFile } from '../../src/control/server';
+import { TRAILING_HASH_MIN_BYTES } from '../../src/core/trailing-hash';
 import { PrivateKey } from '../../src/core/x25519';
 import { kindOf } from '../../src/wire/shared-file';
 import { runCli, tempDir } from '../support/cli';
@@ -66,6 +67,8 @@ async function hostileOwner(dir: string) {
   const mib = join(dir, 'served', 'mib');
   await randomFile(empty, 0);
   await randomFile(mib, 1024 * 1024);
+  const large = join(dir, 'served', 'large');
+  await randomFile(large, TRAILING_HASH_MIN_BYTES);
   const fake = (name: string, size: number, path: string): OfferedFile => ({ name, size, path, sha256: randomBytes(32).toString('hex'), kind: kindOf(name) });
   const owner = await inProcessOwner(
     new LyingOffer([
@@ -74,6 +77,7 @@ async function hostileOwner(dir: string) {
       fake('ten-gib-mib.bin', 10 * GiB, mib), // announces 10 GiB, sends 1 MiB and hangs up
       fake('eight-pib.bin', EIGHT_PIB, mib),
       fake('wrong-digest.bin', 1024 * 1024, mib), // the size is true, the SHA-256 announced is not
+      fake('wrong-digest-large.bin', TRAILING_HASH_MIN_BYTES, large), // the same, hashed behind the writes by a worker
     ]),
     { name: 'hostile', identity: HOSTILE_KEY },
   );
@@ -120,7 +124,7 @@ test('such names are listed escaped, never raw, and marked unusable; the JSON li
     assert.equal(table.code, 0, table.stderr);
     assert.doesNotMatch(table.stdout, RAW_UNSAFE, 'a raw control character reached stdout');
     const lines = table.stdout.trimEnd().split('\n');
-    assert.equal(lines.length, BAD_NAMES.length + 4, 'one line per entry (a newline in a name would make two)');
+    assert.equal(lines.length, BAD_NAMES.length + 5, 'one line per entry (a newline in a name would make two)');
     assert.ok(lines.some((l) => l.startsWith('red\\x1b[31m.txt') && l.endsWith('unusable name')), table.stdout);
     assert.ok(lines.some((l) => l.startsWith('two\\x0alines.txt')), table.stdout);
     assert.ok(lines.some((l) => l.startsWith('photo\\u202egpj.exe')), table.stdout);
@@ -210,19 +214,21 @@ test('an announced size of 8 PiB is refused in one clean line (no free-space che
   }
 });
 
-test("an owner whose bytes are not the SHA-256 it announced: the get fails in one line, nothing gets the name, the .part is removed (TCP and UDP)", async () => {
+test("an owner whose bytes are not the SHA-256 it announced: the get fails in one line, nothing gets the name, the .part is removed (TCP and UDP, small and large)", async () => {
   const { dir, cleanup } = await tempDir();
   const h = await hostileOwner(dir);
   try {
-    for (const via of ['tcp', 'udp']) {
-      const downloads = join(dir, `dl-${via}`);
-      for (let i = 0; i < 2; i++) {
-        const res = await h.get('wrong-digest.bin', downloads, '--via', via);
-        assert.equal(res.code, 1, res.stderr);
-        assertOneCleanLine(res.stderr, `a wrong digest over ${via}`);
-        assert.match(res.stderr, /integrity check failed for wrong-digest\.bin: SHA-256 differs from the owner's; the partial file was removed/);
-        assert.equal(res.stdout, '');
-        assert.deepEqual(await listing(downloads), [], `try ${i + 1} over ${via} left ${await listing(downloads)}`);
+    for (const name of ['wrong-digest.bin', 'wrong-digest-large.bin']) {
+      for (const via of ['tcp', 'udp']) {
+        const downloads = join(dir, `dl-${name}-${via}`);
+        for (let i = 0; i < 2; i++) {
+          const res = await h.get(name, downloads, '--via', via);
+          assert.equal(res.code, 1, res.stderr);
+          assertOneCleanLine(res.stderr, `a wrong digest over ${via}`);
+          assert.match(res.stderr, new RegExp(`integrity check failed for ${name.replace('.', '\\.')}: SHA-256 differs from the owner's; the partial file was removed`));
+          assert.equal(res.stdout, '');
+          assert.deepEqual(await listing(downloads), [], `try ${i + 1} of ${name} over ${via} left ${await listing(downloads)}`);
+        }
       }
     }
   } finally {

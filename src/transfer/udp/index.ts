@@ -47,6 +47,8 @@ export interface ReceiveRequest {
   signal?: AbortSignal;
   /** Hash the file as it arrives (from offset 0): the result then carries its SHA-256. */
   hash?: boolean;
+  /** Told each time the .part's hole-free prefix on disk grows: its bytes from the file's start. */
+  onPrefixOnDisk?: (bytes: number) => void;
 }
 
 interface Lingering {
@@ -142,7 +144,7 @@ export class UdpTransfers {
     try {
       receiver = new Receiver(
         conn,
-        { sessionId: id, partPath: o.partPath, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs, ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.hash ? { hash: true } : {}) },
+        { sessionId: id, partPath: o.partPath, offset: o.offset, size: o.size, chunkBytes, idleTimeoutMs: this.idleTimeoutMs, ...(o.onProgress ? { onProgress: o.onProgress } : {}), ...(o.hash ? { hash: true } : {}), ...(o.onPrefixOnDisk ? { onPrefixOnDisk: o.onPrefixOnDisk } : {}) },
         () => {
           release();
           if (this.receives.get(conn, id) !== receiver) return;

@@ -33,6 +33,8 @@ export interface ReceiveOptions {
   onProgress?: (bytesDone: number) => void;
   /** Hash the file as it arrives (a receive from offset 0): the result then carries its SHA-256. */
   hash?: boolean;
+  /** Told each time the .part's hole-free prefix on disk grows: its bytes from the file's start. */
+  onPrefixOnDisk?: (bytes: number) => void;
 }
 
 export interface ReceiveResult {
@@ -206,6 +208,7 @@ export class Receiver {
   /** A write landed: progress, the end, or a window to reopen. */
   private wrote(): void {
     this.reportProgress(false);
+    this.o.onPrefixOnDisk?.(this.writer.prefixOnDisk());
     if (this.writer.writtenChunks === this.total) return void this.complete();
     if (this.lastWindow < this.maxPending / 4) this.sendAck(); // reopen the window
   }
