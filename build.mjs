@@ -10,10 +10,15 @@
 // V8 parses a whole script before running any of it, so the program (the esbuild output) is
 // stored in a comment at the end of dist/p2pshare.cjs behind a few lines that answer --version
 // at once and otherwise compile the program from that comment: skipping a comment costs next to
-// nothing. The executable embeds the program itself (programOf), with V8's code cache.
+// nothing. A second comment after it holds V8's code cache of the program (codeCacheFor), so
+// that compiling it costs next to nothing too. The executable embeds the program itself
+// (programOf), with its own code cache.
 import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
@@ -35,7 +40,7 @@ const common = {
  * Builds the bundle to `outfile`; `plugins` are added to the main build (the start-up test traces
  * module evaluation with one). Returns esbuild's metafile of the main build.
  */
-export async function buildBundle({ outfile = resolve(root, 'dist/p2pshare.cjs'), plugins = [] } = {}) {
+export async function buildBundle({ outfile = resolve(root, 'dist/p2pshare.cjs'), plugins = [], codeCache = true } = {}) {
   // Each worker's script, bundled on its own and given to the main build as the text of a name.
   const define = {};
   for (const [name, entry] of Object.entries(WORKERS)) {
@@ -59,20 +64,30 @@ export async function buildBundle({ outfile = resolve(root, 'dist/p2pshare.cjs')
   const program = await readFile(outfile, 'latin1');
   if (/[^\x00-\x7f]/.test(program)) throw new Error(`${outfile}: the program is not pure ASCII`);
   const { version } = JSON.parse(await readFile(resolve(root, 'package.json'), 'utf8'));
-  await writeFile(outfile, embedProgram(program, version), 'latin1');
+  const text = embedProgram(program, version);
+  await writeFile(outfile, codeCache ? text + CACHE_START + codeCacheFor(program).toString('base64') + CACHE_END : text, 'latin1');
   await chmod(outfile, 0o755);
   return main.metafile;
 }
 
 const PROGRAM_START = '/*P2PSHARE_PROGRAM\n';
 const PROGRAM_END = '\nP2PSHARE_PROGRAM*/\n';
+const CACHE_START = '/*P2PSHARE_CODE_CACHE\n';
+const CACHE_END = '\nP2PSHARE_CODE_CACHE*/\n';
+/** The program is compiled as this function's body (the CommonJS wrapper; line 1 stays line 1). */
+const WRAP_HEAD = '(function (exports, require, module, __filename, __dirname) {';
+const WRAP_TAIL = '\n})';
 
 /**
  * The lines before the program. `--version` (and `-v`, as src/cli.ts) is answered without
  * compiling it; anything else compiles it as the CommonJS module this file is, its line numbers
- * those of this file. Inside the comment `~` stands as `~0` and `*\/` as `~1`.
+ * those of this file, with V8's code cache from the comment after it when there is one (V8
+ * refuses a cache made by another V8, for other flags or for other source, and then compiles as
+ * if there were none; it does not checksum the cache's bytes, so a damaged file is a damaged
+ * program, as it always was). Inside the program's comment `~` stands as `~0` and `*\/` as `~1`.
  */
 function launcher(version) {
+  const split = (marker) => `${JSON.stringify(marker.slice(0, 2))} + ${JSON.stringify(marker.slice(2))}`; // never the marker itself
   const lines = [
     '#!/usr/bin/env node',
     `// p2pshare ${version}: the program is the comment below, compiled when a command runs (see build.mjs).`,
@@ -80,22 +95,64 @@ function launcher(version) {
     `if (process.argv[2] === '--version' || process.argv[2] === '-v') process.stdout.write(${JSON.stringify(`${version}\n`)});`,
     'else {',
     "  const text = require('node:fs').readFileSync(__filename, 'latin1');",
-    `  const start = text.indexOf(${JSON.stringify(PROGRAM_START.slice(0, 2))} + ${JSON.stringify(PROGRAM_START.slice(2))});`,
-    `  const end = text.lastIndexOf(${JSON.stringify(PROGRAM_END.slice(0, 2))} + ${JSON.stringify(PROGRAM_END.slice(2))});`,
+    `  const start = text.indexOf(${split(PROGRAM_START)});`,
+    `  const end = text.lastIndexOf(${split(PROGRAM_END)});`,
     "  if (start < 0 || end < start) throw new Error(`${__filename}: no program in it (build it with node build.mjs)`);",
     "  const program = text.slice(start + PROGRAM_START_LENGTH, end).replace(/~[01]/g, (m) => (m === '~0' ? '~' : '*/'));",
-    "  require('node:vm').compileFunction(program, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: __filename, lineOffset: PROGRAM_LINE })(exports, require, module, __filename, __dirname);",
+    `  const cacheAt = text.indexOf(${split(CACHE_START)}, end);`,
+    `  const cachedData = cacheAt < 0 ? undefined : Buffer.from(text.slice(cacheAt + CACHE_START_LENGTH, text.indexOf(${split(CACHE_END)}, cacheAt)), 'base64');`,
+    `  const script = new (require('node:vm').Script)(${JSON.stringify(WRAP_HEAD)} + program + ${JSON.stringify(WRAP_TAIL)}, { filename: __filename, lineOffset: PROGRAM_LINE, cachedData });`,
+    '  script.runInThisContext()(exports, require, module, __filename, __dirname);',
     '}',
   ];
   return lines
     .join('\n')
     .replace('PROGRAM_START_LENGTH', String(PROGRAM_START.length))
+    .replace('CACHE_START_LENGTH', String(CACHE_START.length))
     .replace('PROGRAM_LINE', String(lines.length + 1)) + '\n';
+}
+
+/**
+ * V8's code cache of the program, made by this Node: the program compiled as the launcher
+ * compiles it, run with `--help` in a child process (which evaluates every command's module),
+ * then serialized with the functions that run compiled. A run then skips most of the parsing
+ * and compiling of the half-megabyte program (BENCHMARKS.md, start-up).
+ */
+function codeCacheFor(program) {
+  const dir = mkdtempSync(join(tmpdir(), 'p2pshare-build-'));
+  try {
+    const programFile = join(dir, 'program.js');
+    const cacheFile = join(dir, 'cache.bin');
+    writeFileSync(programFile, program, 'latin1');
+    const child = [
+      "const { readFileSync, writeFileSync } = require('node:fs');",
+      `const program = readFileSync(${JSON.stringify(programFile)}, 'latin1');`,
+      `const script = new (require('node:vm').Script)(${JSON.stringify(WRAP_HEAD)} + program + ${JSON.stringify(WRAP_TAIL)}, { filename: 'p2pshare.cjs' });`,
+      `process.on('exit', () => writeFileSync(${JSON.stringify(cacheFile)}, script.createCachedData()));`,
+      "process.argv = [process.argv[0], 'p2pshare.cjs', '--help'];",
+      "script.runInThisContext()(exports, require, module, 'p2pshare.cjs', '.');",
+    ].join('\n');
+    execFileSync(process.execPath, ['-e', child], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } });
+    return readFileSync(cacheFile);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The bundle's text: the launcher, then `program` in a comment (`~` as `~0`, `*\/` as `~1`). */
 export function embedProgram(program, version) {
   return `${launcher(version)}${PROGRAM_START}${program.replace(/~/g, '~0').replace(/\*\//g, '~1')}${PROGRAM_END}`;
+}
+
+/** The code cache a bundle built by buildBundle carries, if any. */
+export function codeCacheOf(bundleText) {
+  const start = bundleText.indexOf(CACHE_START, bundleText.lastIndexOf(PROGRAM_END));
+  return start < 0 ? undefined : Buffer.from(bundleText.slice(start + CACHE_START.length, bundleText.indexOf(CACHE_END, start)), 'base64');
+}
+
+/** The source the launcher compiles for `program`. */
+export function wrappedProgram(program) {
+  return WRAP_HEAD + program + WRAP_TAIL;
 }
 
 /** The program inside a bundle built by buildBundle (what the executable embeds). */

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
+import { Script } from 'node:vm';
 import { after, before, test } from 'node:test';
 import type { Plugin } from 'esbuild';
 import { runProcess, startProcess, tempDir, TEST_CONFIG_HOME } from './support/cli';
@@ -99,6 +100,24 @@ test('the program survives its comment: what programOf reads back is what was em
   assert.equal(programOf(embedProgram(tricky, '9.9.9')), tricky);
   // The bundle the other tests run: its program compiles as it is read back.
   assert.doesNotThrow(() => new Function(programOf(readFileSync(bundle, 'latin1'))));
+});
+
+test('the bundle carries a V8 code cache of its program that this Node accepts; a bundle carrying a cache made for other source runs all the same', async () => {
+  const build = (await import(join(ROOT, 'build.mjs'))) as { programOf(text: string): string; codeCacheOf(text: string): Buffer | undefined; wrappedProgram(program: string): string };
+  const text = readFileSync(bundle, 'latin1');
+  const cachedData = build.codeCacheOf(text);
+  assert.ok(cachedData && cachedData.length > 10_000, 'no code cache in the bundle');
+  const program = build.programOf(text);
+  assert.equal(new Script(build.wrappedProgram(program), { cachedData }).cachedDataRejected, false);
+  // The control: V8 checks the cache against the source it is given (and its own version and flags).
+  const other = new Script(build.wrappedProgram(`${program};`)).createCachedData();
+  assert.equal(new Script(build.wrappedProgram(program), { cachedData: other }).cachedDataRejected, true);
+  // What a bundle run by another Node meets: a cache V8 refuses, so it compiles the program itself.
+  const foreign = join(dir, 'foreign-cache.cjs');
+  await writeFile(foreign, text.replace(cachedData.toString('base64'), other.toString('base64')), 'latin1');
+  const r = await runProcess(process.execPath, [foreign, 'get', '--help'], { env: traceEnv().env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Usage: p2pshare get /);
 });
 
 test('serve-registry with the memory store runs without evaluating ioredis', async () => {
