@@ -8,16 +8,17 @@
 // the executable, where no file of ours exists to start it from.
 //
 // V8 parses a whole script before running any of it, so the program (the esbuild output) is
-// stored in a comment at the end of dist/p2pshare.cjs behind a few lines that answer --version
-// at once and otherwise compile the program from that comment: skipping a comment costs next to
-// nothing. A second comment after it holds V8's code cache of the program (codeCacheFor), so
-// that compiling it costs next to nothing too. The executable embeds the program itself
+// stored packed (Brotli, base64) in a comment at the end of dist/p2pshare.cjs behind a few lines
+// that answer --version at once and otherwise unpack and compile the program: skipping a comment
+// costs next to nothing. A second comment after it holds V8's code cache of the program
+// (codeCacheFor), so that compiling it costs next to nothing too. The executable embeds the program itself
 // (programOf), with its own code cache.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -65,7 +66,7 @@ export async function buildBundle({ outfile = resolve(root, 'dist/p2pshare.cjs')
   if (/[^\x00-\x7f]/.test(program)) throw new Error(`${outfile}: the program is not pure ASCII`);
   const { version } = JSON.parse(await readFile(resolve(root, 'package.json'), 'utf8'));
   const text = embedProgram(program, version);
-  await writeFile(outfile, codeCache ? text + CACHE_START + codeCacheFor(program).toString('base64') + CACHE_END : text, 'latin1');
+  await writeFile(outfile, codeCache ? text + packed(CACHE_START, codeCacheFor(program), CACHE_END) : text, 'latin1');
   await chmod(outfile, 0o755);
   return main.metafile;
 }
@@ -80,36 +81,33 @@ const WRAP_TAIL = '\n})';
 
 /**
  * The lines before the program. `--version` (and `-v`, as src/cli.ts) is answered without
- * compiling it; anything else compiles it as the CommonJS module this file is, its line numbers
- * those of this file, with V8's code cache from the comment after it when there is one (V8
- * refuses a cache made by another V8, for other flags or for other source, and then compiles as
- * if there were none; it does not checksum the cache's bytes, so a damaged file is a damaged
- * program, as it always was). Inside the program's comment `~` stands as `~0` and `*\/` as `~1`.
+ * unpacking it; anything else unpacks it and compiles it as the CommonJS module this file is,
+ * with V8's code cache from the comment after it when there is one (V8 refuses a cache made by
+ * another V8, for other flags or for other source, and then compiles as if there were none; it
+ * does not checksum the cache's bytes, so a damaged file is a damaged program, as it always was).
+ * Positions in a stack trace are the program's (programOf gives it).
  */
 function launcher(version) {
   const split = (marker) => `${JSON.stringify(marker.slice(0, 2))} + ${JSON.stringify(marker.slice(2))}`; // never the marker itself
   const lines = [
     '#!/usr/bin/env node',
-    `// p2pshare ${version}: the program is the comment below, compiled when a command runs (see build.mjs).`,
+    `// p2pshare ${version}: the program is packed in the comment below, unpacked and compiled when a command runs (see build.mjs).`,
     '"use strict";',
     `if (process.argv[2] === '--version' || process.argv[2] === '-v') process.stdout.write(${JSON.stringify(`${version}\n`)});`,
     'else {',
     "  const text = require('node:fs').readFileSync(__filename, 'latin1');",
-    `  const start = text.indexOf(${split(PROGRAM_START)});`,
-    `  const end = text.lastIndexOf(${split(PROGRAM_END)});`,
-    "  if (start < 0 || end < start) throw new Error(`${__filename}: no program in it (build it with node build.mjs)`);",
-    "  const program = text.slice(start + PROGRAM_START_LENGTH, end).replace(/~[01]/g, (m) => (m === '~0' ? '~' : '*/'));",
-    `  const cacheAt = text.indexOf(${split(CACHE_START)}, end);`,
-    `  const cachedData = cacheAt < 0 ? undefined : Buffer.from(text.slice(cacheAt + CACHE_START_LENGTH, text.indexOf(${split(CACHE_END)}, cacheAt)), 'base64');`,
-    `  const script = new (require('node:vm').Script)(${JSON.stringify(WRAP_HEAD)} + program + ${JSON.stringify(WRAP_TAIL)}, { filename: __filename, lineOffset: PROGRAM_LINE, cachedData });`,
+    '  const unpacked = (start, end) => {',
+    '    const at = text.indexOf(start);',
+    "    return at < 0 ? undefined : require('node:zlib').brotliDecompressSync(Buffer.from(text.slice(at + start.length, text.indexOf(end, at)), 'base64'));",
+    '  };',
+    `  const program = unpacked(${split(PROGRAM_START)}, ${split(PROGRAM_END)});`,
+    "  if (!program) throw new Error(`${__filename}: no program in it (build it with node build.mjs)`);",
+    `  const cachedData = unpacked(${split(CACHE_START)}, ${split(CACHE_END)});`,
+    `  const script = new (require('node:vm').Script)(${JSON.stringify(WRAP_HEAD)} + program.latin1Slice() + ${JSON.stringify(WRAP_TAIL)}, { filename: __filename, cachedData });`,
     '  script.runInThisContext()(exports, require, module, __filename, __dirname);',
     '}',
   ];
-  return lines
-    .join('\n')
-    .replace('PROGRAM_START_LENGTH', String(PROGRAM_START.length))
-    .replace('CACHE_START_LENGTH', String(CACHE_START.length))
-    .replace('PROGRAM_LINE', String(lines.length + 1)) + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /**
@@ -139,15 +137,29 @@ function codeCacheFor(program) {
   }
 }
 
-/** The bundle's text: the launcher, then `program` in a comment (`~` as `~0`, `*\/` as `~1`). */
+/** The bundle's text: the launcher, then `program` packed in a comment. */
 export function embedProgram(program, version) {
-  return `${launcher(version)}${PROGRAM_START}${program.replace(/~/g, '~0').replace(/\*\//g, '~1')}${PROGRAM_END}`;
+  return `${launcher(version)}${packed(PROGRAM_START, Buffer.from(program, 'latin1'), PROGRAM_END)}`;
+}
+
+/**
+ * `bytes` in a comment: Brotli, then base64 (which never holds the comment's end). A third of
+ * the size: every run of the bundle reads and scans the whole file, `--version` included.
+ */
+function packed(start, bytes, end) {
+  const brotli = brotliCompressSync(bytes, { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 11, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: bytes.length } });
+  return `${start}${brotli.toString('base64')}${end}`;
+}
+
+function unpacked(text, start, end, from = 0) {
+  const at = text.indexOf(start, from);
+  const stop = at < 0 ? -1 : text.indexOf(end, at);
+  return stop < 0 ? undefined : brotliDecompressSync(Buffer.from(text.slice(at + start.length, stop), 'base64'));
 }
 
 /** The code cache a bundle built by buildBundle carries, if any. */
 export function codeCacheOf(bundleText) {
-  const start = bundleText.indexOf(CACHE_START, bundleText.lastIndexOf(PROGRAM_END));
-  return start < 0 ? undefined : Buffer.from(bundleText.slice(start + CACHE_START.length, bundleText.indexOf(CACHE_END, start)), 'base64');
+  return unpacked(bundleText, CACHE_START, CACHE_END);
 }
 
 /** The source the launcher compiles for `program`. */
@@ -157,10 +169,9 @@ export function wrappedProgram(program) {
 
 /** The program inside a bundle built by buildBundle (what the executable embeds). */
 export function programOf(bundleText) {
-  const start = bundleText.indexOf(PROGRAM_START);
-  const end = bundleText.lastIndexOf(PROGRAM_END);
-  if (start < 0 || end < start) throw new Error('no program in the bundle: build it with node build.mjs');
-  return bundleText.slice(start + PROGRAM_START.length, end).replace(/~[01]/g, (m) => (m === '~0' ? '~' : '*/'));
+  const program = unpacked(bundleText, PROGRAM_START, PROGRAM_END);
+  if (!program) throw new Error('no program in the bundle: build it with node build.mjs');
+  return program.toString('latin1');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await buildBundle();
