@@ -395,6 +395,13 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
       if (res.headersSent) metrics.countRequest(method.slice(0, 10), label, status);
     }
   });
+  // A client may send its request and shut down its side (`nc -N`, a one-shot script): its
+  // answer must still go out. By default Node aborts the requests under way at that FIN, which
+  // loses every answer that waits on the store (Redis), and closes at once; this way the last
+  // answer ends the connection instead. Idle and abusive sockets are the guard's, as before.
+  // (The switch is node:http's own, untyped: Server sets it false; test/registry/api.test.ts
+  // catches a Node that drops it.)
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   const httpLimits: HttpLimits = { ...timeouts, maxConnections: limits.maxConnections, maxConnectionsPerIp: limits.maxConnectionsPerIp };
   const guard = guardServer(server, httpLimits, log);
   metrics.connections = { guard, limits: httpLimits };

@@ -1,6 +1,7 @@
 // Every route and status code of the registry API (README.md "The registry API with curl"), on every store (stores.ts), through real HTTP on port 0.
 // (Keys, challenges and proofs: keys.test.ts.)
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { before, describe, test } from 'node:test';
 import { PrivateKey } from '../../src/core/x25519';
@@ -261,6 +262,27 @@ for (const c of cases) {
       assert.equal(second.status, 201);
       assert.notEqual(second.json.token, first.json.token);
       assert.equal(second.json.name, name.toUpperCase());
+    });
+
+    test('a client that sends its request and shuts down its side still gets the answer, then the close', async () => {
+      await register(reg.url, { name: 'halfway', port: 9 });
+      const { port } = new URL(reg.url);
+      for (const path of ['/v1/peers/halfway', '/v1/peers/nobody-here', '/v1/peers?limit=5', '/healthz']) {
+        const socket = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
+        socket.setEncoding('utf8');
+        let text = '';
+        socket.on('data', (d: string) => (text += d));
+        socket.on('connect', () => socket.end(`GET ${path} HTTP/1.1\r\nHost: registry\r\n\r\n`)); // the FIN follows the request at once
+        const how = await new Promise<string>((resolve) => {
+          socket.on('end', () => resolve('end'));
+          socket.on('close', () => resolve('close'));
+          setTimeout(() => resolve('nothing within 5 s'), 5000).unref();
+        });
+        socket.destroy();
+        assert.equal(how, 'end', `${path}: the server closes its side after the answer`);
+        assert.match(text, path === '/v1/peers/nobody-here' ? /^HTTP\/1\.1 404 / : /^HTTP\/1\.1 200 /, `${path}: ${JSON.stringify(text.slice(0, 80))}`);
+        assert.match(text, /\r\n\r\n\{/, `${path}: a JSON body`);
+      }
     });
 
     test('a loopback ip claimed by a loopback client is kept', async () => {
