@@ -1,19 +1,21 @@
 // A peer's one UDP socket (PROTOCOL.md sections 2 and 3): checks every datagram's envelope,
-// answers handshakes (when it serves a name) or starts them, holds the connections they make,
-// opens sealed frames and routes their messages by type to handlers, each with its connection.
+// answers handshakes (when it serves a name) or starts them (dial.ts), holds the connections
+// they make (connection-table.ts), opens sealed frames and routes their messages by type to
+// handlers, each with its connection.
 // Control (control/) and UDP transfers (transfer/udp/) both sit on top of it, so the owner
 // answers and sends everything from its one port.
-import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import { listening } from '../core/async';
 import { P2pError } from '../core/errors';
 import type { PrivateKey } from '../core/x25519';
 import { checkDatagram, decodeClearFrame, decodeSealedFrame, Envelope, envelopeOf, FrameType, PROTOCOL_VERSION, type ClearFrame, type Frame } from '../wire/frame';
 import { encodeRelayHeader, RELAY_HEADER_BYTES } from '../wire/rendezvous';
-import { decodeVersionNotSupported, encodeVersionNotSupported } from '../wire/handshake';
+import { encodeVersionNotSupported } from '../wire/handshake';
 import { AddressBudget } from './budget';
-import { SecureConnection, type Connection, type DatagramSocket, type Remote, type SessionKeys } from './connection';
-import { DEFAULT_HANDSHAKE_LIMITS, Initiator, Responder, type HandshakeLimits } from './handshake';
+import type { Connection, DatagramSocket, Remote, SecureConnection } from './connection';
+import { ConnectionTable } from './connection-table';
+import { Dialer, type DialOptions } from './dial';
+import { DEFAULT_HANDSHAKE_LIMITS, Responder, type HandshakeLimits } from './handshake';
 
 export type FrameHandler = (frame: Frame, conn: SecureConnection) => void;
 /** A clear frame of another layer's type, with its whole datagram (for macs); false when refused. */
@@ -47,15 +49,9 @@ export interface EndpointOptions {
   bufferBytes?: number;
 }
 
-/** Connect tries: a fresh INIT, then wait this long (3.5 s in all, PROTOCOL.md 3.4). */
-export const HANDSHAKE_DELAYS_MS = [500, 1000, 2000];
 /** How long close() waits for datagrams already handed to send(). */
 const CLOSE_DRAIN_MS = 100;
 const MAX_CONNECTIONS = 4096;
-/** A connection without an authenticated frame for this long is idle (and forgotten unless held). */
-const IDLE_MS = 60_000;
-/** A responder's connection whose initiator never sent a sealed frame is forgotten after this. */
-const HALF_OPEN_MS = 5_000;
 const MAX_RELAYS = 1024;
 const RELAY_IDLE_MS = 600_000;
 
@@ -91,23 +87,20 @@ export class Endpoint implements DatagramSocket {
   private foreignHandler: ((datagram: Buffer, from: Remote) => boolean) | undefined;
   /** Relay sessions taken, by relay address and session: when a datagram last came through. */
   private readonly relays = new Map<string, number>();
-  private readonly conns = new Map<number, SecureConnection>();
-  private halfOpen = 0;
+  private readonly conns: ConnectionTable;
   private readonly responder: Responder | undefined;
-  private readonly initiator: Initiator;
+  private readonly dialer: Dialer;
   private readonly budget = new AddressBudget();
   private readonly sweeper: NodeJS.Timeout;
-  private readonly versionAnswers: Array<{ index: number; refused: (lowest: number, highest: number) => void }> = [];
   private lastVersionReply = 0;
-  private readonly maxConnections: number;
 
   private constructor(
     readonly socket: dgram.Socket,
     readonly identity: PrivateKey,
     opts: EndpointOptions,
   ) {
-    this.initiator = new Initiator(identity);
-    this.maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
+    this.conns = new ConnectionTable(this, opts.maxConnections ?? MAX_CONNECTIONS);
+    this.dialer = new Dialer(identity, this.conns, (datagram, to) => this.sendRaw(datagram, to), () => this.handshakes.connected++);
     if (opts.serveName !== undefined) this.responder = new Responder(identity, opts.serveName, { ...DEFAULT_HANDSHAKE_LIMITS, ...opts.handshakeLimits });
     socket.on('message', (msg, rinfo) => this.onMessage(msg, { address: rinfo.address, port: rinfo.port }));
     // A send to an unreachable port can surface as an async error on some platforms: never fatal.
@@ -115,7 +108,6 @@ export class Endpoint implements DatagramSocket {
     socket.once('close', () => {
       this.isClosed = true;
       clearInterval(this.sweeper);
-      for (const c of this.conns.values()) c.forget();
       this.conns.clear();
     });
     this.sweeper = setInterval(() => this.sweep(), 1000).unref();
@@ -144,91 +136,19 @@ export class Endpoint implements DatagramSocket {
 
   /** Connections this responder made whose initiator has not yet sent an authenticated frame. */
   get halfOpenConnections(): number {
-    return this.halfOpen;
+    return this.conns.halfOpen;
   }
 
   /** The connection with this local index (the TCP server finds a requester's session by it). */
   connection(index: number): SecureConnection | undefined {
-    const c = this.conns.get(index >>> 0);
+    const c = this.conns.get(index);
     return c && c.validated && !c.closed ? c : undefined;
   }
 
-  /**
-   * Handshakes with the owner `ownerName`, whose key is `peerKey`, at any of `candidates`: each
-   * try's INIT goes to every candidate (again every `resendMs` while the try lasts, when given:
-   * NAT hole punching), and the first answer's path is the connection's. Fresh tries after
-   * `delaysMs` (default 500, 1000, 2000 ms), then OFFLINE; VERSION_NOT_SUPPORTED gives
-   * INCOMPATIBLE_VERSION at once.
-   */
-  async handshake(candidates: Remote | Remote[], o: { peerKey: Buffer; ownerName: string; signal?: AbortSignal; delaysMs?: number[]; resendMs?: number }): Promise<SecureConnection> {
+  /** Handshakes with the owner `o.ownerName` at any of `candidates` (Dialer.dial). */
+  async handshake(candidates: Remote | Remote[], o: DialOptions): Promise<SecureConnection> {
     if (this.isClosed) throw new P2pError('ABORTED', 'the UDP socket is closed');
-    const remotes = Array.isArray(candidates) ? candidates : [candidates];
-    const delays = o.delaysMs ?? HANDSHAKE_DELAYS_MS;
-    return new Promise<SecureConnection>((resolve, reject) => {
-      let step = 0;
-      let index = 0;
-      let datagram: Buffer | undefined;
-      let timer: NodeJS.Timeout | undefined;
-      let resender: NodeJS.Timeout | undefined;
-      let cookieRetries = 0;
-      const finish = (err: Error | null, conn?: SecureConnection) => {
-        clearTimeout(timer);
-        clearInterval(resender);
-        this.initiator.end(index);
-        this.forgetVersionWait(index);
-        o.signal?.removeEventListener('abort', onAbort);
-        if (err) reject(err);
-        else resolve(conn!);
-      };
-      const onAbort = () => finish(new P2pError('ABORTED', 'interrupted'));
-      o.signal?.addEventListener('abort', onAbort, { once: true });
-      const sendAll = () => {
-        for (const r of remotes) if (datagram) this.sendRaw(datagram, r);
-      };
-      const send = () => {
-        this.initiator.end(index);
-        this.forgetVersionWait(index);
-        const started: { index: number; datagram: Buffer } = this.initiator.start({
-          remotes,
-          peerKey: o.peerKey,
-          ownerName: o.ownerName,
-          isIndexFree: (i) => !this.conns.has(i),
-          onKeys: (keys, responderIndex, from) => {
-            const conn = this.add(keys, responderIndex, from, true, started.index);
-            conn.lastActive = performance.now();
-            this.handshakes.connected++;
-            finish(null, conn);
-          },
-          // A cookie: the owner is under load and wants proof of our address; ask again at once
-          // with it (a few times per try at most, so a confused owner cannot make us loop).
-          onCookie: () => {
-            if (cookieRetries++ < 3) send();
-          },
-        });
-        index = started.index;
-        datagram = started.datagram;
-        this.versionAnswers.push({
-          index,
-          refused: (lowest, highest) =>
-            finish(new P2pError('INCOMPATIBLE_VERSION', `peer '${o.ownerName}' speaks protocol versions ${lowest}-${highest}; this p2pshare speaks ${PROTOCOL_VERSION}`)),
-        });
-        sendAll();
-      };
-      const next = () => {
-        if (step >= delays.length) {
-          const where = remotes.map((r) => `${r.address}:${r.port}`).join(', ');
-          return finish(new P2pError('OFFLINE', `peer '${o.ownerName}' is offline (no answer from ${where})`));
-        }
-        cookieRetries = 0;
-        send();
-        timer = setTimeout(next, delays[step++]);
-      };
-      if (o.signal?.aborted) return onAbort();
-      // The same INIT again and again while the NATs on the way open: a copy that gets through
-      // first is answered, later copies are replays the owner drops.
-      if (o.resendMs) resender = setInterval(sendAll, o.resendMs);
-      next();
-    });
+    return this.dialer.dial(Array.isArray(candidates) ? candidates : [candidates], o);
   }
 
   /** Tells the other side this connection is done (CLOSE) and forgets it. */
@@ -236,7 +156,7 @@ export class Endpoint implements DatagramSocket {
     const c = conn as SecureConnection;
     if (c.closed) return;
     c.send(FrameType.close, 0);
-    this.drop(c);
+    this.conns.drop(c);
   }
 
   /** Registers the handler for a message type; one handler per type. */
@@ -350,18 +270,21 @@ export class Endpoint implements DatagramSocket {
     }
     this.budget.received(from, msg.length);
     // VERSION_NOT_SUPPORTED is understood whatever version its sender speaks (PROTOCOL.md 3.2).
-    if (frame.type === Envelope.versionNotSupported) return this.onVersionNotSupported(frame, from);
+    if (frame.type === Envelope.versionNotSupported) {
+      if (!this.dialer.onVersionNotSupported(frame, from)) this.drops.rejected++;
+      return;
+    }
     if (frame.version !== PROTOCOL_VERSION) {
       this.drops.bad_version++;
       return this.answerVersion(frame, from);
     }
     if (type === Envelope.handshakeInit) return this.onInit(msg, frame, from);
     if (type === Envelope.handshakeResp) {
-      if (!this.initiator.onResp(frame, from)) this.drops.rejected++;
+      if (!this.dialer.onResp(frame, from)) this.drops.rejected++;
       return;
     }
     if (type === Envelope.cookieReply) {
-      if (!this.initiator.onCookieReply(frame)) this.drops.rejected++;
+      if (!this.dialer.onCookieReply(frame)) this.drops.rejected++;
       return;
     }
     const handler = this.clearHandlers.get(type);
@@ -411,12 +334,12 @@ export class Endpoint implements DatagramSocket {
       return;
     }
     if (!wasValidated && conn.validated) {
-      this.halfOpen--;
+      this.conns.validated();
       this.budget.validated(from);
     }
     const { frame } = opened;
     if (frame.type === FrameType.pathChallenge || frame.type === FrameType.pathResponse) return;
-    if (frame.type === FrameType.close) return this.drop(conn);
+    if (frame.type === FrameType.close) return this.conns.drop(conn);
     const handler = this.handlers.get(frame.type);
     if (!handler) {
       this.drops.unknown_type++;
@@ -435,7 +358,7 @@ export class Endpoint implements DatagramSocket {
       this.drops.rejected++; // a requester serves no one
       return;
     }
-    const outcome = this.responder.onInit(msg, frame, from, this.halfOpen);
+    const outcome = this.responder.onInit(msg, frame, from, this.conns.halfOpen);
     if ('drop' in outcome) {
       if (outcome.drop === 'bad_mac') this.drops.bad_mac++;
       else this.drops.rejected++;
@@ -448,7 +371,7 @@ export class Endpoint implements DatagramSocket {
       this.sendClear(outcome.cookie, from);
       return;
     }
-    const conn = this.add(outcome.accept.keys, outcome.accept.initiatorIndex, from, false);
+    const conn = this.conns.add(outcome.accept.keys, outcome.accept.initiatorIndex, from, false);
     this.handshakes.accepted++;
     this.sendClear(outcome.reply(conn.localIndex), from);
   }
@@ -459,61 +382,12 @@ export class Endpoint implements DatagramSocket {
     this.sendRaw(datagram, to);
   }
 
-  /** A new connection under `index` (the initiator's is its try's, which the owner addresses), else a fresh one. */
-  private add(keys: SessionKeys, remoteIndex: number, remote: Remote, initiator: boolean, index = 0): SecureConnection {
-    while (index === 0 || this.conns.has(index)) index = randomInt(1, 0x1_0000_0000);
-    const conn = new SecureConnection(index, remoteIndex, remote, keys, initiator, this);
-    this.conns.set(index, conn);
-    if (!initiator) this.halfOpen++;
-    if (this.conns.size > this.maxConnections) this.forgetSome(conn);
-    return conn;
-  }
-
-  private drop(conn: SecureConnection): void {
-    if (this.conns.get(conn.localIndex) !== conn) return;
-    this.conns.delete(conn.localIndex);
-    if (!conn.validated) this.halfOpen--;
-    conn.forget();
-  }
-
-  /** Half-open connections past their time and idle ones nobody holds are forgotten. */
+  /** Half-open connections past their time, idle ones nobody holds, idle relay sessions are forgotten. */
   private sweep(): void {
     const now = performance.now();
-    for (const c of this.conns.values()) {
-      if (c.held) continue;
-      if ((!c.validated && now - c.lastActive > HALF_OPEN_MS) || now - c.lastActive > IDLE_MS) this.drop(c);
-    }
+    this.conns.sweep(now);
     this.budget.sweep();
     for (const [k, at] of this.relays) if (now - at > RELAY_IDLE_MS) this.relays.delete(k);
-  }
-
-  /** Forgets connections nobody holds (but `keep`), half-open and idle ones first, then the oldest, down to 3/4 of the cap. */
-  private forgetSome(keep: SecureConnection): void {
-    const now = performance.now();
-    for (const pass of [0, 1, 2]) {
-      for (const c of this.conns.values()) {
-        if (this.conns.size <= (this.maxConnections * 3) / 4) return;
-        if (c === keep || c.held) continue;
-        if (pass === 0 && c.validated) continue;
-        if (pass === 1 && now - c.lastActive < IDLE_MS) continue;
-        this.drop(c);
-      }
-    }
-  }
-
-  private onVersionNotSupported(frame: ClearFrame, from: Remote): void {
-    const i = this.versionAnswers.findIndex((w) => w.index === frame.id);
-    const range = decodeVersionNotSupported(frame);
-    if (i < 0 || !range || !this.initiator.sentTo(frame.id, from)) {
-      this.drops.rejected++;
-      return;
-    }
-    this.versionAnswers[i]!.refused(range.lowest, range.highest);
-  }
-
-  private forgetVersionWait(index: number): void {
-    const i = this.versionAnswers.findIndex((w) => w.index === index);
-    if (i >= 0) this.versionAnswers.splice(i, 1);
   }
 
   /** Tells a peer of another version which one we speak; at most 10 a second (no amplification). */
