@@ -10,7 +10,8 @@ import type { RedisStore } from './redis-store';
 import type { RedisIntroBus } from './intro-bus';
 import { DEFAULT_RELAY_LIMITS, RelaySessions, type RelayLimits } from './relay';
 import { RendezvousService } from './rendezvous';
-import { closeServer, createRegistryServer, listen, type RendezvousInfo } from './server';
+import { closeServer, listen } from './http';
+import { createRegistryServer, type RendezvousInfo } from './server';
 import type { Endpoint, PeerStore } from './store';
 import { isWildcard, startStunServer, type StunServer } from './stun-server';
 

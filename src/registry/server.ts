@@ -2,9 +2,9 @@
 // PeerStore, with the limits of README.md, "Limits" (http-guard.ts, rate-limit.ts, the stores).
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { clientKey } from './address-policy';
 import { EventLog } from './event-log';
+import { ClientGone, HttpError, readBody, sendJson, splitTarget } from './http';
 import { DEFAULT_HTTP_TIMEOUTS, guardServer, type HttpLimits, type HttpTimeouts } from './http-guard';
 import type { RegistryLimits } from './limits';
 import { RegistryMetrics } from './metrics';
@@ -17,8 +17,6 @@ import {
 } from './proof';
 import type { Endpoint, Holder, PeerRecord, PeerStore } from './store';
 import { bearerToken, checkKeyProof, checkListParams, checkRegistration, encodeCursor } from './validate';
-
-export const MAX_BODY_BYTES = 16 * 1024;
 
 export interface RegistryServerOptions {
   store: PeerStore;
@@ -43,20 +41,6 @@ export interface RendezvousInfo {
   port: number;
   /** True when an introduction for an owner held by another process is routed to it (Redis). */
   routes: boolean;
-}
-
-/** A client that went away before its request was read. */
-class ClientGone extends Error {}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
 }
 
 export function hashToken(token: string): string {
@@ -90,61 +74,6 @@ export function matchRoute(path: string): Route | null {
   return m[2]
     ? { label: '/v1/peers/{name}/heartbeat', allow: ['POST'], params: { name } }
     : { label: '/v1/peers/{name}', allow: ['GET', 'DELETE'], params: { name } };
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) {
-    return Promise.reject(new HttpError(413, 'body_too_large', `request body over ${MAX_BODY_BYTES} bytes`));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        req.removeAllListeners('data');
-        req.pause();
-        reject(new HttpError(413, 'body_too_large', `request body over ${MAX_BODY_BYTES} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', () => reject(new ClientGone()));
-    req.on('close', () => {
-      if (!req.complete) reject(new ClientGone());
-    });
-  });
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
-  const text = body === undefined ? '' : JSON.stringify(body);
-  // One headers object built in place (no spreads): this runs for every answer.
-  const h: Record<string, string | number> = headers ? Object.assign({}, headers) : {};
-  if (text) {
-    h['Content-Type'] = 'application/json';
-    h['Content-Length'] = Buffer.byteLength(text);
-  }
-  h['Cache-Control'] = 'no-store';
-  res.writeHead(status, h);
-  res.end(text);
-}
-
-const PLAIN_PATH = /^(?:\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*\/?$/;
-
-/**
- * The path and query of a request target. Plain paths (all the API's) are split as they are,
- * without a URL object per request; anything URL parsing could change (dot segments, escapes,
- * backslashes, "//", a full URL) goes through it, so both read the same path. Pure.
- */
-export function splitTarget(target: string): { path: string; query: string } {
-  const q = target.indexOf('?');
-  const path = q < 0 ? target : target.slice(0, q);
-  const query = q < 0 ? '' : target.slice(q + 1);
-  if (PLAIN_PATH.test(path) && !query.includes('#')) return { path, query };
-  const url = new URL(target, 'http://registry.invalid');
-  return { path: url.pathname, query: url.search.slice(1) };
 }
 
 function publicRecord(r: PeerRecord, rendezvous: Endpoint | null) {
@@ -413,29 +342,4 @@ export function createRegistryServer(opts: RegistryServerOptions): { server: Ser
       log.close();
     },
   };
-}
-
-/**
- * Connections the kernel may hold until the registry accepts them (it caps this at somaxconn).
- * Node's default of 511 fills during a connection flood, and a legitimate SYN dropped then waits
- * a second for its retransmission.
- */
-export const LISTEN_BACKLOG = 4096;
-
-/** Listens and resolves with the bound port. */
-export function listen(server: Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
-export function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }

@@ -1,7 +1,7 @@
 // splitTarget reads a request target's path and query as URL parsing does, without it for plain paths.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { splitTarget } from '../../src/registry/server';
+import { splitTarget } from '../../src/registry/http';
 
 test('splitTarget gives the path and query URL parsing gives, for plain and odd targets alike', () => {
   const targets = [
