@@ -23,6 +23,13 @@ export const MAX_PROBE_TIMEOUT_MS = 1_000;
 export const SEARCH_BUDGET_MS = 4_000;
 /** A GET waits for first answers at most this long (usually they are in before it is sent). */
 export const GET_WAIT_MS = 100;
+/**
+ * A transfer smaller than this does not wait for answers still due: on a network path the wait
+ * is up to a round trip (the 9000-byte probe is lost on nearly every path), as long as sending
+ * 1 MiB takes on a fast link, while larger datagrams would spare such a file only a few per cent
+ * of its datagrams.
+ */
+export const NO_WAIT_BELOW_BYTES = 1024 * 1024;
 
 /** What the search found or is still doing, for tests, benchmarks and the report. */
 export interface PathMtuState {
@@ -133,6 +140,11 @@ export class PathMtuSearch {
       const poll = () => (settled() || performance.now() >= giveUp ? resolve() : setTimeout(poll, 1));
       poll();
     });
+  }
+
+  /** ready() for a transfer of `bytes`: at once when it is below NO_WAIT_BELOW_BYTES. */
+  readyFor(bytes: number): Promise<void> {
+    return bytes < NO_WAIT_BELOW_BYTES ? Promise.resolve() : this.ready();
   }
 
   /** Stops probing (the connection ended); answers that come later are ignored. */

@@ -173,7 +173,7 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     // would otherwise wait out its own 3.5 s for an owner known to be gone, four at a time.
     if (o.signal?.aborted) throw new P2pError('ABORTED', `interrupted: ${entry.name} not fetched`);
     // The path MTU search's answer (PROTOCOL.md 6.1), before the ID: nothing waits between ID and GET.
-    const maxPayload = via === 'udp' ? await session.udpMaxPayload() : 0;
+    const maxPayload = via === 'udp' ? await session.udpMaxPayload(entry.size - part.offset) : 0;
     // Taken just before the GET goes out, so that GETs sent at once leave in the order of their IDs.
     const sessionId = session.nextSessionId();
     // A large file is hashed by a worker reading behind the writes, its prefix first when resumed

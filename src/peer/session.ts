@@ -38,11 +38,12 @@ export interface Session {
   /** The path MTU search on this connection, started right after the handshake (PROTOCOL.md 6.10). */
   pathMtu: PathMtuSearch;
   /**
-   * The max payload a UDP GET asks for: the largest datagram the search has confirmed both ways
-   * less the sealed frame and DATA headers, or the default 1200. Waits at most a short budget for
-   * probes still in flight (usually answered before the GET is ready).
+   * The max payload a UDP GET of `size` bytes asks for: the largest datagram the search has
+   * confirmed both ways less the sealed frame and DATA headers, or the default 1200. For 1 MiB or
+   * more it waits a short budget for probes still in flight; less takes what is confirmed now
+   * (PathMtuSearch.readyFor).
    */
-  udpMaxPayload(): Promise<number>;
+  udpMaxPayload(size: number): Promise<number>;
   /** Says CLOSE to the owner and closes the socket. */
   close(): Promise<void>;
 }
@@ -96,8 +97,8 @@ export async function openSession(o: SessionOptions): Promise<Session> {
     route,
     nextSessionId: () => ++sessionId,
     pathMtu,
-    udpMaxPayload: async () => {
-      await pathMtu.ready();
+    udpMaxPayload: async (size) => {
+      await pathMtu.readyFor(size);
       return pathMtu.datagram - conn.overhead - DATA_HEADER_BYTES;
     },
     close: async () => {

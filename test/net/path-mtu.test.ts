@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { SecureConnection } from '../../src/net/connection';
-import { MAX_PROBES, PathMtuSearch, PROBE_MTUS, probeSizes } from '../../src/net/path-mtu';
+import { MAX_PROBES, NO_WAIT_BELOW_BYTES, PathMtuSearch, PROBE_MTUS, probeSizes } from '../../src/net/path-mtu';
 import { routeInterface } from '../../src/net/route-mtu';
 import { DEFAULT_MAX_PAYLOAD } from '../../src/transfer/udp/index';
 import { LOCAL_MAX_DATAGRAM_BYTES, SEALED_OVERHEAD } from '../../src/wire/frame';
@@ -118,6 +118,24 @@ test('lost probes do not hold the GET back: ready() comes while larger sizes are
     assert.equal(search.state().datagram, 1472);
     assert.deepEqual(search.state().failed, [8972, LOCAL_MAX_DATAGRAM_BYTES]);
     assert.ok(relay!.counters.toTarget.tooBig >= MAX_PROBES + 1, 'the relay really dropped them');
+  });
+});
+
+test('a transfer under 1 MiB does not wait for answers still due; one of 1 MiB or more waits as ready() does', async () => {
+  // 10 ms each way: no answer can be in before a GET made at once, and all are in well within
+  // the 100 ms a GET waits at most.
+  const slow: Impairment = { delayMs: 10, mtu: 1400 };
+  await withConnection('mtu-small', { toTarget: slow, toClient: slow }, async ({ toOwner }) => {
+    const search = new PathMtuSearch(toOwner, BASE);
+    await search.readyFor(NO_WAIT_BELOW_BYTES - 1);
+    const atSmall = search.state();
+    assert.deepEqual(atSmall.confirmed, [], 'the small GET went out before any answer');
+    assert.equal(atSmall.datagram, BASE, 'with the base size, which needs no probe');
+    await search.readyFor(NO_WAIT_BELOW_BYTES);
+    const atLarge = search.state();
+    assert.ok(atLarge.confirmed.includes(1372), `the large GET waited for the answers: confirmed ${atLarge.confirmed}`);
+    assert.equal(atLarge.datagram, 1372);
+    search.stop();
   });
 });
 
