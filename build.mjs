@@ -11,16 +11,16 @@
 // stored packed (Brotli, base64) in a comment at the end of dist/p2pshare.cjs behind a few lines
 // that answer --version at once and otherwise unpack and compile the program: skipping a comment
 // costs next to nothing. A second comment after it holds V8's code cache of the program
-// (codeCacheFor), so that compiling it costs next to nothing too. The executable embeds the program itself
-// (programOf), with its own code cache.
+// (codeCacheFor), so that compiling it costs next to nothing too. The executable embeds the
+// program itself (programOf), with its own code cache.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { brotliCompressSync, brotliDecompressSync, constants as zlibConstants } from 'node:zlib';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 /** The worker threads' scripts, by the name their starters read them from (src/core/worker-source.ts). */
@@ -151,8 +151,8 @@ function packed(start, bytes, end) {
   return `${start}${brotli.toString('base64')}${end}`;
 }
 
-function unpacked(text, start, end, from = 0) {
-  const at = text.indexOf(start, from);
+function unpacked(text, start, end) {
+  const at = text.indexOf(start);
   const stop = at < 0 ? -1 : text.indexOf(end, at);
   return stop < 0 ? undefined : brotliDecompressSync(Buffer.from(text.slice(at + start.length, stop), 'base64'));
 }

@@ -162,7 +162,7 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
   const started = Date.now();
   let udpDone: Promise<{ sha256?: string }> | undefined;
   let releaseGate: (() => void) | undefined;
-  let behind: TrailingFileHash | undefined;
+  let behind: TrailingFileHash | undefined; // stopped in finally, whatever happened
   try {
     const progress = o.onProgress ? (n: number) => o.onProgress!(part.offset + n) : undefined;
     const count = entry.size - part.offset;
@@ -179,12 +179,14 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     // A large file is hashed by a worker reading behind the writes, its prefix first when resumed
     // (the hole-free prefix on disk, over UDP); a small whole one as its chunks arrive, so it need
     // not be read again (a small resumed one is, by verifyPart).
-    behind = entry.size >= TRAILING_HASH_MIN_BYTES ? new TrailingFileHash(part.path) : undefined;
-    behind?.advance(part.offset);
-    const onPrefixOnDisk = behind && ((end: number) => behind!.advance(end));
+    const trailing = entry.size >= TRAILING_HASH_MIN_BYTES ? new TrailingFileHash(part.path) : undefined;
+    behind = trailing;
+    trailing?.advance(part.offset);
+    const onPrefixOnDisk = trailing && ((end: number) => trailing.advance(end));
+    const hashInline = !trailing && part.offset === 0;
     udpDone = udp?.receive({
       conn, sessionId, partPath: part.path, offset: part.offset, size: entry.size, maxPayload,
-      hash: !behind && part.offset === 0,
+      hash: hashInline,
       ...(onPrefixOnDisk ? { onPrefixOnDisk } : {}),
       ...(progress ? { onProgress: progress } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
@@ -212,7 +214,7 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     let written: string | undefined;
     if (via === 'tcp') {
       // A file over TCP arrives in order: a small whole one is hashed as it is written.
-      const hash = !behind && part.offset === 0 ? createHash('sha256') : undefined;
+      const hash = hashInline ? createHash('sha256') : undefined;
       await fetchOverTcp({
         conn, sessionId, partPath: part.path, offset: part.offset, count,
         ...(hash ? { hash } : {}),
@@ -224,7 +226,7 @@ async function fetchEntry(o: EntryFetchOptions, session: Session, entry: ListEnt
     } else {
       written = (await udpDone)?.sha256;
     }
-    written ??= await behind?.digest(entry.size);
+    written ??= await trailing?.digest(entry.size);
     releaseGate?.();
     if (!(await verifyPart(part.path, entry.sha256, written))) {
       throw new P2pError('INTEGRITY', `integrity check failed for ${entry.name}: SHA-256 differs from the owner's; the partial file was removed`);
